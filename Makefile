@@ -1,0 +1,52 @@
+# Two commands do all the set-up on a fresh Debian/Ubuntu machine:
+#   make demo   - install, build the built-in corpus, run the quick benchmark
+#   make test   - install with test extras and system packages, run every test
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export RAY_USAGE_STATS_ENABLED = 0
+
+.PHONY: demo test install install-test system-packages gpu-check clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first, pinned where none is present: that takes the local CPU wheel on these
+# machines; a GPU user's existing CUDA build is kept (pyproject leaves torch open).
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+# The Debian packages the built-in corpus is made from (and Chromium for browser tests).
+system-packages: $(VENV)/.installed
+	@pkgs="$$($(BIN)/python -m benchmark.corpus --print-packages)"; \
+	missing=""; for p in $$pkgs; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "system packages present"; fi
+
+demo: install system-packages
+	$(BIN)/earshot data build
+	$(BIN)/earshot run --preset quick --out runs
+	@echo
+	@echo "Results: runs/ (one folder per run; 'earshot --help' lists what to do next)"
+
+test: install-test system-packages
+	$(BIN)/python -m pytest -q
+
+# One prepared script for a lent GPU: the seed preset's bench figures and a short
+# training run of mse and bark. Under 8 minutes on one H100.
+gpu-check: install
+	bash scripts/gpu-check.sh
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,132 @@
+"""``earshot bench``: training-step speed per loss, as ratios within one run.
+
+Losses are timed in interleaved rounds and each takes its median, so a noisy
+neighbour on a shared machine slows all of them alike rather than one.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import statistics
+import time
+from datetime import datetime, timezone
+from typing import Callable
+
+import torch
+
+from benchmark.config import RunConfig
+from benchmark.data import NORMALIZE_EPS
+from benchmark.train import resolve_device, seed_everything
+from losses import REGISTRY, build_loss
+from models import build_model, count_parameters, training_flops_per_window
+
+ROUNDS = 3
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    # Linux reports ru_maxrss in KiB: the process's peak so far, not per loss.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class _Stepper:
+    """One training step of one loss, set up as the trainer sets it up."""
+
+    def __init__(self, config: RunConfig, loss_name: str, device: torch.device) -> None:
+        self.device = device
+        self.loss = build_loss(loss_name, sample_rate=config.data.sample_rate).to(device)
+        self.model = build_model(config.model, config.data.window, self.loss.head_channels).to(device)
+        self.step_fn = torch.compile(self.model) if config.train.compile else self.model
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16,
+                                       enabled=device.type == "cuda" and config.train.bf16)
+        generator = torch.Generator(device=device).manual_seed(0)
+        # Band-limited noise with a speech-like spectral tilt: realistic loss values.
+        noise = torch.randn(config.train.batch, config.data.window, generator=generator, device=device)
+        self.batch = torch.cumsum(noise, dim=1) * 0.05 + noise * 0.1
+        self.batch = self.batch - self.batch.mean(dim=1, keepdim=True)
+        self.batch = self.batch / (self.batch.abs().amax(dim=1, keepdim=True) + NORMALIZE_EPS)
+
+    def step(self) -> None:
+        with self.autocast:
+            head = self.step_fn(self.batch)
+        loss = self.loss(head.float(), self.batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.loss.extra_step(head.detach().float(), self.batch)
+        self.optimizer.step()
+
+
+def bench_training(config: RunConfig, device: str = "auto", losses: list[str] | None = None, steps: int = 5,
+                   warmup: int = 2, rounds: int = ROUNDS, log: Callable[[str], None] = print) -> dict:
+    """Windows/s of a training step per loss, each loss's step time over the MSE step's.
+
+    Returns a JSON-able dict; ``bark_to_mse`` when both were measured.
+    """
+    torch_device = resolve_device(device)
+    if torch_device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = config.train.tf32
+        torch.backends.cudnn.allow_tf32 = config.train.tf32
+        torch.backends.cudnn.benchmark = True
+    names = losses or sorted(REGISTRY)
+    if "mse" not in names:
+        names = ["mse", *names]
+    for name in names:
+        if name not in REGISTRY:
+            raise ValueError(f"unknown loss {name!r} (known: {', '.join(sorted(REGISTRY))})")
+    seed_everything(0)
+    steppers, peaks = {}, {}
+    for name in names:
+        if torch_device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(torch_device)
+        steppers[name] = _Stepper(config, name, torch_device)
+        for _ in range(warmup):
+            steppers[name].step()
+        _sync(torch_device)
+        peaks[name] = _peak_mb(torch_device)
+        log(f"warmed up {name}")
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(rounds):
+        for name in names:
+            _sync(torch_device)
+            start = time.perf_counter()
+            for _ in range(steps):
+                steppers[name].step()
+            _sync(torch_device)
+            times[name].append((time.perf_counter() - start) / steps)
+    batch = config.train.batch
+    model = steppers["mse"].model
+    flops = training_flops_per_window(model)
+    mse_time = statistics.median(times["mse"])
+    rows = {}
+    for name in names:
+        step_time = statistics.median(times[name])
+        rows[name] = {
+            "windows_per_s": batch / step_time,
+            "step_ms": step_time * 1000,
+            "to_mse": step_time / mse_time,
+            "peak_mb": peaks[name],
+            # The model's FLOPs only: a loss's own work is not counted.
+            "tflops": flops * batch / step_time / 1e12 if torch_device.type == "cuda" else None,
+        }
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "preset": config.preset, "device": str(torch_device),
+        "device_name": (torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda"
+                        else platform.processor() or platform.machine()),
+        "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "batch": batch, "window": config.data.window, "parameters": count_parameters(model),
+        "model_gflop_per_window": flops / 1e9, "steps": steps, "rounds": rounds,
+        "bf16": torch_device.type == "cuda" and config.train.bf16, "compile": config.train.compile,
+        "losses": rows,
+    }
+    if "bark" in rows:
+        result["bark_to_mse"] = rows["bark"]["to_mse"]
+    return result

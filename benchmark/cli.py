@@ -1,0 +1,233 @@
+"""The ``earshot`` command line: thin commands over library functions."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="earshot: what does my loss function do to the sound?")
+data_app = typer.Typer(no_args_is_help=True, help="The audio data: the built-in corpus or your own folder.")
+app.add_typer(data_app, name="data")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _user_errors():
+    from benchmark.audio import DataError
+    from benchmark.config import ConfigError
+    from benchmark.corpus import CorpusError
+    from benchmark.run import RunError
+    from losses import UnknownLossError
+
+    return (ConfigError, DataError, CorpusError, RunError, UnknownLossError)
+
+
+def _config(preset: str, sets: list[str] | None, **flags):
+    from benchmark.config import load_config, parse_override
+
+    overrides = {}
+    for key, value in flags.items():
+        if value is not None:
+            overrides[key] = value
+    for text in sets or []:
+        key, value = parse_override(text)
+        overrides[key] = value
+    return load_config(preset, overrides)
+
+
+class _JobProgress:
+    """A Rich progress bar per job: loss, windows/s, ETA."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = Progress(TextColumn("{task.fields[job]}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                            TextColumn("loss {task.fields[loss]:.4g}"), TextColumn("{task.fields[rate]:.0f} win/s"),
+                            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
+        self.tasks: dict[str, int] = {}
+
+    def __call__(self, info: dict) -> None:
+        if self.quiet:
+            return
+        job = info["job"]
+        if info["total"] is not None:
+            total, done = info["total"], info["step"]
+        else:
+            total, done = info["minutes"] * 60, min(info["elapsed"], info["minutes"] * 60)
+        if job not in self.tasks:
+            self.tasks[job] = self.bar.add_task(job, total=total, job=job, loss=float("nan"), rate=0.0)
+        self.bar.update(self.tasks[job], completed=done, loss=info["loss"], rate=info["windows_per_s"])
+
+    def __enter__(self):
+        if not self.quiet:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc):
+        if not self.quiet:
+            self.bar.stop()
+
+
+@app.command()
+def run(
+    preset: str = typer.Option("quick", help="tiny (tests), quick (2-core CPU) or seed (the faithful reproduction, GPU)."),
+    losses: Optional[str] = typer.Option(None, help="Comma-separated loss names, e.g. mse,bark."),
+    seeds: Optional[int] = typer.Option(None, help="Seeds per loss."),
+    data: Optional[Path] = typer.Option(None, help="A folder of audio (default: the built-in corpus)."),
+    budget: Optional[str] = typer.Option(None, help="Per job: steps (5000), epochs (200e) or minutes (3m)."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    executor: str = typer.Option("local", help="local or ray."),
+    ray_address: Optional[str] = typer.Option(None, help="Ray cluster address (default: a local Ray)."),
+    out: Path = typer.Option(Path("runs"), help="Where run directories go."),
+    run_id: Optional[str] = typer.Option(None, help="Run directory name (default: preset-confighash)."),
+    resume: bool = typer.Option(False, help="Continue an existing run with its recorded config."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override any config field: train.lr=1e-4."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (for CI)."),
+) -> None:
+    """Train the grid losses × seeds into one run directory, then evaluate it."""
+    from benchmark.run import run_grid
+
+    try:
+        config = _config(preset, set_, losses=[s.strip() for s in losses.split(",")] if losses else None,
+                         seeds=seeds, **{"data.path": str(data) if data else None, "train.budget": budget})
+        with _JobProgress(quiet or bool(os.environ.get("CI"))) as progress:
+            run_dir = run_grid(config, out=out, run_id=run_id, device=device, executor=executor,
+                               ray_address=ray_address, resume=resume, log=lambda m: console.print(m, highlight=False),
+                               progress=progress)
+    except _user_errors() as exc:
+        _fail(str(exc))
+    console.print(f"run directory: [bold]{run_dir}[/]")
+
+
+@app.command("losses")
+def list_losses() -> None:
+    """List every registered loss."""
+    from losses import describe_losses
+
+    table = Table("loss", "head", "description")
+    for name, description, head in describe_losses():
+        table.add_row(name, str(head), description)
+    console.print(table)
+
+
+@app.command("config")
+def show_config(
+    preset: str = typer.Option("quick", help="Preset to resolve."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override any config field: train.lr=1e-4."),
+) -> None:
+    """Print the resolved config of a preset with overrides."""
+    from benchmark.config import ConfigError, dump_config, preset_names
+
+    try:
+        console.print(dump_config(_config(preset, set_)), highlight=False, end="")
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+@data_app.command("build")
+def data_build(
+    minutes: float = typer.Option(10.0, help="Total minutes of audio."),
+    sample_rate: int = typer.Option(11025, help="Sample rate of the corpus."),
+    force: bool = typer.Option(False, help="Rebuild even when cached."),
+) -> None:
+    """Build the built-in corpus from Debian packages (cached under ~/.cache/earshot)."""
+    from benchmark.corpus import CorpusError, ensure_corpus
+
+    try:
+        path = ensure_corpus(minutes=minutes, sample_rate=sample_rate, force=force)
+    except CorpusError as exc:
+        _fail(str(exc))
+    console.print(f"corpus: [bold]{path}[/]")
+    _print_data_info(path, sample_rate)
+
+
+@data_app.command("info")
+def data_info(
+    data: Optional[Path] = typer.Option(None, help="A folder of audio (default: the built-in corpus)."),
+    preset: str = typer.Option("quick", help="Preset whose data settings (rate, window, split) apply."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override any config field."),
+) -> None:
+    """Files, total duration and the train/test split per category."""
+    try:
+        config = _config(preset, set_, **{"data.path": str(data) if data else None})
+        _print_data_info(None, config.data.sample_rate, config)
+    except _user_errors() as exc:
+        _fail(str(exc))
+
+
+def _print_data_info(path, sample_rate, config=None) -> None:
+    from benchmark.config import load_config
+    from benchmark.data import load_data, split_by_file
+
+    if config is None:
+        config = load_config("quick", {"data.path": str(path), "data.sample_rate": sample_rate})
+    audio_set = load_data(config.data, log=lambda m: console.print(m, highlight=False))
+    split = split_by_file(audio_set, config.data.test_fraction, config.data.split_seed)
+    table = Table("category", "files", "minutes", "train files", "test files", "test minutes",
+                  title=f"{audio_set.root} at {audio_set.sample_rate} Hz")
+    rate = audio_set.sample_rate
+    for category in sorted({f.category for f in audio_set.files}):
+        members = [f for f in audio_set.files if f.category == category]
+        test = [f for f in split.test if f.category == category]
+        table.add_row(category, str(len(members)), f"{sum(f.audio.size for f in members) / rate / 60:.2f}",
+                      str(len(members) - len(test)), str(len(test)), f"{sum(f.audio.size for f in test) / rate / 60:.2f}")
+    table.add_row("all", str(len(audio_set.files)), f"{audio_set.seconds() / 60:.2f}", str(len(split.train)),
+                  str(len(split.test)), f"{sum(f.audio.size for f in split.test) / rate / 60:.2f}", style="bold")
+    console.print(table)
+    if audio_set.skipped:
+        console.print(f"skipped files: {len(audio_set.skipped)}")
+
+
+@app.command()
+def bench(
+    preset: str = typer.Option("seed", help="Model preset to measure."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    batch: Optional[int] = typer.Option(None, help="Batch size (default: the preset's)."),
+    losses: Optional[str] = typer.Option(None, help="Comma-separated losses (default: all)."),
+    steps: int = typer.Option(5, help="Timed steps per loss (after warm-up)."),
+    output: Optional[Path] = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override any config field."),
+) -> None:
+    """Measure training-step speed per loss: windows/s, bark/mse ratio, memory, TFLOP/s."""
+    from benchmark.bench import bench_training
+
+    try:
+        config = _config(preset, set_, **{"train.batch": batch})
+        names = [s.strip() for s in losses.split(",")] if losses else None
+        result = bench_training(config, device=device, losses=names, steps=steps,
+                                log=lambda m: console.print(m, highlight=False))
+    except (*_user_errors(), ValueError) as exc:
+        _fail(str(exc))
+    table = Table("loss", "windows/s", "step ms", "× mse", "peak MB", "TFLOP/s",
+                  title=f"{result['preset']} on {result['device_name']}, batch {result['batch']}")
+    for name, row in result["losses"].items():
+        table.add_row(name, f"{row['windows_per_s']:.1f}", f"{row['step_ms']:.1f}", f"{row['to_mse']:.2f}",
+                      f"{row['peak_mb']:.0f}", "" if row["tflops"] is None else f"{row['tflops']:.1f}")
+    console.print(table)
+    if "bark_to_mse" in result:
+        console.print(f"bark_to_mse: {result['bark_to_mse']:.3f}")
+    text = json.dumps(result, indent=2)
+    if output:
+        output.write_text(text)
+    console.print_json(text) if output is None else console.print(f"wrote {output}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

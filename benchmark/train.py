@@ -1,0 +1,223 @@
+"""Training one job (one loss, one seed), resumable from its last checkpoint.
+
+Read top to bottom: budget → checkpoint/resume → step (sample, forward, loss,
+backward, clip, Adam) → log → checkpoint → stop check.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from benchmark.config import RunConfig, parse_budget
+from benchmark.data import WindowSampler, steps_per_epoch
+from losses import build_loss
+from models import build_model
+
+CHECKPOINT = "checkpoint.pt"
+TRAIN_LOG = "train_log.parquet"
+DONE = "done.json"
+FAILED = "failed.json"
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+@dataclass
+class JobOutcome:
+    job: str
+    status: str  # "done", "failed" or "skipped" (already done)
+    steps: int
+    seconds: float
+    message: str = ""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: CUDA when present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def budget_steps(config: RunConfig) -> tuple[int | None, float | None]:
+    """(step limit, minute limit) of the training budget; one of them is None."""
+    unit, value = parse_budget(config.train.budget)
+    if unit == "steps":
+        return int(value), None
+    if unit == "epochs":
+        return math.ceil(value * steps_per_epoch(config.data.windows_per_epoch, config.train.batch)), None
+    return None, value
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _atomic_json(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+def load_trained(job_dir: Path, device: torch.device | str = "cpu"):
+    """(model, loss) from a job's checkpoint, in eval mode."""
+    state = torch.load(Path(job_dir) / CHECKPOINT, map_location=device, weights_only=False)
+    from models import GatedConvAutoencoder
+
+    model = GatedConvAutoencoder(**state["model_args"]).to(device)
+    model.load_state_dict(state["model"])
+    loss = build_loss(state["loss_name"], sample_rate=state["sample_rate"]).to(device)
+    loss.load_state_dict(state["loss"])
+    return model.eval(), loss.eval()
+
+
+def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train_files,
+              device: torch.device, progress: Callable[[dict], None] | None = None,
+              on_step: Callable[[int], None] | None = None) -> JobOutcome:
+    """Train one job into ``job_dir``; resume from its checkpoint; never train a finished job twice.
+
+    ``progress`` receives a dict (step, total, loss, windows_per_s) at each log step;
+    ``on_step`` is called after every completed step (tests use it to kill the process).
+    """
+    job_dir = Path(job_dir)
+    job = job_dir.name
+    if (job_dir / DONE).exists():
+        done = json.loads((job_dir / DONE).read_text())
+        return JobOutcome(job, "skipped", done["steps"], done["seconds"], "already trained")
+    job_dir.mkdir(parents=True, exist_ok=True)
+    (job_dir / FAILED).unlink(missing_ok=True)
+    train_cfg, data_cfg = config.train, config.data
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = train_cfg.tf32
+        torch.backends.cudnn.allow_tf32 = train_cfg.tf32
+        torch.backends.cudnn.benchmark = True
+    seed_everything(seed)
+
+    loss_fn = build_loss(loss_name, sample_rate=data_cfg.sample_rate).to(device)
+    model = build_model(config.model, data_cfg.window, loss_fn.head_channels).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, betas=tuple(train_cfg.betas))
+    sampler = WindowSampler(train_files, data_cfg.window, device, normalize=data_cfg.normalize_windows,
+                            min_rms=data_cfg.min_window_rms, seed=seed)
+    max_steps, max_minutes = budget_steps(config)
+    per_epoch = steps_per_epoch(data_cfg.windows_per_epoch, train_cfg.batch)
+
+    step, elapsed, log_rows = 0, 0.0, []
+    checkpoint = job_dir / CHECKPOINT
+    if checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        loss_fn.load_state_dict(state["loss"])
+        sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        if cuda and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        step, elapsed = state["step"], state["elapsed"]
+        if (job_dir / TRAIN_LOG).exists():
+            old = pd.read_parquet(job_dir / TRAIN_LOG)
+            log_rows = old[old["step"] <= step].to_dict("records")
+
+    def save(step: int) -> None:
+        # The log first, then the checkpoint: a kill between the two leaves log rows past
+        # the checkpoint's step, which resume drops.
+        _atomic_parquet(pd.DataFrame(log_rows) if log_rows else pd.DataFrame(columns=LOG_COLUMNS),
+                        job_dir / TRAIN_LOG)
+        _atomic_save({
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "loss": loss_fn.state_dict(),
+            "sampler": sampler.state_dict(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if cuda else None,
+            "step": step, "elapsed": elapsed, "model_args": model.init_args, "loss_name": loss_name,
+            "sample_rate": data_cfg.sample_rate, "seed": seed, "config": config.model_dump(mode="json"),
+        }, checkpoint)
+
+    step_fn = model
+    if train_cfg.compile:
+        step_fn = torch.compile(model)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and train_cfg.bf16)
+    model.train()
+    last_log_time, last_log_step = time.perf_counter(), step
+    start_time, start_elapsed = time.perf_counter(), elapsed
+
+    def finished() -> bool:
+        if max_steps is not None:
+            return step >= max_steps
+        return elapsed >= max_minutes * 60
+
+    while not finished():
+        batch = sampler.sample(train_cfg.batch)
+        with autocast:
+            head = step_fn(batch)
+        loss = loss_fn(head.float(), batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if train_cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
+        extra = loss_fn.extra_step(head.detach().float(), batch)
+        step += 1
+        elapsed = start_elapsed + time.perf_counter() - start_time
+        at_log = step % train_cfg.log_every == 0 or finished()
+        at_save = step % train_cfg.checkpoint_every == 0 or step % per_epoch == 0
+        if at_log or at_save:
+            value = loss.item()  # syncs with the device; only every log_every steps
+            if not math.isfinite(value):
+                message = f"loss is {value} at step {step}; kept the checkpoint of step {_last_checkpoint_step(checkpoint)}"
+                _atomic_json({"message": message, "step": step}, job_dir / FAILED)
+                return JobOutcome(job, "failed", step, elapsed, message)
+        optimizer.step()
+        if at_log:
+            now = time.perf_counter()
+            rate = (step - last_log_step) * train_cfg.batch / max(now - last_log_time, 1e-9)
+            last_log_time, last_log_step = now, step
+            log_rows.append({"step": step, "epoch": (step - 1) // per_epoch + 1, "loss": value,
+                             "lr": optimizer.param_groups[0]["lr"], "windows_per_s": rate,
+                             "wall_s": elapsed, **{f"extra_{k}": v for k, v in extra.items()}})
+            if progress:
+                total = max_steps if max_steps is not None else None
+                progress({"job": job, "step": step, "total": total, "loss": value, "windows_per_s": rate,
+                          "elapsed": elapsed, "minutes": max_minutes})
+        if at_save:
+            save(step)
+        if on_step:
+            on_step(step)
+
+    save(step)
+    _atomic_json({"steps": step, "seconds": elapsed, "silent_windows_excluded": sampler.silent_windows,
+                  "windows_total": sampler.total_windows}, job_dir / DONE)
+    return JobOutcome(job, "done", step, elapsed)
+
+
+LOG_COLUMNS = ["step", "epoch", "loss", "lr", "windows_per_s", "wall_s"]
+
+
+def _last_checkpoint_step(path: Path) -> int:
+    if not path.exists():
+        return 0
+    return int(torch.load(path, map_location="cpu", weights_only=False)["step"])
