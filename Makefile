@@ -46,7 +46,7 @@ test: install-test system-packages
 # One prepared script for a lent GPU: the seed preset's bench figures and a short
 # training run of mse and bark. Under 8 minutes on one H100.
 gpu-check: install
-	bash scripts/gpu-check.sh
+	PYTHON=$(BIN)/python bash scripts/gpu-check.sh
 
 clean:
 	rm -rf $(VENV) runs

@@ -22,6 +22,9 @@ from losses import REGISTRY, build_loss
 from models import build_model, count_parameters, training_flops_per_window
 
 ROUNDS = 3
+# Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, by device name.
+BF16_PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.0), ("H200", 989.0), ("A100", 312.0),
+                    ("L40S", 362.0), ("A10", 125.0), ("4090", 165.0))
 
 
 def _sync(device: torch.device) -> None:
@@ -127,6 +130,11 @@ def bench_training(config: RunConfig, device: str = "auto", losses: list[str] | 
         "bf16": torch_device.type == "cuda" and config.train.bf16, "compile": config.train.compile,
         "losses": rows,
     }
+    if torch_device.type == "cuda" and result["bf16"]:
+        peak = next((p for name, p in BF16_PEAK_TFLOPS if name in result["device_name"]), None)
+        if peak:
+            result["bf16_peak_tflops"] = peak
+            result["mse_fraction_of_bf16_peak"] = rows["mse"]["tflops"] / peak
     if "bark" in rows:
         result["bark_to_mse"] = rows["bark"]["to_mse"]
     return result

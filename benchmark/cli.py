@@ -96,6 +96,7 @@ def run(
     resume: bool = typer.Option(False, help="Continue an existing run with its recorded config."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override any config field: train.lr=1e-4."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (for CI)."),
+    evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Evaluate the trained jobs afterwards."),
 ) -> None:
     """Train the grid losses × seeds into one run directory, then evaluate it."""
     from benchmark.run import run_grid
@@ -109,7 +110,49 @@ def run(
                                progress=progress)
     except _user_errors() as exc:
         _fail(str(exc))
+    if evaluate:
+        _evaluate(run_dir, device, None, None)
     console.print(f"run directory: [bold]{run_dir}[/]")
+
+
+def _evaluate(run_dir: Path, device: str, data: Optional[Path], workers: Optional[int]) -> None:
+    from benchmark.evaluate import evaluate_run
+    from results.claims import check_claims
+
+    try:
+        metrics = evaluate_run(run_dir, device=device, data=data, workers=workers,
+                               log=lambda m: console.print(m, highlight=False))
+    except (*_user_errors(), ValueError) as exc:
+        _fail(str(exc))
+    summary = (metrics.groupby(["metric", "loss"])["value"].mean().unstack("loss"))
+    table = Table("metric", *summary.columns, title="mean over seeds × items (NaN rows skipped)")
+    for metric, row in summary.iterrows():
+        table.add_row(metric, *(f"{v:.3f}" for v in row.values))
+    console.print(table)
+    failures = metrics[metrics["error"].notna()]
+    if len(failures):
+        console.print(f"{len(failures)} metric values could not be computed; reasons are in metrics.parquet "
+                      f"(most common: {failures['error'].value_counts().index[0]})", highlight=False)
+    claims = check_claims(metrics)
+    table = Table("seed's claim", "metric", "pairs", "bark − mse", "95 % CI", "verdict",
+                  title="the seed's claims, checked (paired by seed and item)")
+    for _, c in claims.iterrows():
+        interval = "n/a" if c["ci_low"] != c["ci_low"] else f"[{c['ci_low']:.3f}, {c['ci_high']:.3f}]"
+        table.add_row(c["claim"], c["metric"], str(c["pairs"]), f"{c['mean']:.3f}", interval, c["verdict"])
+    console.print(table)
+
+
+@app.command("eval")
+def eval_run(
+    run_dir: Path = typer.Argument(..., help="A run directory (runs/<run-id>)."),
+    data: Optional[Path] = typer.Option(None, help="Evaluate on this folder of audio instead of the held-out files."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    workers: Optional[int] = typer.Option(None, help="Metric processes (default: the CPU count)."),
+) -> None:
+    """(Re)do the reconstruction and metrics of a run; prints the claims check."""
+    if not (run_dir / "config.yaml").is_file():
+        _fail(f"{run_dir}: not a run directory (no config.yaml)")
+    _evaluate(run_dir, device, data, workers)
 
 
 @app.command("losses")

@@ -87,7 +87,7 @@ def _atomic_json(obj, path: Path) -> None:
 
 
 def load_trained(job_dir: Path, device: torch.device | str = "cpu"):
-    """(model, loss) from a job's checkpoint, in eval mode."""
+    """(model, loss, checkpoint state) of a job, model and loss in eval mode."""
     state = torch.load(Path(job_dir) / CHECKPOINT, map_location=device, weights_only=False)
     from models import GatedConvAutoencoder
 
@@ -95,7 +95,7 @@ def load_trained(job_dir: Path, device: torch.device | str = "cpu"):
     model.load_state_dict(state["model"])
     loss = build_loss(state["loss_name"], sample_rate=state["sample_rate"]).to(device)
     loss.load_state_dict(state["loss"])
-    return model.eval(), loss.eval()
+    return model.eval(), loss.eval(), state
 
 
 def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train_files,

@@ -1,37 +1,12 @@
-"""Shared fixtures: small audio folders written by the tests themselves."""
+"""Shared fixtures."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
-RATE = 11025
-
-
-def tone_mix(seconds: float, rate: int = RATE, seed: int = 0) -> np.ndarray:
-    """A few harmonics with slow amplitude modulation and a little noise: never silent."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    f0 = rng.uniform(100, 300)
-    x = sum(np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6)) / h for h in range(1, 8))
-    x *= 0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(1, 4) * t)
-    x += 0.02 * rng.standard_normal(t.size)
-    return (0.5 * x / np.abs(x).max()).astype(np.float32)
-
-
-def write_folder(root: Path, layout: dict[str, list[float]], rate: int = RATE) -> Path:
-    """``{"speech": [3.0, 2.5], ...}``: one wav per duration in each category folder."""
-    seed = 0
-    for category, durations in layout.items():
-        (root / category).mkdir(parents=True, exist_ok=True)
-        for i, seconds in enumerate(durations):
-            sf.write(root / category / f"{category} clip {i}.wav", tone_mix(seconds, rate, seed), rate,
-                     subtype="PCM_16")
-            seed += 1
-    return root
+from tests.helpers import write_folder
 
 
 @pytest.fixture

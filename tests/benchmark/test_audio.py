@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import RATE, tone_mix, write_folder
+from tests.helpers import RATE, tone_mix, write_folder
 
 from benchmark.audio import AudioError, DataError, load_audio, load_folder
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import RATE, write_folder
+from tests.helpers import RATE, write_folder
 
 from benchmark.audio import AudioFile, load_folder
 from benchmark.data import WindowSampler, split_by_file

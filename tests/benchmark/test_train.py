@@ -1,0 +1,225 @@
+"""Training jobs and runs: end to end, resume after kill -9, NaN handling, executors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from tests.helpers import write_folder
+from typer.testing import CliRunner
+
+from benchmark.audio import load_folder
+from benchmark.cli import app
+from benchmark.config import load_config
+from benchmark.data import split_by_file
+from benchmark.run import run_grid
+from benchmark.train import CHECKPOINT, DONE, FAILED, TRAIN_LOG, train_job
+from losses import Loss, register
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@register
+class _NaNAfterFiveSteps(Loss):
+    name = "test-nan-after-5"
+    description = "MSE that turns NaN at its sixth call (tests only)"
+
+    def __init__(self, sample_rate: int) -> None:
+        super().__init__(sample_rate)
+        self.calls = 0
+
+    def forward(self, head, target):
+        self.calls += 1
+        loss = torch.mean((head[:, 0] - target) ** 2)
+        return loss * float("nan") if self.calls > 5 else loss
+
+
+@pytest.fixture
+def album(tmp_path):
+    return write_folder(tmp_path / "album", {"speech": [2.0, 1.5, 1.5], "drums": [1.5, 1.2], "music": [1.5, 1.2]})
+
+
+def _tiny(album, **overrides):
+    return load_config("tiny", {"data.path": str(album), **overrides})
+
+
+def test_a_tiny_run_trains_every_job_and_records_the_run(album, tmp_path):
+    config = _tiny(album, losses=["mse", "bark"], seeds=2)
+    run_dir = run_grid(config, out=tmp_path / "runs", device="cpu", log=lambda m: None)
+    record = json.loads((run_dir / "run.json").read_text())
+    assert set(record["jobs"]) == {"mse-seed0", "mse-seed1", "bark-seed0", "bark-seed1"}
+    assert all(j["status"] == "done" and j["steps"] == 20 for j in record["jobs"].values())
+    assert not set(record["split"]["train"]) & set(record["split"]["test"])
+    env = json.loads((run_dir / "environment.json").read_text())
+    assert env["packages"]["torch"] and env["device"] == "cpu"
+    assert (run_dir / "config.yaml").read_text().count("budget: '20'") == 1
+    log = pd.read_parquet(run_dir / "jobs" / "bark-seed0" / TRAIN_LOG)
+    assert list(log["step"]) == list(range(1, 21))
+    assert {"step", "epoch", "loss", "lr", "windows_per_s", "wall_s"} <= set(log.columns)
+    # Two seeds give two different models; each loss learns something.
+    a = torch.load(run_dir / "jobs" / "mse-seed0" / CHECKPOINT, weights_only=False)["model"]
+    b = torch.load(run_dir / "jobs" / "mse-seed1" / CHECKPOINT, weights_only=False)["model"]
+    assert not torch.equal(next(iter(a.values())), next(iter(b.values())))
+    mse_log = pd.read_parquet(run_dir / "jobs" / "mse-seed0" / TRAIN_LOG)
+    assert mse_log["loss"].iloc[-5:].mean() < mse_log["loss"].iloc[:5].mean()
+
+
+def test_a_finished_job_is_never_trained_again(album, tmp_path):
+    config = _tiny(album, losses=["mse"])
+    lines = []
+    run_grid(config, out=tmp_path / "runs", device="cpu", log=lines.append)
+    run_grid(config, out=tmp_path / "runs", device="cpu", log=lines.append)
+    assert lines[-1] == "job mse-seed0: already trained (20 steps)"
+
+
+def test_training_is_deterministic_on_cpu(album, tmp_path):
+    config = _tiny(album, losses=["mse"])
+    weights = []
+    for name in ("a", "b"):
+        run_dir = run_grid(config, out=tmp_path / name, device="cpu", log=lambda m: None)
+        weights.append(torch.load(run_dir / "jobs" / "mse-seed0" / CHECKPOINT, weights_only=False)["model"])
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+KILLER = textwrap.dedent("""
+    import os, sys, signal
+    from pathlib import Path
+    import torch
+    from benchmark.audio import load_folder
+    from benchmark.config import load_config
+    from benchmark.data import split_by_file
+    from benchmark.train import train_job
+
+    album, job_dir, kill_at = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+    config = load_config("tiny", {"data.path": album, "train.checkpoint_every": 5})
+    audio = load_folder(Path(album), 11025, 2048, log=lambda m: None)
+    split = split_by_file(audio, 0.25, 0)
+    def die(step):
+        if step == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+    train_job(job_dir, config, "bark", 0, split.train, torch.device("cpu"), on_step=die)
+""")
+
+
+def test_kill_9_then_the_same_command_finishes_with_the_same_weights(album, tmp_path):
+    config = load_config("tiny", {"data.path": str(album), "train.checkpoint_every": 5})
+    split = split_by_file(load_folder(album, 11025, 2048, log=lambda m: None), 0.25, 0)
+    train_job(tmp_path / "straight", config, "bark", 0, split.train, torch.device("cpu"))
+
+    killed = tmp_path / "killed"
+    proc = subprocess.run([sys.executable, "-c", KILLER, str(album), str(killed), "13"], cwd=ROOT,
+                          capture_output=True, timeout=120)
+    assert proc.returncode == -9
+    assert torch.load(killed / CHECKPOINT, weights_only=False)["step"] == 10
+    assert not (killed / DONE).exists()
+    outcome = train_job(killed, config, "bark", 0, split.train, torch.device("cpu"))
+    assert outcome.status == "done" and outcome.steps == 20
+
+    straight = torch.load(tmp_path / "straight" / CHECKPOINT, weights_only=False)
+    resumed = torch.load(killed / CHECKPOINT, weights_only=False)
+    for key, value in straight["model"].items():
+        assert torch.equal(value, resumed["model"][key]), key
+    log = pd.read_parquet(killed / TRAIN_LOG)
+    assert list(log["step"]) == list(range(1, 21))
+    straight_log = pd.read_parquet(tmp_path / "straight" / TRAIN_LOG)
+    assert list(log["loss"]) == list(straight_log["loss"])
+
+
+def test_a_nan_loss_fails_that_job_keeps_its_checkpoint_and_the_others_go_on(album, tmp_path):
+    config = _tiny(album, losses=["test-nan-after-5", "mse"], **{"train.checkpoint_every": 2})
+    lines = []
+    run_dir = run_grid(config, out=tmp_path / "runs", device="cpu", log=lines.append)
+    record = json.loads((run_dir / "run.json").read_text())
+    failed = record["jobs"]["test-nan-after-5-seed0"]
+    assert failed["status"] == "failed" and "nan" in failed["message"].lower()
+    assert record["jobs"]["mse-seed0"]["status"] == "done"
+    job_dir = run_dir / "jobs" / "test-nan-after-5-seed0"
+    state = torch.load(job_dir / CHECKPOINT, weights_only=False)
+    assert state["step"] == 4
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+    assert (job_dir / FAILED).exists() and not (job_dir / DONE).exists()
+    assert any("FAILED" in line for line in lines)
+
+
+def test_budgets_in_epochs_and_minutes(album, tmp_path):
+    config = _tiny(album, losses=["mse"], **{"train.budget": "2e", "data.windows_per_epoch": 12})
+    run_dir = run_grid(config, out=tmp_path / "e", device="cpu", log=lambda m: None)
+    log = pd.read_parquet(run_dir / "jobs" / "mse-seed0" / TRAIN_LOG)
+    assert log["step"].max() == 6 and list(log["epoch"].unique()) == [1, 2]
+    config = _tiny(album, losses=["mse"], **{"train.budget": "0.02m"})
+    run_dir = run_grid(config, out=tmp_path / "m", device="cpu", log=lambda m: None)
+    log = pd.read_parquet(run_dir / "jobs" / "mse-seed0" / TRAIN_LOG)
+    assert 1.2 <= log["wall_s"].max() < 10
+
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--losses", "mse,nope"], "unknown loss 'nope'"),
+    (["--preset", "huge"], "unknown preset 'huge'"),
+    (["--set", "train.lrr=1"], "train.lrr: unknown key"),
+    (["--set", "train.batch=zero"], "train.batch"),
+    (["--budget", "soon"], "budget 'soon'"),
+    (["--executor", "slurm"], "--executor 'slurm'"),
+])
+def test_mistaken_commands_fail_before_training_with_one_line(album, tmp_path, args, message):
+    result = runner.invoke(app, ["run", "--preset", "tiny", "--data", str(album), "--out", str(tmp_path / "r"),
+                                 "--quiet", *args])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob(CHECKPOINT))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_device_cuda_without_cuda_is_refused(album, tmp_path):
+    result = runner.invoke(app, ["run", "--preset", "tiny", "--data", str(album), "--device", "cuda",
+                                 "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "no CUDA device" in result.output
+
+
+def test_unwritable_output_directory_is_refused(album, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    result = runner.invoke(app, ["run", "--preset", "tiny", "--data", str(album), "--out", str(blocker / "runs")])
+    assert result.exit_code == 2 and "not writable" in result.output
+
+
+def test_an_existing_run_id_with_another_config_needs_resume(album, tmp_path):
+    base = ["run", "--preset", "tiny", "--data", str(album), "--out", str(tmp_path / "r"), "--run-id", "mine",
+            "--losses", "mse", "--quiet"]
+    assert runner.invoke(app, base).exit_code == 0
+    changed = runner.invoke(app, [*base, "--set", "train.lr=0.01"])
+    assert changed.exit_code == 2 and "train.lr" in changed.output and "--resume" in changed.output
+    resumed = runner.invoke(app, [*base, "--set", "train.lr=0.01", "--resume"])
+    assert resumed.exit_code == 0 and "already trained" in resumed.output
+    missing = runner.invoke(app, [*base[:-3], "--run-id", "other", "--resume"])
+    assert missing.exit_code == 2 and "no run other" in missing.output
+
+
+@pytest.mark.ray
+def test_the_ray_executor_gives_the_same_run_directory(album, tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    config = _tiny(album, losses=["mse", "bark"])
+    local = run_grid(config, out=tmp_path / "local", device="cpu", log=lambda m: None)
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        remote = run_grid(config, out=tmp_path / "ray", device="cpu", executor="ray", log=lambda m: None)
+    finally:
+        ray.shutdown()
+    record = json.loads((remote / "run.json").read_text())
+    assert {j["status"] for j in record["jobs"].values()} == {"done"}
+    for job in ("mse-seed0", "bark-seed0"):
+        a = torch.load(local / "jobs" / job / CHECKPOINT, weights_only=False)["model"]
+        b = torch.load(remote / "jobs" / job / CHECKPOINT, weights_only=False)["model"]
+        # Ray tasks run torch with one thread: equal up to float summation order.
+        assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a), job
