@@ -16,7 +16,7 @@ $(BIN)/python:
 # machines; a GPU user's existing CUDA build is kept (pyproject leaves torch open).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[metrics]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed

@@ -138,3 +138,83 @@ def bench_training(config: RunConfig, device: str = "auto", losses: list[str] | 
     if "bark" in rows:
         result["bark_to_mse"] = rows["bark"]["to_mse"]
     return result
+
+
+def _metric_items(seconds: float, count: int, sample_rate: int, seed: int = 0):
+    """(reference, degraded, category) items: real corpus speech when built, else a synthetic signal."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    length = int(seconds * sample_rate)
+    sources = []
+    try:
+        from benchmark.audio import load_folder
+        from benchmark.corpus import default_corpus_dir
+
+        corpus = default_corpus_dir(sample_rate=sample_rate)
+        if (corpus / "manifest.json").exists():
+            files = load_folder(corpus, sample_rate, min_samples=length, log=lambda m: None).files
+            sources = [f.audio[:length] for f in files if f.category in ("speech", "mix")]
+    except Exception:  # noqa: BLE001 - any trouble with the corpus: fall back to synthetic audio
+        sources = []
+    if not sources:
+        t = np.arange(length) / sample_rate
+        sources = [(0.3 * np.sin(2 * np.pi * 150 * (i + 1) * t) * (1 + np.sin(2 * np.pi * 3 * t))
+                    + 0.05 * rng.standard_normal(length)).astype(np.float32) for i in range(4)]
+    items = []
+    for i in range(count):
+        reference = sources[i % len(sources)]
+        noise = rng.standard_normal(reference.size).astype(np.float32) * 0.05 * np.abs(reference).max()
+        items.append((reference, (reference + noise).astype(np.float32), "speech"))
+    return items
+
+
+def _metrics_one(item, sample_rate):
+    from benchmark.metrics import compute_all
+
+    torch.set_num_threads(1)
+    return compute_all(item[0], item[1], sample_rate, item[2])
+
+
+def bench_metrics(seconds: float = 8.0, items: int = 8, workers: int | None = None, sample_rate: int = 11025,
+                  log: Callable[[str], None] = print) -> dict:
+    """Seconds of audio evaluated per second: per metric, then every metric in one process vs a pool."""
+    import os
+
+    from benchmark.metrics import METRICS, available_metrics, compute_metric, init_metric_worker, metric_pool
+
+    workers = workers or os.cpu_count() or 1
+    init_metric_worker()  # the single-process figure under the same conditions as each pool worker
+    data = _metric_items(seconds, items, sample_rate)
+    available = {name: reason for name, reason in available_metrics().items()}
+    per_metric = {}
+    for name in METRICS:
+        if available.get(name):
+            per_metric[name] = {"skipped": available[name]}
+            continue
+        compute_metric(name, data[0][0], data[0][1], sample_rate)  # warm-up: imports, model loads
+        start = time.perf_counter()
+        for reference, degraded, _ in data:
+            compute_metric(name, reference, degraded, sample_rate)
+        elapsed = time.perf_counter() - start
+        per_metric[name] = {"audio_s_per_s": seconds * len(data) / elapsed}
+        log(f"{name}: {per_metric[name]['audio_s_per_s']:.1f} s of audio per second")
+    start = time.perf_counter()
+    for item in data:
+        _metrics_one(item, sample_rate)
+    single = time.perf_counter() - start
+    with metric_pool(workers) as pool:
+        # Warm every worker (imports, model loads) before timing, as a long evaluation would be.
+        list(pool.map(_metrics_one, [data[0]] * workers * 2, [sample_rate] * workers * 2))
+        start = time.perf_counter()
+        list(pool.map(_metrics_one, data, [sample_rate] * len(data)))
+        pooled = time.perf_counter() - start
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device_name": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+        "items": len(data), "seconds_per_item": seconds, "workers": workers,
+        "metrics": per_metric,
+        "all_metrics_single_audio_s_per_s": seconds * len(data) / single,
+        "all_metrics_pool_audio_s_per_s": seconds * len(data) / pooled,
+        "pool_speedup": single / pooled,
+    }

@@ -243,9 +243,20 @@ def bench(
     steps: int = typer.Option(5, help="Timed steps per loss (after warm-up)."),
     output: Optional[Path] = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override any config field."),
+    metrics: bool = typer.Option(False, "--metrics", help="Measure the metrics (single process vs pool) instead."),
+    workers: Optional[int] = typer.Option(None, help="--metrics: pool size (default: the CPU count)."),
 ) -> None:
-    """Measure training-step speed per loss: windows/s, bark/mse ratio, memory, TFLOP/s."""
-    from benchmark.bench import bench_training
+    """Measure training-step speed per loss (windows/s, bark/mse ratio, memory, TFLOP/s), or --metrics."""
+    from benchmark.bench import bench_metrics, bench_training
+
+    if metrics:
+        result = bench_metrics(workers=workers, log=lambda m: console.print(m, highlight=False))
+        console.print(f"every metric, one process: {result['all_metrics_single_audio_s_per_s']:.1f} s of audio/s; "
+                      f"pool of {result['workers']}: {result['all_metrics_pool_audio_s_per_s']:.1f} s/s "
+                      f"({result['pool_speedup']:.2f}×)")
+        if output:
+            output.write_text(json.dumps(result, indent=2))
+        return
 
     try:
         config = _config(preset, set_, **{"train.batch": batch})

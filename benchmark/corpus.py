@@ -384,7 +384,8 @@ def missing_packages() -> list[str]:
             ).stdout
         except OSError:  # no dpkg-query: not Debian, nothing can be checked
             out = ""
-        if out.strip() != "install ok installed":
+        # "install ok installed" (or "hold ok installed"); not "... config-files" etc.
+        if out.split()[-1:] != ["installed"]:
             missing.append(pkg)
     return missing
 
@@ -543,7 +544,8 @@ class _Clip:
     info: dict = field(default_factory=dict)
 
 
-# A recipe makes one clip of at most ``max_seconds``; None: nothing left.
+# A recipe makes one clip of at most ``max_seconds`` seconds, or raises _Skip
+# (broken source, recorded) or _NoFit (nothing of it fits: the source is done).
 _Recipe = Callable[[float], "_Clip"]
 
 
@@ -561,15 +563,15 @@ class _Builder:
         self.sr = sample_rate
         self.tmp = tmp
         self.skipped: list[dict] = []
-        self._cache: dict[tuple, np.ndarray] = {}
+        self._cache: dict[str, np.ndarray] = {}
         self.flite = shutil.which("flite") or "flite"
         self.fluidsynth = shutil.which("fluidsynth") or "fluidsynth"
 
     def sample(self, path: str) -> np.ndarray:
-        key = (path,)
-        if key not in self._cache:
-            self._cache[key] = _read(path, self.sr)
-        return self._cache[key]
+        """The whole of ``path``, mono at the build's rate (cached)."""
+        if path not in self._cache:
+            self._cache[path] = _read(path, self.sr)
+        return self._cache[path]
 
     # ---- speech ----------------------------------------------------------
 
@@ -812,7 +814,7 @@ class _Builder:
         )
         i = 0
         while lines:
-            pattern, kit, bpm = self._beat_spec(i + 2)  # other combos than drums/ starts with
+            pattern, kit, bpm = self._beat_spec(i + 2)  # starts off the drums/ sequence
 
             def recipe(max_seconds: float, i=i, pattern=pattern, kit=kit, bpm=bpm) -> _Clip:
                 sr = self.sr
@@ -867,6 +869,7 @@ def _licence(packages: list[str]) -> str:
 def _fill(budget: float, sources: list[_Source], b: _Builder) -> list[_Clip]:
     """Draw clips from ``sources`` in proportion to their weights until ``budget`` seconds."""
     produced = {s.name: 0.0 for s in sources}
+    failures = {s.name: 0 for s in sources}  # skips in a row
     active = list(sources)
     clips: list[_Clip] = []
     remaining = budget
@@ -887,7 +890,11 @@ def _fill(budget: float, sources: list[_Source], b: _Builder) -> list[_Clip]:
             continue
         except _Skip as e:
             b.skipped.append({"source": src.name, "reason": str(e)})
+            failures[src.name] += 1
+            if failures[src.name] >= 5:  # something is badly wrong with this source
+                active.remove(src)
             continue
+        failures[src.name] = 0
         produced[src.name] += seconds
         remaining -= seconds
         clips.append(clip)
@@ -1010,24 +1017,28 @@ def default_corpus_dir(minutes: float = 10.0, sample_rate: int = 11025) -> Path:
 
 
 def ensure_corpus(minutes: float = 10.0, sample_rate: int = 11025,
-                  cache_dir: Path | str | None = None) -> Path:
+                  cache_dir: Path | str | None = None, force: bool = False) -> Path:
     """The corpus folder, built on first use and reused afterwards.
 
     ``cache_dir`` replaces the user cache folder (``platformdirs.user_cache_dir('earshot')``)
     as the parent of the ``corpus-...`` folder.  The build goes to a temporary
     sibling that is renamed into place, so a half-built corpus is never reused.
+    ``force`` rebuilds even when a cached corpus exists (and then replaces it).
     """
     root = Path(cache_dir) if cache_dir is not None else _user_cache_root()
     final = root / _corpus_key(minutes, sample_rate)
-    if (final / "manifest.json").is_file():
+    if not force and (final / "manifest.json").is_file():
         return final
     _check_packages()
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.building-", dir=root))
     try:
         build_corpus(tmp, minutes, sample_rate)
-        if final.exists() and not (final / "manifest.json").is_file():
-            shutil.rmtree(final)  # leftover without a manifest: not a corpus
+        if final.exists() and (force or not (final / "manifest.json").is_file()):
+            # move the old one aside first, so the swap itself is one rename
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=root))
+            os.rename(final, old / "corpus")
+            shutil.rmtree(old, ignore_errors=True)
         try:
             os.rename(tmp, final)
         except OSError:

@@ -8,9 +8,8 @@ in a process pool over (job × item) while the device reconstructs the next job.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,6 +23,7 @@ import yaml
 from benchmark.audio import AudioFile
 from benchmark.config import RunConfig, config_from_dict
 from benchmark.data import NORMALIZE_EPS
+from benchmark.metrics import metric_pool
 from benchmark.train import DONE, load_trained
 
 REFERENCE_DIR = "reference"
@@ -115,7 +115,6 @@ def _metrics_task(job: str, loss: str, seed: int, excerpt: dict, reference: np.n
                   degraded: np.ndarray, sample_rate: int, non_finite: bool) -> list[dict]:
     from benchmark.metrics import compute_all
 
-    torch.set_num_threads(1)
     rows = compute_all(reference, np.full_like(degraded, np.nan) if non_finite else degraded,
                        sample_rate, excerpt["category"])
     return [{"job": job, "loss": loss, "seed": seed, "item": excerpt["item"], "category": excerpt["category"],
@@ -159,8 +158,7 @@ def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, 
         raise ValueError(f"{run_dir}: no finished job to evaluate")
     workers = workers or config.eval.workers or os.cpu_count() or 1
     futures: list[Future] = []
-    # Spawned workers: forking a process that has run torch's thread pools can hang.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with metric_pool(workers) as pool:
         for job_dir in jobs:
             model, loss, state = load_trained(job_dir, torch_device)
             for e in excerpts:

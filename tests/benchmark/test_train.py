@@ -21,12 +21,11 @@ from benchmark.config import load_config
 from benchmark.data import split_by_file
 from benchmark.run import run_grid
 from benchmark.train import CHECKPOINT, DONE, FAILED, TRAIN_LOG, train_job
-from losses import Loss, register
+from losses import REGISTRY, Loss
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@register
 class _NaNAfterFiveSteps(Loss):
     name = "test-nan-after-5"
     description = "MSE that turns NaN at its sixth call (tests only)"
@@ -132,7 +131,14 @@ def test_kill_9_then_the_same_command_finishes_with_the_same_weights(album, tmp_
     assert list(log["loss"]) == list(straight_log["loss"])
 
 
-def test_a_nan_loss_fails_that_job_keeps_its_checkpoint_and_the_others_go_on(album, tmp_path):
+@pytest.fixture
+def nan_loss():
+    REGISTRY[_NaNAfterFiveSteps.name] = _NaNAfterFiveSteps
+    yield _NaNAfterFiveSteps.name
+    del REGISTRY[_NaNAfterFiveSteps.name]
+
+
+def test_a_nan_loss_fails_that_job_keeps_its_checkpoint_and_the_others_go_on(album, tmp_path, nan_loss):
     config = _tiny(album, losses=["test-nan-after-5", "mse"], **{"train.checkpoint_every": 2})
     lines = []
     run_dir = run_grid(config, out=tmp_path / "runs", device="cpu", log=lines.append)

@@ -1,0 +1,57 @@
+"""The thin CLI commands: losses, config, data info, bench."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from benchmark.bench import bench_training
+from benchmark.cli import app
+from benchmark.config import load_config
+from losses import REGISTRY
+from tests.helpers import write_folder
+
+runner = CliRunner()
+
+
+def test_losses_lists_every_registered_loss():
+    result = runner.invoke(app, ["losses"])
+    assert result.exit_code == 0
+    for name in ("mse", "bark", "bark-norm"):
+        assert name in result.output
+
+
+def test_config_prints_the_resolved_preset_with_overrides():
+    result = runner.invoke(app, ["config", "--preset", "seed", "--set", "train.lr=1e-4", "--set", "seeds=3"])
+    assert result.exit_code == 0
+    assert "lr: 0.0001" in result.output and "seeds: 3" in result.output and "batch: 32" in result.output
+
+
+def test_data_info_describes_a_folder_per_category(tmp_path):
+    album = write_folder(tmp_path / "album", {"speech": [1.0] * 4, "drums": [1.0, 1.0]})
+    (album / "broken.wav").write_bytes(b"nope")
+    result = runner.invoke(app, ["data", "info", "--data", str(album)])
+    assert result.exit_code == 0, result.output
+    assert "skipped broken.wav" in result.output and "skipped files: 1" in result.output
+    speech_row = next(line for line in result.output.splitlines() if line.strip("│ ").startswith("speech"))
+    assert [c.strip() for c in speech_row.split("│")[1:-1]] == ["speech", "4", "0.07", "3", "1", "0.02"]
+    missing = runner.invoke(app, ["data", "info", "--data", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "not a folder" in missing.output
+
+
+def test_bench_measures_every_loss_relative_to_mse(tmp_path):
+    config = load_config("tiny")
+    result = bench_training(config, device="cpu", steps=1, warmup=1, rounds=1, log=lambda m: None)
+    assert set(result["losses"]) == set(REGISTRY) >= {"mse", "bark", "bark-norm"}
+    assert result["losses"]["mse"]["to_mse"] == 1.0
+    assert result["bark_to_mse"] == result["losses"]["bark"]["to_mse"] > 0
+    assert all(row["windows_per_s"] > 0 and row["tflops"] is None for row in result["losses"].values())
+    out = tmp_path / "bench.json"
+    cli = runner.invoke(app, ["bench", "--preset", "tiny", "--device", "cpu", "--steps", "1", "--losses", "mse,bark",
+                              "--json", str(out)])
+    assert cli.exit_code == 0, cli.output
+    written = json.loads(out.read_text())
+    assert set(written["losses"]) == {"mse", "bark"} and "bark_to_mse" in written
+    bad = runner.invoke(app, ["bench", "--preset", "tiny", "--device", "cpu", "--losses", "nope"])
+    assert bad.exit_code == 2 and "unknown loss 'nope'" in bad.output
