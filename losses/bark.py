@@ -31,7 +31,7 @@ from exact arithmetic by up to the largest entry.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Iterator, Literal
 
 import numpy as np
 import scipy.signal
@@ -161,7 +161,7 @@ def _fft_size(samples: int, taps: int) -> int:
     half-size inverse FFT must hold them. The size is a multiple of 4 (the
     stride-2 fold halves it; its one-sided spectrum then has N/4 + 1 bins) with
     no prime factor above 5: 2560 for 2048 samples, where a power of 2 would be
-    4096 and cost about 1.6 times the work.
+    4096, which measured 1.3 times slower on the 2-core CPU and on an H100.
     """
     first, stop = _signal_frames(samples, taps)
     first_lag = PADDING - taps + 1
@@ -216,7 +216,8 @@ def _bands_per_chunk(rows: int, bins: int, bands: int, device: torch.device) -> 
 
     On a CPU the work is bound by memory traffic: a chunk whose spectra fit in
     cache runs several times faster than all bands at once. A GPU does best with
-    everything in one go.
+    everything in one go (chunks of 4 to 16 MiB were 1.7 to 7 times slower on an
+    H100).
     """
     if device.type != "cpu":
         return bands
@@ -268,7 +269,10 @@ class BarkFeatures(nn.Module):
 
     def extra_repr(self) -> str:
         bands, taps = self.filters.shape
-        return f"sample_rate={self.sample_rate}, bands={bands}, taps={taps}, normalise={self.normalise}, method={self.method!r}"
+        return (
+            f"sample_rate={self.sample_rate}, bands={bands}, taps={taps}, "
+            f"normalise={self.normalise}, method={self.method!r}"
+        )
 
     def responses(self, x: torch.Tensor) -> torch.Tensor:
         """Filter outputs before the nonlinearity, ``(batch, bands, frames)``.
@@ -292,6 +296,8 @@ class BarkFeatures(nn.Module):
         with torch.autocast(device_type=x.device.type, enabled=False):
             x = _as_float(x)
             if self.method == "direct":
+                # On CUDA this runs in TF32 where cuDNN allows it (PyTorch's default):
+                # features 3% off float64 on an H100, against 7e-5 for the fast path.
                 y = F.conv1d(x[:, None], self.filters.to(x.dtype)[:, None], stride=STRIDE, padding=PADDING)
                 return compress_responses(y) if compress else y
             samples, (bands, taps) = x.shape[-1], self.filters.shape
@@ -306,19 +312,21 @@ class BarkFeatures(nn.Module):
                 out[:, part, first:stop] = compress_responses(y) if compress else y
             return out
 
-    def _fft_chunks(self, x: torch.Tensor):
+    def _fft_chunks(
+        self, x: torch.Tensor, spectra: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> Iterator[tuple[slice, torch.Tensor]]:
         """Filter outputs of the fast path, a chunk of bands at a time.
 
         Yields ``(bands slice, responses (batch, chunk, stop - first))`` for the
         frames ``_signal_frames`` keeps (the rest are 0); autograd follows if
-        ``x`` needs it.
+        ``x`` needs it. ``spectra``: ``_spectra``'s answer, if already at hand.
         """
         samples = x.shape[-1]
         bands, taps = self.filters.shape
         n_fft = _fft_size(samples, taps)
         first, stop = _signal_frames(samples, taps)
         quarter = n_fft // 4
-        low, high = self._spectra(n_fft, x.dtype)
+        low, high = spectra if spectra is not None else self._spectra(n_fft, x.dtype)
         spectrum = torch.fft.rfft(x, n=n_fft, dim=-1)
         x_low = spectrum[:, None, : quarter + 1]
         x_high = spectrum[:, None, quarter:].flip(-1).conj()
@@ -380,18 +388,17 @@ class _FusedBarkMSE(torch.autograd.Function):
         grad_low = grad_high = None
         # One pass over the bands for both signals; frames outside
         # [first, stop) are 0 for both and add nothing.
-        for part, y in features._fft_chunks(torch.cat([x, target])):
+        for part, y in features._fft_chunks(torch.cat([x, target]), (low, high)):
             rectified = torch.relu(y)
             compressed = torch.log1p(LOG_GAIN * rectified)
-            diff = (compressed[:batch] - compressed[batch:]).flatten(0, 1)
+            diff = compressed[:batch] - compressed[batch:]
             total += torch.dot(diff.flatten(), diff.flatten()).to(torch.float64)
             if not need_grad:
                 continue
             # d log(1 + a relu(y)) / dy = a / (1 + a y) where y > 0, else 0 (as
             # autograd has relu'(0)); threshold_backward is relu's own backward.
-            mine = rectified[:batch].flatten(0, 1)
-            grad_y = torch.ops.aten.threshold_backward(diff.mul(LOG_GAIN).div_(mine.mul(LOG_GAIN).add_(1)), mine, 0)
-            grad_y = grad_y.view(batch, -1, stop - first)
+            mine = rectified[:batch]
+            grad_y = torch.ops.aten.threshold_backward(diff.mul_(LOG_GAIN).div_(mine.mul(LOG_GAIN).add_(1)), mine, 0)
             grad_folded = torch.fft.rfft(F.pad(grad_y, (first, 0)), n=half, dim=-1)
             chunk_low = (grad_folded * low[part].conj()).sum(dim=1)
             chunk_high = (grad_folded * high[part].conj()).sum(dim=1)

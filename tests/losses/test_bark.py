@@ -70,7 +70,11 @@ def features() -> dict[tuple[bool, str], BarkFeatures]:
 
 @pytest.fixture(scope="module")
 def losses() -> dict[tuple[str, str], torch.nn.Module]:
-    return {(cls.name, method): cls(SAMPLE_RATE, method=method) for cls in (BarkLoss, BarkNormLoss) for method in ("fft", "direct")}
+    return {
+        (cls.name, method): cls(SAMPLE_RATE, method=method)
+        for cls in (BarkLoss, BarkNormLoss)
+        for method in ("fft", "direct")
+    }
 
 
 # The filter bank
@@ -262,7 +266,7 @@ def test_autocast_does_not_reach_the_loss(losses):
         cast = losses["bark", "fft"](head.bfloat16(), target)
     # Only the input's rounding to bf16 differs.
     assert cast.dtype == torch.float32
-    assert cast.item() == pytest.approx(plain.item(), rel=0.05)
+    assert cast.item() == pytest.approx(plain.item(), rel=1e-2)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         same = losses["bark", "fft"](head, target)
     assert same.item() == plain.item()
@@ -273,7 +277,8 @@ def test_buffers_follow_to_and_stay_out_of_the_state_dict():
     assert loss.state_dict() == {}
     moved = loss.to("meta")
     buffers = dict(moved.named_buffers())
-    assert {"features.filters", "features.centres_hz", "features.spectrum_low", "features.spectrum_high"} <= set(buffers)
+    expected = {"features.filters", "features.centres_hz", "features.spectrum_low", "features.spectrum_high"}
+    assert expected <= set(buffers)
     assert all(b.device.type == "meta" for b in buffers.values())
 
 
