@@ -1,40 +1,53 @@
 #!/usr/bin/env bash
-# The seed preset on one GPU: bench figures at the seed's batch and larger ones, then a
-# short training run of mse and bark. Sized to finish in under 8 minutes on one H100.
+# The seed preset on one GPU: bench figures at the seed's batch and larger ones, a short
+# training run of mse and bark (with its evaluation), then a torch.compile bench.
+# Sized to finish in under 8 minutes on one H100.
 #   PYTHON         interpreter with earshot importable (default: python3)
 #   EARSHOT_DATA   folder of audio for the training run (default: the built-in corpus)
-#   OUT            where the JSON figures and the run go (default: gpu-check-out)
-set -euo pipefail
+#   OUT            where the JSON figures and summaries go (default: gpu-check-out)
+#   PRESET, DEVICE, BUDGET, BATCHES   for a dry run elsewhere (defaults: seed, cuda, 1m, "32 256 2048")
+set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 OUT_DIR=${OUT:-gpu-check-out}
+PRESET=${PRESET:-seed}
+DEVICE=${DEVICE:-cuda}
+BUDGET=${BUDGET:-1m}
+read -r -a BATCH <<<"${BATCHES:-32 256 2048}"
+RUNS=$(mktemp -d)  # checkpoints are large: keep them out of OUT
 mkdir -p "$OUT_DIR"
 export PYTHONUNBUFFERED=1 PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
 earshot() { "$PY" -m benchmark.cli "$@"; }
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-"$PY" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
+"$PY" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"
 
-echo "== seed preset, the seed's batch (32): every loss =="
-earshot bench --preset seed --device cuda --batch 32 --steps 20 --json "$OUT_DIR/bench-seed-b32.json"
-echo "== seed preset, batch 256 =="
-earshot bench --preset seed --device cuda --batch 256 --steps 10 --losses mse,bark --json "$OUT_DIR/bench-seed-b256.json"
-echo "== seed preset, batch 2048, mse =="
-earshot bench --preset seed --device cuda --batch 2048 --steps 5 --losses mse --json "$OUT_DIR/bench-seed-b2048.json"
-echo "== seed preset, batch 2048, mse, torch.compile =="
-earshot bench --preset seed --device cuda --batch 2048 --steps 5 --losses mse --set train.compile=true \
-  --json "$OUT_DIR/bench-seed-b2048-compile.json" || echo "compile bench failed"
+echo "== $PRESET preset, batch ${BATCH[0]} (the seed's): every loss =="
+earshot bench --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[0]}" --steps 20 --json "$OUT_DIR/bench-b${BATCH[0]}.json" 2>&1 | grep -v '^ '
+echo "== batch ${BATCH[1]}: mse, bark =="
+earshot bench --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[1]}" --steps 10 --losses mse,bark --json "$OUT_DIR/bench-b${BATCH[1]}.json" 2>&1 | grep -v '^ '
+echo "== batch ${BATCH[2]}: mse =="
+earshot bench --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[2]}" --steps 5 --losses mse --json "$OUT_DIR/bench-b${BATCH[2]}.json" 2>&1 | grep -v '^ '
 
-echo "== a short training run of mse and bark (seed preset, 1 minute each) =="
+echo "== a short training run of mse and bark ($PRESET preset, $BUDGET each), then its evaluation =="
 data_args=()
 [ -n "${EARSHOT_DATA:-}" ] && data_args=(--data "$EARSHOT_DATA")
-earshot run --preset seed --losses mse,bark --budget 1m --device cuda "${data_args[@]}" \
-  --out "$OUT_DIR/runs" --run-id gpu-check --quiet
-"$PY" - "$OUT_DIR/runs/gpu-check" <<'PY'
-import sys, pandas as pd, pathlib
-run = pathlib.Path(sys.argv[1])
+earshot run --preset "$PRESET" --losses mse,bark --budget "$BUDGET" --device "$DEVICE" "${data_args[@]}" \
+  --out "$RUNS" --run-id gpu-check --quiet 2>&1 | tail -60
+"$PY" - "$RUNS/gpu-check" "$OUT_DIR" <<'PY'
+import shutil, sys, pathlib, pandas as pd
+run, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 for log in sorted(run.glob("jobs/*/train_log.parquet")):
     frame = pd.read_parquet(log)
     print(f"{log.parent.name}: {int(frame.step.max())} steps, loss {frame.loss.iloc[0]:.4g} -> "
           f"{frame.loss.iloc[-1]:.4g}, median {frame.windows_per_s.median():.0f} windows/s")
+    shutil.copy(log, out / f"train-{log.parent.name}.parquet")
+if (run / "metrics.parquet").exists():
+    shutil.copy(run / "metrics.parquet", out / "metrics.parquet")
 PY
+
+echo "== batch ${BATCH[2]}: mse with torch.compile =="
+timeout 150 "$PY" -m benchmark.cli bench --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[2]}" --steps 5 \
+  --losses mse --set train.compile=true --json "$OUT_DIR/bench-b${BATCH[2]}-compile.json" 2>&1 | grep -v '^ ' \
+  || echo "compile bench did not finish"
+rm -rf "$RUNS"
