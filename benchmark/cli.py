@@ -130,9 +130,13 @@ def _evaluate(run_dir: Path, device: str, data: Optional[Path], workers: Optiona
         table.add_row(metric, *(f"{v:.3f}" for v in row.values))
     console.print(table)
     failures = metrics[metrics["error"].notna()]
-    if len(failures):
-        console.print(f"{len(failures)} metric values could not be computed; reasons are in metrics.parquet "
-                      f"(most common: {failures['error'].value_counts().index[0]})", highlight=False)
+    skipped = failures[failures["error"].str.startswith("skipped")]
+    for metric, reasons in skipped.groupby("metric")["error"]:
+        console.print(f"metric {metric} skipped: {reasons.iloc[0].removeprefix('skipped: ')}", highlight=False)
+    failed = failures.drop(skipped.index)
+    if len(failed):
+        console.print(f"{len(failed)} metric values could not be computed (NaN, reason in metrics.parquet's error "
+                      f"column; most common: {failed['error'].value_counts().index[0]})", highlight=False)
     claims = check_claims(metrics)
     table = Table("seed's claim", "metric", "pairs", "bark − mse", "95 % CI", "verdict",
                   title="the seed's claims, checked (paired by seed and item)")
