@@ -84,7 +84,8 @@ class _JobProgress:
 @app.command()
 def run(
     preset: str = typer.Option("quick", help="tiny (tests), quick (2-core CPU) or seed (the faithful reproduction, GPU)."),
-    losses: Optional[str] = typer.Option(None, help="Comma-separated loss names, e.g. mse,bark."),
+    losses: Optional[str] = typer.Option(None, help="Comma-separated losses: names or weighted sums, e.g. mse,0.1*bark+mse."),
+    grid: Optional[str] = typer.Option(None, help="A named list of losses from the preset, e.g. all-losses."),
     seeds: Optional[int] = typer.Option(None, help="Seeds per loss."),
     data: Optional[Path] = typer.Option(None, help="A folder of audio (default: the built-in corpus)."),
     budget: Optional[str] = typer.Option(None, help="Per job: steps (5000), epochs (200e) or minutes (3m)."),
@@ -99,11 +100,16 @@ def run(
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Evaluate the trained jobs afterwards."),
 ) -> None:
     """Train the grid losses × seeds into one run directory, then evaluate it."""
+    from benchmark.config import select_grid
     from benchmark.run import run_grid
 
     try:
+        if grid and losses:
+            _fail("--grid and --losses: give one of them")
         config = _config(preset, set_, losses=[s.strip() for s in losses.split(",")] if losses else None,
                          seeds=seeds, **{"data.path": str(data) if data else None, "train.budget": budget})
+        if grid:
+            config = select_grid(config, grid)
         with _JobProgress(quiet or bool(os.environ.get("CI"))) as progress:
             run_dir = run_grid(config, out=out, run_id=run_id, device=device, executor=executor,
                                ray_address=ray_address, resume=resume, log=lambda m: console.print(m, highlight=False),
@@ -138,12 +144,15 @@ def _evaluate(run_dir: Path, device: str, data: Optional[Path], workers: Optiona
         console.print(f"{len(failed)} metric values could not be computed (NaN, reason in metrics.parquet's error "
                       f"column; most common: {failed['error'].value_counts().index[0]})", highlight=False)
     claims = check_claims(metrics)
-    table = Table("seed's claim", "metric", "pairs", "bark − mse", "95 % CI", "verdict",
-                  title="the seed's claims, checked (paired by seed and item)")
-    for _, c in claims.iterrows():
+    table = Table(title="the seed's claims, checked (paired by seed and item)")
+    for name in ("#", "metric", "pairs", "bark − mse", "95 % CI", "verdict"):
+        table.add_column(name, no_wrap=True)
+    for number, (_, c) in enumerate(claims.iterrows(), 1):
         interval = "n/a" if c["ci_low"] != c["ci_low"] else f"[{c['ci_low']:.3f}, {c['ci_high']:.3f}]"
-        table.add_row(c["claim"], c["metric"], str(c["pairs"]), f"{c['mean']:.3f}", interval, c["verdict"])
+        table.add_row(str(number), c["metric"], str(c["pairs"]), f"{c['mean']:.3f}", interval, c["verdict"])
     console.print(table)
+    for number, (_, c) in enumerate(claims.iterrows(), 1):
+        console.print(f"  {number}. {c['statement']}", highlight=False)
 
 
 @app.command("eval")
