@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export RAY_USAGE_STATS_ENABLED = 0
 
-.PHONY: demo test install install-test system-packages gpu-check clean
+.PHONY: demo test install install-test system-packages system-packages-test gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,13 +26,21 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# The Debian packages the built-in corpus is made from (and Chromium for browser tests).
-system-packages: $(VENV)/.installed
-	@pkgs="$$($(BIN)/python -m benchmark.corpus --print-packages)"; \
-	missing=""; for p in $$pkgs; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+# The Debian packages the built-in corpus is made from; the tests also need Chromium
+# (browser tests of the listening app) and PostgreSQL (its multi-process store).
+TEST_DEB_PACKAGES := chromium postgresql
+define apt_install
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing system packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "system packages present"; fi
+endef
+
+system-packages: $(VENV)/.installed
+	$(call apt_install,$$($(BIN)/python -m benchmark.corpus --print-packages))
+
+system-packages-test: $(VENV)/.installed
+	$(call apt_install,$$($(BIN)/python -m benchmark.corpus --print-packages) $(TEST_DEB_PACKAGES))
 
 demo: install system-packages
 	$(BIN)/earshot data build
@@ -40,7 +48,7 @@ demo: install system-packages
 	@echo
 	@echo "Results: runs/ (one folder per run; 'earshot --help' lists what to do next)"
 
-test: install-test system-packages
+test: install-test system-packages-test
 	$(BIN)/python -m pytest -q
 
 # One prepared script for a lent GPU: the seed preset's bench figures and a short

@@ -44,7 +44,7 @@ class _Stepper:
 
     def __init__(self, config: RunConfig, loss_name: str, device: torch.device) -> None:
         self.device = device
-        self.loss = build_loss(loss_name, sample_rate=config.data.sample_rate).to(device)
+        self.loss = build_loss(loss_name, sample_rate=config.data.sample_rate, options=config.loss_options).to(device)
         self.model = build_model(config.model, config.data.window, self.loss.head_channels).to(device)
         self.step_fn = torch.compile(self.model) if config.train.compile else self.model
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)

@@ -292,6 +292,20 @@ def bench(
     console.print_json(text) if output is None else console.print(f"wrote {output}")
 
 
+def _add_commands() -> None:
+    """The listening test and the reports live in their own packages; their commands join here."""
+    from listening_app.cli import listen_app
+    from results.cli import analyze, compare, report
+
+    listen_app.command("analyze")(analyze)
+    app.add_typer(listen_app, name="listen")
+    app.command("report")(report)
+    app.command("compare")(compare)
+
+
+_add_commands()
+
+
 def main() -> None:
     app()
 

@@ -92,17 +92,41 @@ class EvalConfig(_Section):
 
 class RunConfig(_Section):
     preset: str = "custom"
+    # Registered names or weighted sums of them ("mse+0.1*bark"); see losses.combine.
     losses: list[str] = ["mse", "bark"]
     seeds: int = Field(1, ge=1)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    # Keyword options per registered loss, e.g. {adversarial: {warmup_steps: 100}};
+    # they apply wherever that loss is built, alone or in a sum.
+    loss_options: dict[str, dict[str, Any]] = {}
+    # Named lists of losses a preset offers (`earshot run --grid NAME`). Not part
+    # of a run's recorded config: the chosen grid becomes its `losses`.
+    grids: dict[str, list[str]] = Field(default_factory=dict, exclude=True)
 
     def fingerprint(self) -> str:
         """Short hash of everything that changes what a run computes."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        tree = self.model_dump(mode="json")
+        if not tree["loss_options"]:
+            del tree["loss_options"]  # so runs made before loss options existed keep their ids
+        blob = json.dumps(tree, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def select_grid(config: RunConfig, name: str) -> RunConfig:
+    """The config with ``losses`` set to the preset's grid ``name``.
+
+    Raises:
+        ConfigError: the preset has no such grid.
+    """
+    if name not in config.grids:
+        known = ", ".join(sorted(config.grids)) or "none in this preset"
+        raise ConfigError(f"--grid {name!r}: unknown grid (known: {known})")
+    if not config.grids[name]:
+        raise ConfigError(f"--grid {name!r}: the grid lists no losses")
+    return config.model_copy(update={"losses": list(config.grids[name])})
 
 
 _BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(steps?|e|epochs?|m|min|h)?\s*$")

@@ -23,7 +23,7 @@ import yaml
 from benchmark.config import ConfigError, RunConfig, config_from_dict, dump_config
 from benchmark.data import load_data, split_by_file
 from benchmark.train import DONE, FAILED, JobOutcome, _atomic_json, resolve_device, train_job
-from losses import REGISTRY, UnknownLossError
+from losses import check_all_options, check_expression
 
 CONFIG_FILE = "config.yaml"
 RUN_FILE = "run.json"
@@ -36,7 +36,9 @@ class RunError(ValueError):
 
 
 def job_name(loss: str, seed: int) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in loss)
+    """The job's folder name: ``mse-seed0``; a weighted sum reads ``mse+0.1xbark-seed0``."""
+    compact = "".join(loss.split()).replace("*", "x")
+    safe = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in compact)
     return f"{safe}-seed{seed}"
 
 
@@ -68,9 +70,14 @@ def environment(device: torch.device) -> dict:
 
 def validate(config: RunConfig, device_name: str, out: Path) -> torch.device:
     """Every check a run command can fail, before any training starts."""
+    check_all_options(config.loss_options)
+    folders: dict[str, str] = {}
     for loss in config.losses:
-        if loss not in REGISTRY:
-            raise UnknownLossError(f"unknown loss {loss!r} (known: {', '.join(sorted(REGISTRY))})")
+        check_expression(loss, config.loss_options)  # names, weights, options, one shared head
+        folder = job_name(loss, 0)
+        if folder in folders:
+            raise RunError(f"losses {folders[folder]!r} and {loss!r} are the same job; list it once")
+        folders[folder] = loss
     try:
         device = resolve_device(device_name)
     except (ValueError, RuntimeError) as exc:

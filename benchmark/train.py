@@ -93,7 +93,7 @@ def load_trained(job_dir: Path, device: torch.device | str = "cpu"):
 
     model = GatedConvAutoencoder(**state["model_args"]).to(device)
     model.load_state_dict(state["model"])
-    loss = build_loss(state["loss_name"], sample_rate=state["sample_rate"]).to(device)
+    loss = build_loss(state["loss_name"], sample_rate=state["sample_rate"], options=state["config"].get("loss_options")).to(device)
     loss.load_state_dict(state["loss"])
     return model.eval(), loss.eval(), state
 
@@ -121,7 +121,7 @@ def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train
         torch.backends.cudnn.benchmark = True
     seed_everything(seed)
 
-    loss_fn = build_loss(loss_name, sample_rate=data_cfg.sample_rate).to(device)
+    loss_fn = build_loss(loss_name, sample_rate=data_cfg.sample_rate, options=config.loss_options).to(device)
     model = build_model(config.model, data_cfg.window, loss_fn.head_channels).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, betas=tuple(train_cfg.betas))
     sampler = WindowSampler(train_files, data_cfg.window, device, normalize=data_cfg.normalize_windows,

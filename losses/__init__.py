@@ -1,7 +1,26 @@
-"""Every earshot loss behind one interface, and a registry by name."""
+"""Every earshot loss behind one interface, and a registry by name.
 
-from losses.base import REGISTRY, Loss, UnknownLossError, build_loss, describe_losses, register
+``build_loss`` also takes weighted sums of registered names (``"mse+0.1*bark"``)
+and per-loss keyword options; see ``losses.base`` and ``losses.combine``.
+"""
+
+from losses.base import (
+    REGISTRY,
+    Loss,
+    UnknownLossError,
+    build_loss,
+    check_all_options,
+    describe_losses,
+    loss_option_names,
+    register,
+)
 from losses import time as _time  # noqa: F401  (registers mse)
 from losses import bark as _bark  # noqa: F401  (registers bark, bark-norm)
+from losses import freq as _freq  # noqa: F401  (registers mrstft, mel)
+from losses import categorical as _categorical  # noqa: F401  (registers mulaw-ce, dmol)
+from losses import adversarial as _adversarial  # noqa: F401  (registers adversarial)
+from losses import feature as _feature  # noqa: F401  (registers crepe-feature)
+from losses.combine import WeightedSum, check_expression, parse_expression
 
-__all__ = ["REGISTRY", "Loss", "UnknownLossError", "build_loss", "describe_losses", "register"]
+__all__ = ["REGISTRY", "Loss", "UnknownLossError", "WeightedSum", "build_loss", "check_all_options",
+           "check_expression", "describe_losses", "loss_option_names", "parse_expression", "register"]

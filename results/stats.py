@@ -22,3 +22,122 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
         return mean, mean, mean
     half = float(stats.t.ppf(0.5 + confidence / 2, x.size - 1)) * sem
     return mean, mean - half, mean + half
+
+
+# ---------------------------------------------------------------------------
+# Hierarchical bootstrap (seeds, then items)
+# ---------------------------------------------------------------------------
+
+BOOTSTRAP_RESAMPLES = 2000  # enough for stable 2.5/97.5 % percentiles (±~1 % of the width)
+BOOTSTRAP_SEED = 0  # fixed: a report is reproducible byte for byte
+
+
+def hierarchical_bootstrap_ci(matrix, confidence: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
+                              seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
+    """(mean, low, high) of a seeds × items table by a two-level percentile bootstrap.
+
+    Each resample draws the seeds with replacement, then, inside every drawn seed, that
+    seed's items with replacement, and takes the mean; the interval is the percentile
+    interval of those means. Resampling both levels keeps the seed-to-seed spread (the
+    training noise) in the interval, which a bootstrap over seeds × items as one flat
+    sample would understate. See Saravanan, Berman & Sober, "Application of the
+    hierarchical bootstrap to multi-level data in neuroscience", NBDC 2020.
+
+    Arguments:
+        matrix: 2-D array, rows = seeds, columns = items; NaN = missing (ignored).
+        confidence: coverage of the interval.
+        resamples: bootstrap resamples.
+        seed: random seed of the resampling.
+
+    Returns:
+        The plain mean of the finite values and the interval; NaN bounds when there are
+        fewer than two finite values, or when every row has fewer than two.
+    """
+    values = np.asarray(matrix, dtype=float)
+    if values.ndim == 1:
+        values = values[None, :]
+    values = values[np.isfinite(values).any(axis=1)]  # a seed with nothing measured is not a seed here
+    finite = np.isfinite(values)
+    if finite.sum() == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(values[finite].mean())
+    if finite.sum() < 2:
+        return mean, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    n_seeds, n_items = values.shape
+    seed_draw = rng.integers(0, n_seeds, size=(resamples, n_seeds))
+    item_draw = rng.integers(0, n_items, size=(resamples, n_seeds, n_items))
+    drawn = values[seed_draw[:, :, None], item_draw]
+    flat = drawn.reshape(resamples, -1)
+    counts = np.isfinite(flat).sum(axis=1)
+    sums = np.where(np.isfinite(flat), flat, 0.0).sum(axis=1)
+    means = sums[counts > 0] / counts[counts > 0]  # a resample that drew only NaN cells is skipped
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(means, [alpha, 1 - alpha])
+    return mean, float(low), float(high)
+
+
+# ---------------------------------------------------------------------------
+# Tests used by the listening analysis
+# ---------------------------------------------------------------------------
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values (step-down), in the input order.
+
+    See Holm, "A simple sequentially rejective multiple test procedure", Scand. J.
+    Statist. 6 (1979). NaN p-values are kept as NaN and do not count as tests.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    adjusted = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = ok.size
+    if m == 0:
+        return adjusted
+    order = ok[np.argsort(p[ok], kind="stable")]
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, (m - rank) * p[index])  # monotone: never below an earlier step
+        adjusted[index] = min(1.0, running)
+    return adjusted
+
+
+def rank_biserial(x, y) -> float:
+    """Matched-pairs rank-biserial correlation of ``x − y``, in [−1, 1].
+
+    r = (T+ − T−) / (T+ + T−), with T± the sums of the ranks of |d| over positive and
+    negative differences (zero differences dropped, ties given mean ranks). +1: every
+    pair favours x. See Kerby, "The simple difference formula", Compr. Psychol. 3 (2014).
+    """
+    d = np.asarray(x, dtype=float) - np.asarray(y, dtype=float)
+    d = d[np.isfinite(d) & (d != 0)]
+    if d.size == 0:
+        return math.nan
+    ranks = stats.rankdata(np.abs(d))
+    plus, minus = ranks[d > 0].sum(), ranks[d < 0].sum()
+    return float((plus - minus) / (plus + minus))
+
+
+def correlation_ci(r: float, n: int, method: str, confidence: float = 0.95) -> tuple[float, float]:
+    """Fisher-z interval for a Spearman or Kendall coefficient.
+
+    Standard errors of z = atanh(r): Spearman sqrt((1 + r²/2) / (n − 3)) (Bonett & Wright,
+    Psychometrika 65, 2000); Kendall sqrt(0.437 / (n − 4)) (Fieller, Hartley & Pearson,
+    Biometrika 44, 1957). NaN below n = 4 (Spearman) or n = 5 (Kendall), and at |r| = 1,
+    where z is infinite and the interval would collapse to a misleading point.
+    """
+    if not np.isfinite(r) or abs(r) >= 1:
+        return math.nan, math.nan
+    if method == "spearman":
+        if n < 4:
+            return math.nan, math.nan
+        se = math.sqrt((1 + r * r / 2) / (n - 3))
+    elif method == "kendall":
+        if n < 5:
+            return math.nan, math.nan
+        se = math.sqrt(0.437 / (n - 4))
+    else:
+        raise ValueError(f"unknown correlation method {method!r} (spearman or kendall)")
+    z = math.atanh(r)
+    half = float(stats.norm.ppf(0.5 + confidence / 2)) * se
+    return math.tanh(z - half), math.tanh(z + half)

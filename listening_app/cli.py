@@ -1,0 +1,164 @@
+"""``earshot listen``: thin commands over :mod:`listening_app.prepare` and :mod:`listening_app.store`.
+
+Wired into the main CLI with ``app.add_typer(listen_app, name="listen")``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+listen_app = typer.Typer(no_args_is_help=True, help="The blind MUSHRA listening test (ITU-R BS.1534).")
+console = Console()
+err_console = Console(stderr=True)
+DB_HELP = "database URL (sqlite:///path or postgresql://...); default $EARSHOT_DB or a SQLite file in your data folder"
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _user_errors():
+    from listening_app.prepare import PrepareError
+    from listening_app.store import StoreError
+
+    return (PrepareError, StoreError)
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+
+
+@listen_app.command()
+def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: reference/ and recon/)"),
+            items: int = typer.Option(8, min=1, help="number of items (trials), spread across categories"),
+            conditions: Optional[str] = typer.Option(None, help="loss names, comma-separated (default: every loss)"),
+            seed: int = typer.Option(0, help="which seed's job to use for each loss"),
+            seconds: float = typer.Option(8.0, help="stimulus length, seconds (at most 12)"),
+            name: Optional[str] = typer.Option(None, help="test name (default: run id and a hash)"),
+            rater_id: str = typer.Option("token-or-name", help="token, name or token-or-name"),
+            must_play_all: bool = typer.Option(True, help="every stimulus must be played before submit"),
+            require_100: bool = typer.Option(True, help="at least one stimulus must be rated 100"),
+            resubmit: str = typer.Option("refuse", help="a second submit of a trial: refuse or overwrite"),
+            completion_code: Optional[str] = typer.Option(None, help="shown on the last page"),
+            training: bool = typer.Option(True, help="show the labelled training page first"),
+            open_test: bool = typer.Option(False, "--open", help="open the test right away"),
+            db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
+    """Make a blind MUSHRA test from a run: items, hidden reference, anchors, loudness matching."""
+    from listening_app.prepare import prepare_test
+    from listening_app.settings import TestSettings
+    from listening_app.store import set_status
+
+    try:
+        settings = TestSettings(rater_id=rater_id, must_play_all=must_play_all, require_100=require_100,
+                                resubmit=resubmit, completion_code=completion_code, training=training,
+                                seconds=seconds)
+    except ValidationError as error:
+        first = error.errors()[0]
+        _fail(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
+    try:
+        made = prepare_test(run, db, items=items, conditions=_split(conditions), seed=seed, name=name,
+                            settings=settings)
+        if open_test:
+            set_status(db, made.name, "open")
+    except _user_errors() as error:
+        _fail(str(error))
+    console.print(f"test [bold]{made.name}[/]: {len(made.items)} items, conditions {', '.join(made.conditions)} "
+                  f"+ hidden reference + anchors at {made.anchor_low_hz:.1f} Hz and {made.anchor_mid_hz:.1f} Hz")
+    table = Table("item", *sorted(next(iter(made.gains_db.values()))), title="gain applied (dB)")
+    for item, gains in made.gains_db.items():
+        table.add_row(item, *[f"{gains[c]:+.2f}" for c in sorted(gains)])
+    console.print(table)
+    console.print("open it with: earshot listen open " + made.name if not open_test else "the test is open")
+
+
+@listen_app.command("open")
+def open_(name: str, db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
+    """Open a test to raters (after the BS.1534 checks)."""
+    from listening_app.store import set_status
+
+    try:
+        set_status(db, name, "open")
+    except _user_errors() as error:
+        _fail(str(error))
+    console.print(f"{name} is open")
+
+
+@listen_app.command()
+def close(name: str, db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
+    """Close a test: no more submits are accepted."""
+    from listening_app.store import set_status
+
+    try:
+        set_status(db, name, "closed")
+    except _user_errors() as error:
+        _fail(str(error))
+    console.print(f"{name} is closed")
+
+
+@listen_app.command("list")
+def list_(db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
+    """Tests in the database, their status and how many ratings they have."""
+    from listening_app.store import list_tests, ratings_frame
+
+    frame = ratings_frame(db)
+    table = Table("test", "status", "run", "anchors (Hz)", "ratings")
+    for t in list_tests(db):
+        table.add_row(t.name, t.status, t.run_id, f"{t.anchor_low_hz:.1f} / {t.anchor_mid_hz:.1f}",
+                      str(int((frame["test"] == t.name).sum())))
+    console.print(table)
+
+
+@listen_app.command()
+def invite(name: str, count: int = typer.Option(1, min=1), base_url: str = typer.Option("http://localhost:8501"),
+           db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
+    """Print invitation links (one new rater token each)."""
+    from listening_app.store import add_rater
+
+    try:
+        for _ in range(count):
+            rater = add_rater(db, name)
+            console.print(f"{rater.name}\t{base_url.rstrip('/')}/?token={rater.token}", highlight=False, soft_wrap=True)
+    except _user_errors() as error:
+        _fail(str(error))
+
+
+@listen_app.command()
+def export(name: Optional[str] = typer.Argument(None, help="a test (default: all)"),
+           out: Path = typer.Option(..., "--out", help="a .csv or .parquet file"),
+           db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
+    """Write every submitted rating (with play counts and times) to CSV or parquet."""
+    from listening_app.store import export_frame
+
+    frame = export_frame(db, name)
+    if out.suffix == ".parquet":
+        frame.to_parquet(out, index=False)
+    elif out.suffix == ".csv":
+        frame.to_csv(out, index=False)
+    else:
+        _fail(f"--out: {out.name}: use a .csv or .parquet file")
+    console.print(f"{len(frame)} ratings written to {out}")
+
+
+@listen_app.command()
+def serve(db: Optional[str] = typer.Option(None, help=DB_HELP), port: int = typer.Option(8501),
+          address: str = typer.Option("localhost", help="0.0.0.0 to serve other machines")) -> None:
+    """Run the rater and admin app (Streamlit)."""
+    from listening_app.store import DB_ENV, default_db_url, engine_for
+
+    url = db or default_db_url()
+    engine_for(url)  # a bad URL fails here, in one line, not inside the server
+    env = dict(os.environ, **{DB_ENV: url})
+    app = Path(__file__).with_name("app.py")
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
+               "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    raise typer.Exit(subprocess.call(command, env=env))

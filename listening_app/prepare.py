@@ -1,0 +1,144 @@
+"""Test preparation: from a run directory to a stored, blind MUSHRA test.
+
+Items are spread across the run's categories; each item's stimuli are the chosen jobs'
+reconstructions, the hidden reference and the two anchors, all cut to the same length and
+loudness-matched to the reference. The audio is copied into the database, so nothing a
+test plays lies in any folder a web server serves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import yaml
+
+from listening_app import store
+from listening_app.audio import MAX_PEAK, anchor_cutoffs, loudness_gains_db, lowpass, wav_bytes
+from listening_app.rules import ItemPlan, check_items
+from listening_app.settings import MAX_STIMULI_PER_TRIAL, TestSettings
+
+
+class PrepareError(ValueError):
+    """A test that cannot be made from this run with these options: one line for the user."""
+
+
+@dataclass
+class Prepared:
+    """What ``prepare_test`` made, for the CLI to report."""
+
+    name: str
+    items: list[str]
+    conditions: list[str]
+    anchor_low_hz: float
+    anchor_mid_hz: float
+    gains_db: dict[str, dict[str, float]] = field(default_factory=dict)  # item -> condition -> gain
+
+
+def select_items(excerpts: list[dict], count: int) -> list[dict]:
+    """``count`` excerpts taken round-robin over the categories, so each is represented."""
+    by_category: dict[str, list[dict]] = defaultdict(list)
+    for excerpt in excerpts:
+        by_category[excerpt["category"]].append(excerpt)
+    chosen: list[dict] = []
+    queues = [list(v) for _, v in sorted(by_category.items())]
+    while len(chosen) < count and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < count:
+                chosen.append(queue.pop(0))
+    return chosen
+
+
+def resolve_jobs(run_dir: Path, losses: list[str] | None, seed: int) -> list[str]:
+    """Job names (``mse-seed0``) for the chosen losses at one seed, checked against the run."""
+    record = json.loads((run_dir / "run.json").read_text())
+    jobs = record.get("jobs", {})
+    done = {name: job for name, job in jobs.items() if (run_dir / "recon" / name).is_dir()}
+    if losses is None:
+        losses = list(dict.fromkeys(job["loss"] for job in done.values()))
+    chosen = []
+    for loss in losses:
+        matches = [name for name, job in done.items() if job["loss"] == loss and int(job["seed"]) == seed]
+        if not matches:
+            have = sorted({f"{j['loss']} (seed {j['seed']})" for j in done.values()})
+            raise PrepareError(f"no evaluated job for loss {loss!r} at seed {seed}; the run has: {', '.join(have)}")
+        chosen.append(matches[0])
+    return chosen
+
+
+def _read(path: Path, samples: int) -> tuple[np.ndarray, int]:
+    audio, rate = sf.read(path, dtype="float32", always_2d=False)
+    return audio[:samples], rate
+
+
+def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, conditions: list[str] | None = None,
+                 seed: int = 0, seconds: float | None = None, name: str | None = None,
+                 settings: TestSettings | None = None) -> Prepared:
+    """Make a test from a run and store it (closed); ``earshot listen open`` opens it."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "excerpts.json").exists():
+        raise PrepareError(f"{run_dir}: no excerpts.json: evaluate the run first (earshot eval {run_dir})")
+    settings = settings or TestSettings()
+    if seconds is not None:
+        settings = settings.model_copy(update={"seconds": seconds})
+        TestSettings.model_validate(settings.model_dump())  # the range check
+    jobs = resolve_jobs(run_dir, conditions, seed)
+    stimuli_per_trial = len(jobs) + 3
+    if stimuli_per_trial > MAX_STIMULI_PER_TRIAL:
+        raise PrepareError(f"{len(jobs)} conditions + reference + 2 anchors = {stimuli_per_trial} stimuli per trial; "
+                           f"BS.1534 allows at most {MAX_STIMULI_PER_TRIAL} (choose at most "
+                           f"{MAX_STIMULI_PER_TRIAL - 3} with --conditions)")
+    excerpts = json.loads((run_dir / "excerpts.json").read_text())
+    chosen = select_items(excerpts, items)
+    if not chosen:
+        raise PrepareError(f"{run_dir}: the run has no excerpts")
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    rate = int(config["data"]["sample_rate"])
+    run_id = json.loads((run_dir / "run.json").read_text()).get("run_id", run_dir.name)
+    low_hz, mid_hz = anchor_cutoffs(rate)
+    samples = int(round(settings.seconds * rate))
+
+    new_items, plans, gains_report = [], [], {}
+    for excerpt in chosen:
+        item = excerpt["item"]
+        reference, ref_rate = _read(run_dir / "reference" / f"{item}.wav", samples)
+        if ref_rate != rate:
+            raise PrepareError(f"{item}: reference at {ref_rate} Hz, the run's rate is {rate} Hz")
+        length = len(reference)
+        signals = {store.REFERENCE: ("reference", reference),
+                   store.ANCHOR_LOW: ("anchor", lowpass(reference, rate, low_hz)),
+                   store.ANCHOR_MID: ("anchor", lowpass(reference, rate, mid_hz))}
+        for job in jobs:
+            recon, _ = _read(run_dir / "recon" / job / f"{item}.wav", length)
+            if len(recon) < length:
+                recon = np.pad(recon, (0, length - len(recon)))
+            signals[job] = ("system", recon)
+        gains = dict(zip(signals, loudness_gains_db(reference, [s for _, s in signals.values()])))
+        matched = {c: s * 10 ** (gains[c] / 20) for c, (_, s) in signals.items()}
+        # One common turn-down keeps every stimulus unclipped and still level-matched.
+        peak = max(float(np.abs(s).max()) for s in matched.values())
+        common_db = 20 * np.log10(MAX_PEAK / peak) if peak > MAX_PEAK else 0.0
+        new_stimuli = []
+        for condition, (kind, _) in signals.items():
+            gain = gains[condition] + common_db
+            new_stimuli.append(store.NewStimulus(condition, kind, wav_bytes(matched[condition] * 10 ** (common_db / 20),
+                                                                            rate), round(gain, 3), length))
+        gains_report[item] = {s.condition: s.gain_db for s in new_stimuli}
+        new_items.append(store.NewItem(item, excerpt["category"], new_stimuli))
+        plans.append(ItemPlan(item, [s.condition for s in new_stimuli], [s.kind for s in new_stimuli],
+                              [s.samples for s in new_stimuli]))
+
+    problems = check_items(plans, rate, low_hz, mid_hz)
+    if problems:
+        raise PrepareError("; ".join(problems))
+    if name is None:
+        digest = hashlib.sha256(json.dumps([run_id, jobs, [c["item"] for c in chosen],
+                                            settings.model_dump()]).encode()).hexdigest()[:6]
+        name = f"{run_id}-listen-{digest}"
+    store.create_test(db_url, name, run_dir, run_id, settings, rate, low_hz, mid_hz, new_items)
+    return Prepared(name, [c["item"] for c in chosen], jobs, low_hz, mid_hz, gains_report)

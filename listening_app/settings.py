@@ -1,0 +1,38 @@
+"""The settings of a listening test: a validated schema, stored as JSON with the test.
+
+A test is declared, not programmed (as webMUSHRA does it), but the rules it declares are
+enforced on the server: the browser never decides whether a trial may be submitted.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: ITU-R BS.1534-3: at most 12 conditions (hidden reference and anchors included) per trial.
+MAX_STIMULI_PER_TRIAL = 12
+#: BS.1534-3 asks for stimuli of at most about 10-12 s: longer ones tire the memory.
+MAX_STIMULUS_SECONDS = 12.0
+#: The standard's anchors, for material that reaches 20 kHz.
+STANDARD_LOW_ANCHOR_HZ = 3500.0
+STANDARD_MID_ANCHOR_HZ = 7000.0
+STANDARD_BANDWIDTH_HZ = 20000.0
+
+
+class TestSettings(BaseModel):
+    """What a test asks of its raters; every field has the strict MUSHRA default."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    __test__ = False  # not a pytest class, despite its name
+
+    rater_id: Literal["token", "name", "token-or-name"] = Field(
+        "token-or-name", description="how a rater is identified: an invitation token in the URL, a typed name, or either")
+    must_play_all: bool = Field(True, description="every stimulus must be played before a trial can be submitted")
+    require_100: bool = Field(True, description="at least one stimulus of a trial must be rated 100")
+    resubmit: Literal["refuse", "overwrite"] = Field(
+        "refuse", description="a second submit of the same trial: refused, or it replaces the first")
+    completion_code: str | None = Field(None, max_length=64, description="shown on the last page (e.g. for Prolific)")
+    training: bool = Field(True, description="show a training page with every stimulus of one item, labelled")
+    seconds: float = Field(8.0, gt=0, le=MAX_STIMULUS_SECONDS, description="stimulus length, seconds")
+    order_seed: int = Field(0, description="mixed into every rater's random order, so a test can be re-randomised")

@@ -1,0 +1,525 @@
+"""The ratings database: one SQLAlchemy schema for SQLite (default) and PostgreSQL.
+
+Everything a rater does that matters is committed here the moment they submit a trial:
+nothing is held only in the browser or in Streamlit's session state, so a reload, a new
+device or a server restart resumes from the database. Condition names (which loss made
+which stimulus) live only in this database, never in anything the browser receives.
+
+The schema is versioned: ``schema_version`` holds the number of the last migration
+applied and :data:`MIGRATIONS` is the ordered list of migration functions; opening a
+database applies the missing ones, each in its own transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from listening_app.settings import TestSettings
+
+#: The environment variable that overrides the default database URL.
+DB_ENV = "EARSHOT_DB"
+#: Seconds a writer waits for SQLite's lock before giving up (30 concurrent raters submit fine).
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+KINDS = ("system", "reference", "anchor")
+REFERENCE = "reference"
+ANCHOR_LOW = "anchor-low"
+ANCHOR_MID = "anchor-mid"
+RATINGS_COLUMNS = ["test", "rater", "item", "condition", "score", "kind"]
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
+
+tests = sa.Table(
+    "tests", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("run_dir", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(200), nullable=False),
+    sa.Column("settings", sa.Text, nullable=False),  # TestSettings as JSON
+    sa.Column("status", sa.String(10), nullable=False, default="closed"),
+    sa.Column("sample_rate", sa.Integer, nullable=False),
+    sa.Column("anchor_low_hz", sa.Float, nullable=False),
+    sa.Column("anchor_mid_hz", sa.Float, nullable=False),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status in ('open', 'closed')", name="tests_status"),
+)
+
+items = sa.Table(
+    "items", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("test_id", sa.Integer, sa.ForeignKey("tests.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("category", sa.String(100), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("training", sa.Boolean, nullable=False, default=False),
+    sa.UniqueConstraint("test_id", "name", name="items_unique_name"),
+)
+
+stimuli = sa.Table(
+    "stimuli", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("condition", sa.String(200), nullable=False),  # server side only
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("audio", sa.LargeBinary, nullable=False),  # 16-bit wav, loudness matched
+    sa.Column("gain_db", sa.Float, nullable=False),
+    sa.Column("samples", sa.Integer, nullable=False),
+    sa.UniqueConstraint("item_id", "condition", name="stimuli_unique_condition"),
+    sa.CheckConstraint("kind in ('system', 'reference', 'anchor')", name="stimuli_kind"),
+)
+
+raters = sa.Table(
+    "raters", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("test_id", sa.Integer, sa.ForeignKey("tests.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("token", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("consented", sa.DateTime(timezone=True), nullable=True),
+    sa.UniqueConstraint("test_id", "name", name="raters_unique_name"),
+)
+
+trials = sa.Table(
+    "trials", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("rater_id", sa.Integer, sa.ForeignKey("raters.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("seconds_spent", sa.Float, nullable=False),
+    sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("submissions", sa.Integer, nullable=False, default=1),
+    sa.UniqueConstraint("rater_id", "item_id", name="trials_unique_rater_item"),
+)
+
+ratings = sa.Table(
+    "ratings", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("trial_id", sa.Integer, sa.ForeignKey("trials.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("stimulus_id", sa.Integer, sa.ForeignKey("stimuli.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("play_count", sa.Integer, nullable=False),
+    sa.Column("play_seconds", sa.Float, nullable=False),
+    sa.UniqueConstraint("trial_id", "stimulus_id", name="ratings_unique_trial_stimulus"),
+    sa.CheckConstraint("score >= 0 and score <= 100", name="ratings_score_range"),
+)
+
+
+def _migration_1(conn: Connection) -> None:
+    """The first schema: tests, items, stimuli, raters, trials, ratings."""
+    metadata.create_all(conn, tables=[tests, items, stimuli, raters, trials, ratings])
+
+
+#: Ordered migrations; migration ``i`` (1-based) brings the schema to version ``i``.
+#: A new one is appended, never edited, so an old database upgrades step by step.
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1]
+
+
+class StoreError(ValueError):
+    """A request the store refuses (tampered, duplicated, closed test...): one line for the user."""
+
+
+def default_db_url() -> str:
+    """``$EARSHOT_DB``, else a SQLite file in the user's data folder."""
+    if os.environ.get(DB_ENV):
+        return os.environ[DB_ENV]
+    from platformdirs import user_data_dir
+
+    folder = Path(user_data_dir("earshot"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'listening.sqlite'}"
+
+
+def _normalise_url(url: str) -> str:
+    # A bare postgresql:// URL means psycopg2 to SQLAlchemy; psycopg (3) is what we install.
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def engine_for(db_url: str | None = None) -> Engine:
+    """One engine per URL per process, with the schema migrated to the latest version."""
+    url = _normalise_url(db_url or default_db_url())
+    with _engines_lock:
+        if url in _engines:
+            return _engines[url]
+        if url.startswith("sqlite"):
+            path = sa.engine.make_url(url).database
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                                                         "check_same_thread": False})
+            _sqlite_pragmas(engine)
+        else:
+            engine = sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
+        migrate(engine)
+        _engines[url] = engine
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (tests, and before a PostgreSQL server stops)."""
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # pysqlite's own transaction handling starts transactions late and as DEFERRED,
+        # which deadlocks two writers that both read first; we issue BEGIN IMMEDIATE.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints, safe in WAL
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def migrate(engine: Engine) -> int:
+    """Apply the migrations the database lacks; returns the schema version now."""
+    with engine.begin() as conn:
+        schema_version.create(conn, checkfirst=True)
+        row = conn.execute(sa.select(schema_version.c.version)).first()
+        if row is None:
+            conn.execute(schema_version.insert().values(version=0))
+            current = 0
+        else:
+            current = row.version
+        for number, migration in enumerate(MIGRATIONS[current:], start=current + 1):
+            migration(conn)
+            conn.execute(schema_version.update().values(version=number))
+        return max(current, len(MIGRATIONS))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+@dataclass(frozen=True)
+class TestInfo:
+    """A test as the app needs it (no audio)."""
+
+    __test__ = False
+    id: int
+    name: str
+    run_dir: str
+    run_id: str
+    settings: TestSettings
+    status: str
+    sample_rate: int
+    anchor_low_hz: float
+    anchor_mid_hz: float
+
+
+def _test_info(row) -> TestInfo:
+    return TestInfo(row.id, row.name, row.run_dir, row.run_id, TestSettings.model_validate_json(row.settings),
+                    row.status, row.sample_rate, row.anchor_low_hz, row.anchor_mid_hz)
+
+
+@dataclass
+class NewStimulus:
+    condition: str
+    kind: str
+    audio: bytes
+    gain_db: float
+    samples: int
+
+
+@dataclass
+class NewItem:
+    name: str
+    category: str
+    stimuli: list[NewStimulus]
+    training: bool = False
+
+
+def create_test(db_url: str | None, name: str, run_dir: Path, run_id: str, settings: TestSettings,
+                sample_rate: int, anchor_low_hz: float, anchor_mid_hz: float, new_items: list[NewItem]) -> TestInfo:
+    """Write a prepared test (closed) in one transaction; a name in use is refused."""
+    engine = engine_for(db_url)
+    with engine.begin() as conn:
+        if conn.execute(sa.select(tests.c.id).where(tests.c.name == name)).first():
+            raise StoreError(f"a test named {name!r} exists already (choose another --name)")
+        test_id = conn.execute(tests.insert().values(
+            name=name, run_dir=str(Path(run_dir).resolve()), run_id=run_id, settings=settings.model_dump_json(),
+            status="closed", sample_rate=sample_rate, anchor_low_hz=anchor_low_hz, anchor_mid_hz=anchor_mid_hz,
+            created=_now())).inserted_primary_key[0]
+        for position, item in enumerate(new_items):
+            item_id = conn.execute(items.insert().values(
+                test_id=test_id, name=item.name, category=item.category, position=position,
+                training=item.training)).inserted_primary_key[0]
+            conn.execute(stimuli.insert(), [dict(item_id=item_id, condition=s.condition, kind=s.kind, audio=s.audio,
+                                                 gain_db=s.gain_db, samples=s.samples) for s in item.stimuli])
+    return get_test(db_url, name)
+
+
+def get_test(db_url: str | None, name: str) -> TestInfo:
+    with engine_for(db_url).connect() as conn:
+        row = conn.execute(sa.select(tests).where(tests.c.name == name)).first()
+    if row is None:
+        raise StoreError(f"no test named {name!r}")
+    return _test_info(row)
+
+
+def list_tests(db_url: str | None) -> list[TestInfo]:
+    with engine_for(db_url).connect() as conn:
+        return [_test_info(r) for r in conn.execute(sa.select(tests).order_by(tests.c.id))]
+
+
+def tests_for_run(db_url: str, run_dir: str | Path) -> list[str]:
+    """Names of the tests made from a run directory (matched by path, or by run id if it moved)."""
+    run_dir = Path(run_dir)
+    run_id = run_dir.name
+    record = run_dir / "run.json"
+    if record.exists():
+        run_id = json.loads(record.read_text()).get("run_id", run_id)
+    resolved = str(run_dir.resolve())
+    with engine_for(db_url).connect() as conn:
+        rows = conn.execute(sa.select(tests.c.name).where(sa.or_(tests.c.run_dir == resolved, tests.c.run_id == run_id))
+                            .order_by(tests.c.id)).all()
+    return [r.name for r in rows]
+
+
+def set_status(db_url: str | None, name: str, status: str) -> None:
+    """Open or close a test; opening runs the BS.1534 checks first."""
+    if status not in ("open", "closed"):
+        raise StoreError(f"status must be open or closed, not {status!r}")
+    if status == "open":
+        from listening_app.rules import check_test
+
+        problems = check_test(db_url, name)
+        if problems:
+            raise StoreError(f"test {name!r} cannot open: " + "; ".join(problems))
+    with engine_for(db_url).begin() as conn:
+        done = conn.execute(tests.update().where(tests.c.name == name).values(status=status)).rowcount
+    if not done:
+        raise StoreError(f"no test named {name!r}")
+
+
+@dataclass(frozen=True)
+class ItemInfo:
+    id: int
+    name: str
+    category: str
+    position: int
+    training: bool
+
+
+@dataclass(frozen=True)
+class StimulusInfo:
+    """A stimulus as the server sees it; only ``id`` order and audio ever reach a browser, re-keyed."""
+
+    id: int
+    item_id: int
+    condition: str
+    kind: str
+    gain_db: float
+    samples: int
+
+
+def test_items(db_url: str | None, test_id: int) -> list[ItemInfo]:
+    with engine_for(db_url).connect() as conn:
+        rows = conn.execute(sa.select(items).where(items.c.test_id == test_id).order_by(items.c.position)).all()
+    return [ItemInfo(r.id, r.name, r.category, r.position, r.training) for r in rows]
+
+
+def item_stimuli(db_url: str | None, item_id: int) -> list[StimulusInfo]:
+    cols = [stimuli.c.id, stimuli.c.item_id, stimuli.c.condition, stimuli.c.kind, stimuli.c.gain_db, stimuli.c.samples]
+    with engine_for(db_url).connect() as conn:
+        rows = conn.execute(sa.select(*cols).where(stimuli.c.item_id == item_id).order_by(stimuli.c.id)).all()
+    return [StimulusInfo(*r) for r in rows]
+
+
+def stimulus_audio(db_url: str | None, stimulus_ids: list[int]) -> dict[int, bytes]:
+    with engine_for(db_url).connect() as conn:
+        rows = conn.execute(sa.select(stimuli.c.id, stimuli.c.audio).where(stimuli.c.id.in_(stimulus_ids))).all()
+    return {r.id: bytes(r.audio) for r in rows}
+
+
+# --------------------------------------------------------------------------- raters
+
+
+@dataclass(frozen=True)
+class RaterInfo:
+    id: int
+    test_id: int
+    token: str
+    name: str
+    consented: bool
+
+
+def new_token() -> str:
+    """An unguessable invitation token (URL-safe, 128 bits)."""
+    return secrets.token_urlsafe(16)
+
+
+def add_rater(db_url: str | None, test: str, name: str | None = None) -> RaterInfo:
+    """A new rater of a test with a fresh token; a name in use in that test is refused."""
+    info = get_test(db_url, test)
+    token = new_token()
+    with engine_for(db_url).begin() as conn:
+        if name is not None:
+            name = name.strip()
+            if not name or len(name) > 200:
+                raise StoreError("a rater name must be 1 to 200 characters")
+            if conn.execute(sa.select(raters.c.id).where(raters.c.test_id == info.id, raters.c.name == name)).first():
+                raise StoreError(f"the name {name!r} is taken in this test: use your invitation link, or another name")
+        rater_id = conn.execute(raters.insert().values(test_id=info.id, token=token, name=name or f"pending-{token[:8]}",
+                                                       created=_now())).inserted_primary_key[0]
+        if name is None:
+            conn.execute(raters.update().where(raters.c.id == rater_id).values(name=f"rater-{rater_id:03d}"))
+    return rater_by_token(db_url, token)
+
+
+def rater_by_token(db_url: str | None, token: str | None) -> RaterInfo | None:
+    """The rater a token belongs to, or None for a missing, malformed or unknown token."""
+    if not token or not isinstance(token, str) or len(token) > 64:
+        return None
+    with engine_for(db_url).connect() as conn:
+        row = conn.execute(sa.select(raters).where(raters.c.token == token)).first()
+    return None if row is None else RaterInfo(row.id, row.test_id, row.token, row.name, row.consented is not None)
+
+
+def record_consent(db_url: str | None, rater_id: int) -> None:
+    with engine_for(db_url).begin() as conn:
+        conn.execute(raters.update().where(raters.c.id == rater_id, raters.c.consented.is_(None))
+                     .values(consented=_now()))
+
+
+def submitted_items(db_url: str | None, rater_id: int) -> set[int]:
+    """Item ids the rater has submitted: resume starts at the first one not in it."""
+    with engine_for(db_url).connect() as conn:
+        return {r.item_id for r in conn.execute(sa.select(trials.c.item_id).where(trials.c.rater_id == rater_id))}
+
+
+@dataclass(frozen=True)
+class Rating:
+    stimulus_id: int
+    score: float
+    play_count: int
+    play_seconds: float
+
+
+def submit_trial(db_url: str | None, token: str, item_id: int, rating_list: list[Rating],
+                 seconds_spent: float) -> int:
+    """Commit every rating of one trial in one transaction; returns the trial id.
+
+    Everything is checked again here, inside the transaction, because what arrives comes
+    from a browser: the token, that the test is open, that the item is one of this test's
+    and the stimuli exactly that item's, every score within 0-100; a second submit of a
+    trial is refused or replaces the first, as the test's ``resubmit`` setting says.
+    Nothing is written when any check fails.
+    """
+    engine = engine_for(db_url)
+    with engine.begin() as conn:
+        rater = conn.execute(sa.select(raters).where(raters.c.token == token)).first() if isinstance(token, str) else None
+        if rater is None:
+            raise StoreError("unknown invitation token")
+        test = conn.execute(sa.select(tests).where(tests.c.id == rater.test_id)).first()
+        if test.status != "open":
+            raise StoreError(f"the test {test.name!r} is closed")
+        item = conn.execute(sa.select(items).where(items.c.id == item_id)).first()
+        if item is None or item.test_id != test.id or item.training:
+            raise StoreError("this trial does not belong to your test")
+        expected = {r.id for r in conn.execute(sa.select(stimuli.c.id).where(stimuli.c.item_id == item_id))}
+        given = [r.stimulus_id for r in rating_list]
+        if len(given) != len(set(given)) or set(given) != expected:
+            raise StoreError("the ratings do not match this trial's stimuli")
+        for r in rating_list:
+            if not (0 <= r.score <= 100) or r.play_count < 0 or r.play_seconds < 0:
+                raise StoreError("a rating is outside 0-100 or a play count is negative")
+        settings = TestSettings.model_validate_json(test.settings)
+        existing = conn.execute(sa.select(trials).where(trials.c.rater_id == rater.id,
+                                                        trials.c.item_id == item_id)).first()
+        if existing is not None:
+            if settings.resubmit == "refuse":
+                raise StoreError("this trial was submitted already")
+            conn.execute(ratings.delete().where(ratings.c.trial_id == existing.id))
+            conn.execute(trials.update().where(trials.c.id == existing.id).values(
+                seconds_spent=seconds_spent, submitted_at=_now(), submissions=existing.submissions + 1))
+            trial_id = existing.id
+        else:
+            trial_id = conn.execute(trials.insert().values(rater_id=rater.id, item_id=item_id,
+                                                           seconds_spent=max(0.0, float(seconds_spent)),
+                                                           submitted_at=_now(), submissions=1)).inserted_primary_key[0]
+        conn.execute(ratings.insert(), [dict(trial_id=trial_id, stimulus_id=r.stimulus_id, score=float(r.score),
+                                             play_count=int(r.play_count), play_seconds=float(r.play_seconds))
+                                        for r in rating_list])
+    return trial_id
+
+
+# --------------------------------------------------------------------------- exports
+
+
+def export_frame(db_url: str | None, test: str | None = None) -> pd.DataFrame:
+    """Every submitted rating with everything recorded about it, one row per rating."""
+    query = (sa.select(tests.c.name.label("test"), raters.c.name.label("rater"), items.c.name.label("item"),
+                       items.c.category, stimuli.c.condition, stimuli.c.kind, ratings.c.score, ratings.c.play_count,
+                       ratings.c.play_seconds, stimuli.c.gain_db, trials.c.seconds_spent, trials.c.submitted_at,
+                       trials.c.submissions)
+             .select_from(ratings.join(trials, ratings.c.trial_id == trials.c.id)
+                          .join(raters, trials.c.rater_id == raters.c.id)
+                          .join(tests, raters.c.test_id == tests.c.id)
+                          .join(stimuli, ratings.c.stimulus_id == stimuli.c.id)
+                          .join(items, stimuli.c.item_id == items.c.id))
+             .order_by(tests.c.id, raters.c.id, items.c.position, stimuli.c.id))
+    if test is not None:
+        query = query.where(tests.c.name == test)
+    with engine_for(db_url).connect() as conn:
+        frame = pd.DataFrame(conn.execute(query).mappings().all())
+    if frame.empty:
+        frame = pd.DataFrame(columns=["test", "rater", "item", "category", "condition", "kind", "score", "play_count",
+                                      "play_seconds", "gain_db", "seconds_spent", "submitted_at", "submissions"])
+    return frame
+
+
+def ratings_frame(db_url: str, test: str | None = None) -> pd.DataFrame:
+    """Every submitted rating: columns ``test, rater, item, condition, score, kind``.
+
+    ``condition`` is the run's job name (``mse-seed0``) for a system, ``reference`` for the
+    hidden reference, ``anchor-low`` / ``anchor-mid`` for the anchors; ``kind`` is one of
+    ``system``, ``reference``, ``anchor``. ``test=None`` gives every test.
+    """
+    frame = export_frame(db_url, test)[RATINGS_COLUMNS].copy()
+    frame["score"] = frame["score"].astype(float)
+    return frame.reset_index(drop=True)
+
+
+def progress_frame(db_url: str | None, test: str) -> pd.DataFrame:
+    """One row per rater of a test: trials submitted out of the test's trials."""
+    info = get_test(db_url, test)
+    total = sum(not i.training for i in test_items(db_url, info.id))
+    done = sa.select(sa.func.count(trials.c.id)).where(trials.c.rater_id == raters.c.id).scalar_subquery()
+    with engine_for(db_url).connect() as conn:
+        rows = conn.execute(sa.select(raters.c.name, raters.c.token, raters.c.created, raters.c.consented,
+                                      done.label("submitted"))
+                            .where(raters.c.test_id == info.id).order_by(raters.c.id)).mappings().all()
+    frame = pd.DataFrame(rows, columns=["name", "token", "created", "consented", "submitted"])
+    frame["trials"] = total
+    return frame

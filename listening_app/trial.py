@@ -1,0 +1,161 @@
+"""The rater's side of a test, as plain functions: order, blind views, submission checks.
+
+Nothing here imports Streamlit. A rater's order of trials and of stimuli within a trial
+is derived from their token, so it is the same on every device and after every reload;
+what the browser receives (letters, opaque keys, blinded audio) is made fresh for each
+session and maps back to stimuli only through the server-side :class:`TrialView`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import secrets
+import string
+from dataclasses import dataclass
+
+import numpy as np
+
+from listening_app import store
+from listening_app.audio import blinded_wav
+from listening_app.settings import TestSettings
+
+#: A component value larger than this is refused unread: 12 stimuli need well under 4 kB.
+MAX_VALUE_BYTES = 16_384
+#: Longest plausible listening time reported for one stimulus of one trial, seconds.
+MAX_PLAY_SECONDS = 6 * 3600
+KIND_LABELS = {"reference": "Reference (hidden in trials)", "anchor-low": "Low anchor", "anchor-mid": "Mid anchor"}
+
+
+def _rng(*parts: object) -> np.random.Generator:
+    digest = hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def trial_order(items: list[store.ItemInfo], token: str, order_seed: int) -> list[store.ItemInfo]:
+    """The rater's order of the test's (non-training) items: random per rater, stable per token."""
+    rated = [i for i in items if not i.training]
+    order = _rng("items", order_seed, token).permutation(len(rated))
+    return [rated[k] for k in order]
+
+
+def stimulus_order(found: list[store.StimulusInfo], token: str, order_seed: int, item_id: int) -> list[store.StimulusInfo]:
+    order = _rng("stimuli", order_seed, token, item_id).permutation(len(found))
+    return [found[k] for k in order]
+
+
+def next_trial(db_url: str | None, rater: store.RaterInfo, test: store.TestInfo) -> tuple[store.ItemInfo | None, int, int]:
+    """(first unsubmitted item in the rater's order or None, trials submitted, trials in all)."""
+    order = trial_order(store.test_items(db_url, test.id), rater.token, test.settings.order_seed)
+    done = store.submitted_items(db_url, rater.id)
+    remaining = [i for i in order if i.id not in done]
+    return (remaining[0] if remaining else None), len(order) - len(remaining), len(order)
+
+
+@dataclass
+class TrialView:
+    """One session's blind view of one trial: kept on the server (session state).
+
+    ``keys`` are opaque random strings made for this session only; ``stimulus_ids`` maps
+    them back. The browser sees letters, keys and blinded audio, nothing else.
+    """
+
+    item_id: int
+    nonce: str
+    letters: list[str]
+    keys: list[str]
+    stimulus_ids: dict[str, int]
+    labels: dict[str, str]  # key -> what the training page may show ("Low anchor"); empty in trials
+    component_args: dict
+    shown_at: float
+
+
+def make_view(db_url: str | None, rater: store.RaterInfo, test: store.TestInfo, item: store.ItemInfo,
+              now: float, training: bool = False) -> TrialView:
+    """A fresh blind view of ``item`` for this session (new keys, new blinding every call)."""
+    found = stimulus_order(store.item_stimuli(db_url, item.id), rater.token, test.settings.order_seed, item.id)
+    if training:  # the training page shows stimuli labelled, in a fixed, readable order
+        rank = {"reference": 0, "anchor-mid": 2, "anchor-low": 3}
+        found = sorted(found, key=lambda s: rank.get(s.condition, 1))
+    audio = store.stimulus_audio(db_url, [s.id for s in found])
+    reference = next(s for s in found if s.kind == "reference")
+    rng = np.random.default_rng(secrets.randbits(64))
+    keys = [secrets.token_hex(6) for _ in found]
+    letters = list(string.ascii_uppercase[:len(found)])
+    labels: dict[str, str] = {}
+    if training:
+        system_number = 0
+        for key, s in zip(keys, found):
+            if s.kind == "system":
+                system_number += 1
+                labels[key] = f"System {system_number}"
+            else:
+                labels[key] = KIND_LABELS[s.condition]
+    nonce = secrets.token_hex(8)
+    args = {
+        "nonce": nonce,
+        "mode": "training" if training else "trial",
+        "reference": base64.b64encode(blinded_wav(audio[reference.id], rng)).decode(),
+        "stimuli": [{"key": k, "label": labels.get(k, letter),
+                     "audio": base64.b64encode(blinded_wav(audio[s.id], rng)).decode()}
+                    for k, letter, s in zip(keys, letters, found)],
+    }
+    return TrialView(item.id, nonce, letters, keys, {k: s.id for k, s in zip(keys, found)}, labels, args, now)
+
+
+@dataclass
+class Checked:
+    """The outcome of checking a submitted value: ratings to write, or what is wrong."""
+
+    ratings: list[store.Rating]
+    problems: list[str]
+
+
+def _number(value, low: float, high: float) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and low <= value <= high else None
+
+
+def check_submission(view: TrialView, value, settings: TestSettings) -> Checked:
+    """Turn the player's value into ratings, or say exactly what is missing or wrong.
+
+    The value comes from a browser, so it is treated as hostile: size, shape and types are
+    checked, and keys must be exactly this session's keys for this trial.
+    """
+    try:
+        size = len(json.dumps(value))
+    except (TypeError, ValueError):
+        return Checked([], ["the player sent a value that is not valid"])
+    if size > MAX_VALUE_BYTES:
+        return Checked([], ["the player sent a value that is too large"])
+    if not isinstance(value, dict) or not all(isinstance(value.get(f), dict) for f in ("scores", "seconds", "plays")):
+        return Checked([], ["the player sent a value that is not valid"])
+    if value.get("nonce") != view.nonce:
+        return Checked([], ["this answer belongs to another trial or session: reload the page"])
+    scores, seconds, plays = value["scores"], value["seconds"], value["plays"]
+    if not set(scores) | set(seconds) | set(plays) <= set(view.keys):
+        return Checked([], ["the player sent ratings for stimuli that are not in this trial"])
+    problems, result = [], []
+    for key, letter in zip(view.keys, view.letters):
+        score = _number(scores.get(key), 0, 100)
+        if key in scores and score is None:
+            return Checked([], [f"the rating of {letter} is not a number from 0 to 100"])
+        played = _number(seconds.get(key, 0), 0, MAX_PLAY_SECONDS)
+        count = plays.get(key, 0)
+        if played is None or isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 100_000:
+            return Checked([], [f"the play record of {letter} is not valid"])
+        result.append(store.Rating(view.stimulus_ids[key], score if score is not None else math.nan, count, played))
+    unrated = [letter for letter, r in zip(view.letters, result) if math.isnan(r.score)]
+    if unrated:
+        problems.append("Rate every stimulus; not rated yet: " + ", ".join(unrated) + ".")
+    if settings.must_play_all:
+        unplayed = [letter for letter, r in zip(view.letters, result) if r.play_count == 0]
+        if unplayed:
+            problems.append("Play every stimulus before you submit; not played yet: " + ", ".join(unplayed) + ".")
+    if settings.require_100 and not any(r.score == 100 for r in result):
+        problems.append("Rate at least one stimulus 100: one of them is the hidden reference.")
+    return Checked(result if not problems else [], problems)

@@ -1,0 +1,75 @@
+"""Admin page: tests, raters and progress, open/close, invitations, downloads, live summary.
+
+Off unless a password is set ($EARSHOT_ADMIN_PASSWORD or st.secrets): it shows condition
+names, which raters must never see.
+"""
+
+import hmac
+import io
+
+import streamlit as st
+
+from listening_app import store
+from listening_app.state import admin_password, app_state, db_url
+from listening_app.summary import live_summary
+
+st.title("Listening tests: admin")
+password = admin_password()
+state = app_state()
+if password is None:
+    st.info("The admin page is off: set EARSHOT_ADMIN_PASSWORD (or earshot_admin_password in "
+            ".streamlit/secrets.toml) and restart the server.")
+    st.stop()
+if not state.admin:
+    typed = st.text_input("Password", type="password", key="admin_password")
+    if st.button("Log in", key="admin_login"):
+        if hmac.compare_digest(typed.encode(), password.encode()):
+            state.admin = True
+            st.rerun()
+        st.error("Wrong password.")
+    st.stop()
+
+all_tests = store.list_tests(db_url())
+if not all_tests:
+    st.info("No tests yet: make one with `earshot listen prepare RUN`.")
+    st.stop()
+st.dataframe([{"test": t.name, "status": t.status, "run": t.run_id,
+               "anchors (Hz)": f"{t.anchor_low_hz:.0f} / {t.anchor_mid_hz:.0f}"} for t in all_tests],
+             hide_index=True, key="admin_tests")
+name = st.selectbox("Test", [t.name for t in all_tests], key="admin_test")
+test = store.get_test(db_url(), name)
+st.caption(f"Settings: {test.settings.model_dump()}")
+
+col_open, col_close = st.columns(2)
+if col_open.button("Open", key="admin_open", disabled=test.status == "open"):
+    try:
+        store.set_status(db_url(), name, "open")
+        st.rerun()
+    except store.StoreError as error:
+        st.error(str(error))
+if col_close.button("Close", key="admin_close", disabled=test.status == "closed"):
+    store.set_status(db_url(), name, "closed")
+    st.rerun()
+
+st.subheader("Raters")
+progress = store.progress_frame(db_url(), name)
+st.dataframe(progress.drop(columns=["token"]), hide_index=True, key="admin_progress")
+
+st.subheader("Invitations")
+base = st.text_input("Server address", value="http://localhost:8501", key="admin_base")
+label = st.text_input("Rater label (optional)", key="admin_label")
+if st.button("New invitation link", key="admin_invite"):
+    rater = store.add_rater(db_url(), name, label or None)
+    st.code(f"{base.rstrip('/')}/?token={rater.token}", language=None)
+
+st.subheader("Ratings")
+export = store.export_frame(db_url(), name)
+st.caption(f"{len(export)} ratings from {export['rater'].nunique() if len(export) else 0} raters")
+st.download_button("Download CSV", export.to_csv(index=False), file_name=f"{name}.csv", mime="text/csv",
+                   key="admin_csv")
+buffer = io.BytesIO()
+export.to_parquet(buffer, index=False)
+st.download_button("Download parquet", buffer.getvalue(), file_name=f"{name}.parquet",
+                   mime="application/octet-stream", key="admin_parquet")
+st.subheader("Live summary (mean and 95 % CI over raters)")
+st.dataframe(live_summary(store.ratings_frame(db_url(), name)), hide_index=True, key="admin_summary")

@@ -1,0 +1,57 @@
+"""Start page: instructions, the scale, who you are, consent, a calibration tone."""
+
+import streamlit as st
+
+from listening_app import store
+from listening_app.audio import calibration_tone
+from listening_app.state import db_url
+from listening_app.ui import SCALE, current_rater, go, token_from_url
+
+st.title("Listening test")
+st.markdown(
+    "You will hear short excerpts of audio processed in several ways. Each page (a *trial*) has an "
+    "open **Reference** and several versions labelled **A, B, C…**; one of them is the reference "
+    "itself, hidden. Rate how close each version sounds to the reference on a 0–100 scale: rate "
+    "the hidden reference 100. Play every version; you can switch between them while playing (they "
+    "stay in sync), and drag over the waveform to loop a passage. Use headphones in a quiet room.")
+st.table({"Rating": [s for s, _ in SCALE], "Range": [r for _, r in SCALE]})
+
+found = current_rater()
+token = token_from_url()
+open_tests = [t for t in store.list_tests(db_url()) if t.status == "open"]
+if found is None and token:
+    st.error("This invitation link is not valid. Check that you copied all of it, or ask for a new one.")
+    st.stop()
+if found is not None:
+    rater, test = found
+    st.info(f"You are taking part as **{rater.name}**.")
+else:
+    wanted = st.query_params.get("test")
+    candidates = [t for t in open_tests if t.name == wanted] if wanted else open_tests
+    if len(candidates) != 1 or candidates[0].settings.rater_id == "token":
+        st.warning("Open this page with the link from your invitation.")
+        st.stop()
+    test = candidates[0]
+    st.text_input("Your name or participant id", key="start_name", max_chars=200)
+
+if test.status != "open":
+    st.warning("This test is closed.")
+    st.stop()
+
+with st.expander("Set a comfortable level (calibration tone)"):
+    st.caption("A steady 1 kHz tone: set your volume so it is clearly audible but comfortable, then keep it.")
+    st.audio(calibration_tone(test.sample_rate), format="audio/wav")
+
+st.checkbox("I agree to take part; my ratings are stored with the name or id I give.", key="start_consent")
+if st.button("Start", key="start_go", type="primary"):
+    if not st.session_state.start_consent:
+        st.error("Tick the consent box to start.")
+        st.stop()
+    if found is None:
+        try:
+            rater = store.add_rater(db_url(), test.name, st.session_state.get("start_name") or "")
+        except store.StoreError as error:
+            st.error(str(error))
+            st.stop()
+    store.record_consent(db_url(), rater.id)
+    go("training" if test.settings.training else "trial", rater.token)

@@ -1,0 +1,25 @@
+"""Training page: every stimulus of one item, labelled, so raters learn the range first."""
+
+import time
+
+import streamlit as st
+
+from listening_app import store
+from listening_app.player import player
+from listening_app.state import app_state, db_url
+from listening_app.trial import make_view, trial_order
+from listening_app.ui import go, require_rater
+
+rater, test = require_rater()
+state = app_state()
+st.title("Training")
+st.markdown("Listen to every version of this excerpt. Here they are **labelled**: the reference, the two "
+            "anchors (deliberately muffled versions) and the systems under test. In the test itself, the "
+            "same kinds of versions appear hidden behind letters. Nothing here is recorded.")
+first = trial_order(store.test_items(db_url(), test.id), rater.token, test.settings.order_seed)[0]
+key = -first.id  # training views are kept apart from trial views of the same item
+if key not in state.views:
+    state.views[key] = make_view(db_url(), rater, test, first, time.time(), training=True)
+player(state.views[key].component_args, key=f"player-{state.views[key].nonce}")
+if st.button("Continue to the test", key="training_done", type="primary"):
+    go("trial", rater.token)

@@ -1,0 +1,42 @@
+"""One MUSHRA trial: the player with its sliders; a submit writes the whole trial at once."""
+
+import time
+
+import streamlit as st
+
+from listening_app import store
+from listening_app.player import player
+from listening_app.state import app_state, db_url
+from listening_app.trial import check_submission, make_view, next_trial
+from listening_app.ui import go, require_rater
+
+rater, test = require_rater()
+state = app_state()
+if test.status != "open":
+    st.warning("This test is closed: nothing more can be submitted.")
+    st.stop()
+item, done, total = next_trial(db_url(), rater, test)
+if item is None:
+    go("done", rater.token)
+
+st.progress(done / total, text=f"Trial {done + 1} of {total}")
+st.markdown("Compare each version with the **Reference** and rate it: *Excellent* means you hear no difference.")
+if item.id not in state.views:
+    state.views[item.id] = make_view(db_url(), rater, test, item, time.time())
+view = state.views[item.id]
+value = player(view.component_args, key=f"player-{view.nonce}")
+
+if isinstance(value, dict) and (view.nonce, value.get("submit_id")) not in state.handled:
+    state.handled.add((view.nonce, value.get("submit_id")))
+    checked = check_submission(view, value, test.settings)
+    state.last_error = checked.problems
+    if not checked.problems:
+        try:
+            store.submit_trial(db_url(), rater.token, item.id, checked.ratings, time.time() - view.shown_at)
+        except store.StoreError as error:
+            state.last_error = [str(error)]
+        else:
+            del state.views[item.id]
+            st.rerun()
+for problem in state.last_error:
+    st.error(problem)

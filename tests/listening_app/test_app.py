@@ -1,0 +1,126 @@
+"""Each page's Python side, headless (AppTest shows the player as an UnknownElement)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from listening_app import store
+from tests.listening_app.test_store import full_ratings
+from tests.listening_app.conftest import make_test
+
+APP = str(Path(__file__).resolve().parents[2] / "listening_app" / "app.py")
+TIMEOUT = 30
+
+
+@pytest.fixture
+def opened(sqlite_url, run_dir, monkeypatch):
+    monkeypatch.setenv("EARSHOT_DB", sqlite_url)
+    monkeypatch.delenv("EARSHOT_ADMIN_PASSWORD", raising=False)
+    return sqlite_url, make_test(sqlite_url, run_dir, completion_code="DONE-42")
+
+
+def app(token: str | None = None, page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if token:
+        at.query_params["token"] = token
+    at.run()  # st.navigation registers the pages (custom url paths) on the first run
+    if page:
+        at.switch_page(page).run()
+    return at
+
+
+def url_token(at: AppTest) -> str:
+    value = at.query_params["token"]
+    return value[0] if isinstance(value, list) else value
+
+
+def texts(at: AppTest) -> str:
+    return " ".join(str(e.value) for kind in ("markdown", "error", "warning", "info", "success", "title", "code")
+                    for e in getattr(at, kind))
+
+
+def test_start_page_explains_the_scale_and_refuses_a_forged_token(opened):
+    at = app(store.new_token())
+    assert not at.exception
+    assert "not valid" in texts(at) and "Excellent" in str(at.table[0].value)
+
+
+def test_start_needs_consent_then_goes_to_training_with_the_token(opened):
+    db, test = opened
+    rater = store.add_rater(db, test.name)
+    at = app(rater.token)
+    at.button(key="start_go").click().run()
+    assert "Tick the consent box" in texts(at)
+    at.checkbox(key="start_consent").check().run()
+    at.button(key="start_go").click().run()
+    assert not at.exception
+    assert store.rater_by_token(db, rater.token).consented
+    assert "Training" in texts(at) and url_token(at) == rater.token
+
+
+def test_a_typed_name_makes_a_rater_whose_token_goes_into_the_url(opened):
+    db, test = opened
+    at = app()
+    at.text_input(key="start_name").input("Grace").run()
+    at.checkbox(key="start_consent").check().run()
+    at.button(key="start_go").click().run()
+    assert not at.exception
+    token = url_token(at)
+    assert store.rater_by_token(db, token).name == "Grace"
+
+
+def test_trial_page_shows_progress_and_the_player_and_resumes_from_the_database(opened):
+    db, test = opened
+    rater = store.add_rater(db, test.name)
+    store.record_consent(db, rater.id)
+    at = app(rater.token, "views/trial.py")
+    assert not at.exception
+    assert "Trial 1 of 3" in str(at.get("progress")[0].proto) and len(at.get("component_instance")) == 1
+    item = store.test_items(db, test.id)[0]
+    store.submit_trial(db, rater.token, item.id, full_ratings(db, item.id), 1.0)
+    at = app(rater.token, "views/trial.py")  # a reload: a fresh session
+    assert "Trial 2 of 3" in str(at.get("progress")[0].proto)
+
+
+def test_trial_page_without_consent_sends_the_rater_to_the_start(opened):
+    db, test = opened
+    rater = store.add_rater(db, test.name)
+    at = app(rater.token, "views/trial.py")
+    assert "start page" in texts(at) and not at.get("component_instance")
+
+
+def test_finished_page_shows_the_completion_code(opened):
+    db, test = opened
+    rater = store.add_rater(db, test.name)
+    store.record_consent(db, rater.id)
+    for item in store.test_items(db, test.id):
+        store.submit_trial(db, rater.token, item.id, full_ratings(db, item.id), 1.0)
+    at = app(rater.token, "views/done.py")
+    assert not at.exception
+    assert "DONE-42" in texts(at) and "All 3 trials" in texts(at)
+
+
+def test_admin_page_is_off_without_a_password(opened):
+    at = app(page="views/admin.py")
+    assert "admin page is off" in texts(at)
+
+
+def test_admin_logs_in_closes_a_test_and_invites(opened, monkeypatch):
+    db, test = opened
+    monkeypatch.setenv("EARSHOT_ADMIN_PASSWORD", "pw")
+    at = app(page="views/admin.py")
+    at.text_input(key="admin_password").input("wrong").run()
+    at.button(key="admin_login").click().run()
+    assert "Wrong password" in texts(at)
+    at.text_input(key="admin_password").input("pw").run()
+    at.button(key="admin_login").click().run()
+    assert not at.exception
+    at.button(key="admin_invite").click().run()
+    assert "?token=" in texts(at)
+    at.button(key="admin_close").click().run()
+    assert store.get_test(db, test.name).status == "closed"
+    at.button(key="admin_open").click().run()
+    assert store.get_test(db, test.name).status == "open"

@@ -1,0 +1,99 @@
+"""Test preparation: items, anchors, loudness matching and the BS.1534 checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from listening_app import store
+from listening_app.audio import anchor_cutoffs, blinded_wav, lowpass, read_wav_bytes, rms, wav_bytes
+from listening_app.cli import listen_app
+from listening_app.prepare import PrepareError, prepare_test, select_items
+from listening_app.rules import ItemPlan, check_items
+from tests.helpers import tone_mix
+
+
+def test_anchors_are_the_standards_where_the_material_reaches_them_and_scaled_below():
+    assert anchor_cutoffs(44100) == (3500.0, 7000.0)
+    assert anchor_cutoffs(16000) == (3500.0, 7000.0)
+    low, mid = anchor_cutoffs(11025)
+    assert low == pytest.approx(5512.5 * 3.5 / 20) and mid == pytest.approx(5512.5 * 7 / 20)
+
+
+def test_low_pass_removes_what_lies_above_the_cut_off():
+    rate = 11025
+    t = np.arange(rate) / rate
+    low_tone, high_tone = np.sin(2 * np.pi * 300 * t), np.sin(2 * np.pi * 3000 * t)
+    assert rms(lowpass(low_tone, rate, 964.7)) == pytest.approx(rms(low_tone), rel=0.02)
+    middle = slice(rate // 10, -rate // 10)  # away from the filter's edge transients
+    assert rms(lowpass(high_tone, rate, 964.7)[middle]) < 1e-3 * rms(high_tone)
+
+
+def test_blinding_changes_every_copy_but_not_what_is_heard():
+    audio = tone_mix(1.0)
+    data = wav_bytes(audio, 11025)
+    rng = np.random.default_rng(0)
+    a, b = blinded_wav(data, rng), blinded_wav(data, rng)
+    assert len({data, a, b}) == 3
+    heard_a, _ = read_wav_bytes(a)
+    assert 20 * np.log10(rms(heard_a - read_wav_bytes(data)[0]) / rms(audio)) < -40  # inaudible
+
+
+def test_items_are_spread_across_categories():
+    excerpts = [{"item": f"{c}-{i}", "category": c} for c in ("speech", "drums", "music") for i in range(3)]
+    chosen = select_items(excerpts, 4)
+    assert {e["category"] for e in chosen} == {"speech", "drums", "music"}
+    assert len(select_items(excerpts, 100)) == 9
+
+
+def test_prepared_stimuli_are_loudness_matched_and_the_cut_offs_recorded(sqlite_url, run_dir):
+    made = prepare_test(run_dir, sqlite_url, items=2, seconds=1.5, name="lm")
+    test = store.get_test(sqlite_url, "lm")
+    assert (test.anchor_low_hz, test.anchor_mid_hz) == pytest.approx(anchor_cutoffs(11025))
+    assert made.conditions == ["mse-seed0", "bark-seed0"] and test.status == "closed"
+    for item in store.test_items(sqlite_url, test.id):
+        found = store.item_stimuli(sqlite_url, item.id)
+        audio = store.stimulus_audio(sqlite_url, [s.id for s in found])
+        levels = [rms(read_wav_bytes(audio[s.id])[0]) for s in found]
+        assert max(levels) / min(levels) == pytest.approx(1, abs=0.01)
+        assert {s.samples for s in found} == {round(1.5 * 11025)}
+        assert made.gains_db[item.name] == {s.condition: s.gain_db for s in found}
+
+
+def test_conditions_and_seed_choose_jobs_and_bad_ones_are_refused(sqlite_url, run_dir):
+    assert prepare_test(run_dir, sqlite_url, conditions=["bark"], seconds=1, name="b").conditions == ["bark-seed0"]
+    with pytest.raises(PrepareError, match="no evaluated job for loss 'nope'"):
+        prepare_test(run_dir, sqlite_url, conditions=["nope"])
+    with pytest.raises(PrepareError, match="at seed 3"):
+        prepare_test(run_dir, sqlite_url, conditions=["mse"], seed=3)
+
+
+def test_more_than_twelve_stimuli_or_missing_anchors_break_the_rules():
+    kinds = ["reference", "anchor", "anchor"] + ["system"] * 10
+    conditions = ["reference", "anchor-low", "anchor-mid"] + [f"s{i}" for i in range(10)]
+    problems = check_items([ItemPlan("x", conditions, kinds, [100] * 13)], 11025, 964.7, 1929.4)
+    assert problems == ["x: 13 stimuli, BS.1534 allows at most 12"]
+    problems = check_items([ItemPlan("y", ["reference", "s"], ["reference", "system"], [100, 90])], 11025, 1, 2)
+    assert "y: needs exactly one anchor-low" in problems and any("differ in length" in p for p in problems)
+
+
+def test_cli_prepares_opens_invites_exports_and_refuses_with_one_line(tmp_path, sqlite_url, run_dir):
+    app = typer.Typer()
+    app.add_typer(listen_app, name="listen")
+    runner = CliRunner()
+    result = runner.invoke(app, ["listen", "prepare", str(run_dir), "--db", sqlite_url, "--name", "cli", "--seconds",
+                                 "1", "--items", "2", "--open", "--completion-code", "C0DE"])
+    assert result.exit_code == 0, result.output
+    assert "964.7 Hz" in result.output and store.get_test(sqlite_url, "cli").status == "open"
+    result = runner.invoke(app, ["listen", "invite", "cli", "--count", "2", "--db", sqlite_url])
+    assert result.output.count("?token=") == 2
+    result = runner.invoke(app, ["listen", "export", "cli", "--out", str(tmp_path / "r.csv"), "--db", sqlite_url])
+    assert result.exit_code == 0 and (tmp_path / "r.csv").exists()
+    for args, message in ((["--seconds", "20"], "--seconds"), (["--resubmit", "maybe"], "--resubmit"),
+                          (["--conditions", "nope"], "no evaluated job")):
+        result = runner.invoke(app, ["listen", "prepare", str(run_dir), "--db", sqlite_url, *args])
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["listen", "list", "--db", sqlite_url])
+    assert "cli" in result.output and "open" in result.output

@@ -1,0 +1,127 @@
+"""The ratings store, on SQLite and on a throwaway PostgreSQL server."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from listening_app import store
+from listening_app.trial import next_trial
+from tests.listening_app.conftest import make_test
+
+
+def full_ratings(db_url, item_id, score=50.0):
+    found = store.item_stimuli(db_url, item_id)
+    return [store.Rating(s.id, 100.0 if s.kind == "reference" else score, 1, 2.0) for s in found]
+
+
+def count_rows(db_url, table) -> int:
+    with store.engine_for(db_url).connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+def test_schema_is_versioned_and_migrating_again_changes_nothing(db_url):
+    engine = store.engine_for(db_url)
+    assert store.migrate(engine) == len(store.MIGRATIONS)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(store.schema_version.c.version)).scalar_one() == len(store.MIGRATIONS)
+        assert conn.execute(sa.select(sa.func.count()).select_from(store.schema_version)).scalar_one() == 1
+
+
+def test_submit_writes_a_whole_trial_and_exports_every_rating(db_url, run_dir):
+    test = make_test(db_url, run_dir)
+    items = store.test_items(db_url, test.id)
+    raters = [store.add_rater(db_url, test.name), store.add_rater(db_url, test.name, "Ada")]
+    for rater in raters:
+        for item in items:
+            store.submit_trial(db_url, rater.token, item.id, full_ratings(db_url, item.id), 12.5)
+    frame = store.ratings_frame(db_url, test.name)
+    assert list(frame.columns) == store.RATINGS_COLUMNS
+    per_trial = len(store.item_stimuli(db_url, items[0].id))
+    assert len(frame) == count_rows(db_url, store.ratings) == 2 * len(items) * per_trial
+    assert set(frame["condition"]) == {"reference", "anchor-low", "anchor-mid", "mse-seed0", "bark-seed0"}
+    assert set(frame["kind"]) == set(store.KINDS)
+    assert set(frame["rater"]) == {"rater-001", "Ada"}
+    assert set(frame["item"]) == {i.name for i in items}
+    assert (frame.loc[frame["condition"] == "reference", "score"] == 100).all()
+    assert store.tests_for_run(db_url, run_dir) == [test.name]
+    assert store.ratings_frame(db_url, "no such test").empty
+    export = store.export_frame(db_url, test.name)
+    assert len(export) == len(frame) and (export["play_count"] == 1).all()
+
+
+def test_a_second_submit_is_refused_or_overwrites_as_the_test_says(db_url, run_dir):
+    refuse = make_test(db_url, run_dir, "refuse", resubmit="refuse")
+    overwrite = make_test(db_url, run_dir, "overwrite", resubmit="overwrite")
+    for test, expected in ((refuse, 50.0), (overwrite, 70.0)):
+        rater = store.add_rater(db_url, test.name)
+        item = store.test_items(db_url, test.id)[0]
+        store.submit_trial(db_url, rater.token, item.id, full_ratings(db_url, item.id, 50.0), 1.0)
+        if test.settings.resubmit == "refuse":
+            with pytest.raises(store.StoreError, match="submitted already"):
+                store.submit_trial(db_url, rater.token, item.id, full_ratings(db_url, item.id, 70.0), 1.0)
+        else:
+            store.submit_trial(db_url, rater.token, item.id, full_ratings(db_url, item.id, 70.0), 1.0)
+        frame = store.ratings_frame(db_url, test.name)
+        assert len(frame) == len(store.item_stimuli(db_url, item.id))  # no duplicate rows either way
+        assert set(frame.loc[frame["kind"] != "reference", "score"]) == {expected}
+
+
+@pytest.mark.parametrize("tamper, message", [
+    ("score above 100", "outside 0-100"),
+    ("negative score", "outside 0-100"),
+    ("another test's item", "does not belong"),
+    ("a missing stimulus", "do not match"),
+    ("a stimulus twice", "do not match"),
+    ("another item's stimulus", "do not match"),
+    ("forged token", "unknown invitation token"),
+    ("closed test", "closed"),
+])
+def test_tampered_submits_are_refused_and_write_nothing(db_url, run_dir, tamper, message):
+    test = make_test(db_url, run_dir, "mine")
+    other = make_test(db_url, run_dir, "other")
+    rater = store.add_rater(db_url, test.name)
+    item, second = store.test_items(db_url, test.id)[:2]
+    ratings, token, item_id = full_ratings(db_url, item.id), rater.token, item.id
+    if tamper == "score above 100":
+        ratings[0] = store.Rating(ratings[0].stimulus_id, 101.0, 1, 1.0)
+    elif tamper == "negative score":
+        ratings[1] = store.Rating(ratings[1].stimulus_id, -1.0, 1, 1.0)
+    elif tamper == "another test's item":
+        item_id = store.test_items(db_url, other.id)[0].id
+    elif tamper == "a missing stimulus":
+        ratings = ratings[1:]
+    elif tamper == "a stimulus twice":
+        ratings = ratings[:-1] + [ratings[0]]
+    elif tamper == "another item's stimulus":
+        ratings[0] = full_ratings(db_url, second.id)[0]
+    elif tamper == "forged token":
+        token = store.new_token()
+    elif tamper == "closed test":
+        store.set_status(db_url, test.name, "closed")
+    with pytest.raises(store.StoreError, match=message):
+        store.submit_trial(db_url, token, item_id, ratings, 1.0)
+    assert count_rows(db_url, store.trials) == 0 and count_rows(db_url, store.ratings) == 0
+
+
+def test_resume_starts_at_the_first_unfinished_trial_of_the_raters_own_order(db_url, run_dir):
+    test = make_test(db_url, run_dir)
+    rater = store.add_rater(db_url, test.name)
+    first, done, total = next_trial(db_url, rater, test)
+    assert (done, total) == (0, len(store.test_items(db_url, test.id)))
+    store.submit_trial(db_url, rater.token, first.id, full_ratings(db_url, first.id), 1.0)
+    store.dispose_engines()  # a new process, as after a restart: only the database remembers
+    second, done, _ = next_trial(db_url, store.rater_by_token(db_url, rater.token), test)
+    assert done == 1 and second.id != first.id
+
+
+def test_names_and_tokens_identify_raters_and_duplicates_are_refused(db_url, run_dir):
+    test = make_test(db_url, run_dir)
+    ada = store.add_rater(db_url, test.name, "Ada")
+    assert store.rater_by_token(db_url, ada.token).name == "Ada"
+    with pytest.raises(store.StoreError, match="taken"):
+        store.add_rater(db_url, test.name, "Ada")
+    for forged in (None, "", "x" * 500, store.new_token()):
+        assert store.rater_by_token(db_url, forged) is None
+    with pytest.raises(store.StoreError, match="exists already"):
+        make_test(db_url, run_dir)

@@ -1,0 +1,132 @@
+"""Metric aggregation over seeds × items, and metric-vs-rating correlation on constructed data."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from results.aggregate import (ALL, best_loss, compare_runs, metric_summary, paired_differences, per_item_table,
+                               summary_table)
+from results.correlation import metric_rating_correlation, paired_scores
+
+ITEMS = {"speech-01": "speech", "speech-02": "speech", "drums-01": "drums", "music-01": "music"}
+
+
+def _metrics(offsets: dict[str, float], metric="si_sdr", seeds=2, noise=0.0, seed=0):
+    """One row per loss × seed × item: offset of the loss + item difficulty (+ noise)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for loss, offset in offsets.items():
+        for s in range(seeds):
+            for i, (item, category) in enumerate(ITEMS.items()):
+                rows.append({"job": f"{loss}-seed{s}", "loss": loss, "seed": s, "item": item, "category": category,
+                             "metric": metric, "value": offset + i + noise * rng.standard_normal(), "error": None})
+    return pd.DataFrame(rows)
+
+
+def test_summary_means_and_counts():
+    metrics = _metrics({"mse": 0.0, "bark": 2.0}, noise=0.5)
+    metrics.loc[0, ["value", "error"]] = [np.nan, "reconstruction is silent"]
+    summary = metric_summary(metrics).set_index(["metric", "category", "loss"])
+    row = summary.loc[("si_sdr", ALL, "mse")]
+    assert row["n"] == 7 and row["seeds"] == 2 and row["items"] == 4
+    assert row["mean"] == pytest.approx(metrics[metrics["loss"] == "mse"]["value"].mean())
+    assert row["ci_low"] < row["mean"] < row["ci_high"]
+    assert summary.loc[("si_sdr", "speech", "bark"), "items"] == 2
+    wide = summary_table(metric_summary(metrics), ALL, ["mse", "bark"])
+    assert list(wide.columns) == ["mse", "bark"]
+
+
+def test_paired_difference_removes_item_difficulty():
+    # bark − mse is exactly 2 on every (seed, item): the interval has zero width
+    diff = paired_differences(_metrics({"mse": 0.0, "bark": 2.0}), "bark", "mse").set_index("category")
+    assert diff.loc[ALL, "pairs"] == 8
+    assert (diff.loc[ALL, "mean"], diff.loc[ALL, "ci_low"], diff.loc[ALL, "ci_high"]) == pytest.approx((2, 2, 2))
+
+
+def test_per_item_table_averages_seeds():
+    table = per_item_table(_metrics({"mse": 0.0}), "si_sdr")
+    assert table.loc[("drums", "drums-01"), "mse"] == pytest.approx(2.0)
+    assert per_item_table(_metrics({"mse": 0.0}), "nope").empty
+
+
+@pytest.mark.parametrize("metric, higher, values, best", [
+    ("si_sdr", True, {"mse": 1.0, "bark": 2.0}, "bark"),
+    ("lsd", False, {"mse": 1.0, "bark": 2.0}, "mse"),
+    ("hf_energy_ratio_db_2k", None, {"mse": -5.0, "bark": 1.0}, "bark"),  # closest to 0 dB
+    ("error_flatness", None, {"mse": 0.1, "bark": 0.2}, None),  # descriptive: unmarked
+    ("si_sdr", True, {"mse": 1.0, "bark": 1.0}, None),  # tie
+    ("si_sdr", True, {"mse": 1.0, "bark": math.nan}, None),  # nothing to compare with
+])
+def test_best_loss(metric, higher, values, best):
+    assert best_loss(pd.Series(values), higher, metric) == best
+
+
+def test_compare_runs():
+    table = compare_runs(_metrics({"mse": 0.0}), _metrics({"mse": 1.5})).set_index(["metric", "category", "loss"])
+    assert table.loc[("si_sdr", ALL, "mse"), "difference"] == pytest.approx(1.5)
+
+
+# --- correlation ------------------------------------------------------------------------------
+
+
+def _ratings(score_of_job: dict[str, float], items=ITEMS, raters=4, noise=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for r in range(raters):
+        for item in items:
+            for job, score in score_of_job.items():
+                rows.append((f"r{r}", item, job, score + noise * rng.standard_normal()))
+            rows.append((f"r{r}", item, "reference", 100.0))
+            rows.append((f"r{r}", item, "anchor-low", 10.0))
+    return pd.DataFrame(rows, columns=["rater", "item", "condition", "score"])
+
+
+def test_system_level_correlation_on_monotone_data():
+    offsets = {"a": 0.0, "b": 1.0, "c": 2.5, "d": 3.0, "e": 4.0}
+    metrics = pd.concat([_metrics(offsets, "si_sdr", seeds=1), _metrics({k: -v for k, v in offsets.items()}, "lsd",
+                                                                        seeds=1)])
+    ratings = _ratings({f"{k}-seed0": 20 + 10 * v for k, v in offsets.items()})
+    table = metric_rating_correlation(metrics, ratings).set_index(["metric", "level"])
+    assert table.loc[("si_sdr", "system"), "n"] == 5  # the reference and anchor are not systems
+    assert table.loc[("si_sdr", "system"), "spearman"] == pytest.approx(1.0)
+    assert table.loc[("lsd", "system"), "kendall"] == pytest.approx(-1.0)
+    assert table.loc[("si_sdr", "system"), "spearman_p"] == pytest.approx(2 / math.factorial(5))  # exact
+    assert not table.loc[("lsd", "system"), "higher_is_better"]  # lower is better, and it correlates negatively
+
+
+def test_item_level_matches_scipy():
+    offsets = {"a": 0.0, "b": 1.0, "c": 2.0}
+    metrics = _metrics(offsets, seeds=1, noise=1.0, seed=2)
+    ratings = _ratings({f"{k}-seed0": 30 + 10 * v for k, v in offsets.items()}, noise=15.0, seed=5)
+    joined = paired_scores(metrics, ratings, "item")
+    assert len(joined) == 12  # 3 systems × 4 items
+    table = metric_rating_correlation(metrics, ratings, levels=("item",)).iloc[0]
+    rho = stats.spearmanr(joined["value"], joined["score"])
+    tau = stats.kendalltau(joined["value"], joined["score"])
+    assert table["spearman"] == pytest.approx(rho.statistic) and table["kendall"] == pytest.approx(tau.statistic)
+    assert table["kendall_p"] == pytest.approx(tau.pvalue)
+    assert table["spearman_low"] < table["spearman"] < table["spearman_high"]
+
+
+def test_correlation_without_matching_jobs_is_empty_or_nan():
+    metrics = _metrics({"a": 0.0}, seeds=1)
+    ratings = _ratings({"other-seed0": 50.0})
+    assert metric_rating_correlation(metrics, ratings).empty
+    few = metric_rating_correlation(metrics, _ratings({"a-seed0": 50.0}), levels=("system",))
+    assert few.loc[0, "n"] == 1 and math.isnan(few.loc[0, "spearman"])
+
+
+def test_exact_spearman_p_matches_scipy_permutation_test():
+    from results.correlation import spearman_exact_p
+
+    rng = np.random.default_rng(7)
+    x = np.round(rng.normal(size=6), 1)
+    y = x + rng.normal(size=6)
+    expected = stats.permutation_test((x,), lambda a: stats.spearmanr(a, y).statistic,
+                                      permutation_type="pairings", n_resamples=np.inf).pvalue
+    assert spearman_exact_p(x, y) == pytest.approx(expected)
