@@ -160,5 +160,6 @@ def serve(db: Optional[str] = typer.Option(None, help=DB_HELP), port: int = type
     env = dict(os.environ, **{DB_ENV: url})
     app = Path(__file__).with_name("app.py")
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
-               "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+               "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               "--client.toolbarMode", "minimal"]
     raise typer.Exit(subprocess.call(command, env=env))

@@ -195,12 +195,23 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock up front (no deadlock on upgrade); readers stay
+        # DEFERRED, so in WAL mode they never wait for a writer.
+        immediate = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+_WRITE_OPTION = "earshot_write"
+
+
+def _writing(engine: Engine):
+    """A write transaction: ``BEGIN IMMEDIATE`` on SQLite, an ordinary one elsewhere."""
+    return engine.execution_options(**{_WRITE_OPTION: True}).begin()
 
 
 def migrate(engine: Engine) -> int:
     """Apply the migrations the database lacks; returns the schema version now."""
-    with engine.begin() as conn:
+    with _writing(engine) as conn:
         schema_version.create(conn, checkfirst=True)
         row = conn.execute(sa.select(schema_version.c.version)).first()
         if row is None:
@@ -263,7 +274,7 @@ def create_test(db_url: str | None, name: str, run_dir: Path, run_id: str, setti
                 sample_rate: int, anchor_low_hz: float, anchor_mid_hz: float, new_items: list[NewItem]) -> TestInfo:
     """Write a prepared test (closed) in one transaction; a name in use is refused."""
     engine = engine_for(db_url)
-    with engine.begin() as conn:
+    with _writing(engine) as conn:
         if conn.execute(sa.select(tests.c.id).where(tests.c.name == name)).first():
             raise StoreError(f"a test named {name!r} exists already (choose another --name)")
         test_id = conn.execute(tests.insert().values(
@@ -316,7 +327,7 @@ def set_status(db_url: str | None, name: str, status: str) -> None:
         problems = check_test(db_url, name)
         if problems:
             raise StoreError(f"test {name!r} cannot open: " + "; ".join(problems))
-    with engine_for(db_url).begin() as conn:
+    with _writing(engine_for(db_url)) as conn:
         done = conn.execute(tests.update().where(tests.c.name == name).values(status=status)).rowcount
     if not done:
         raise StoreError(f"no test named {name!r}")
@@ -383,7 +394,7 @@ def add_rater(db_url: str | None, test: str, name: str | None = None) -> RaterIn
     """A new rater of a test with a fresh token; a name in use in that test is refused."""
     info = get_test(db_url, test)
     token = new_token()
-    with engine_for(db_url).begin() as conn:
+    with _writing(engine_for(db_url)) as conn:
         if name is not None:
             name = name.strip()
             if not name or len(name) > 200:
@@ -407,7 +418,7 @@ def rater_by_token(db_url: str | None, token: str | None) -> RaterInfo | None:
 
 
 def record_consent(db_url: str | None, rater_id: int) -> None:
-    with engine_for(db_url).begin() as conn:
+    with _writing(engine_for(db_url)) as conn:
         conn.execute(raters.update().where(raters.c.id == rater_id, raters.c.consented.is_(None))
                      .values(consented=_now()))
 
@@ -437,7 +448,7 @@ def submit_trial(db_url: str | None, token: str, item_id: int, rating_list: list
     Nothing is written when any check fails.
     """
     engine = engine_for(db_url)
-    with engine.begin() as conn:
+    with _writing(engine) as conn:
         rater = conn.execute(sa.select(raters).where(raters.c.token == token)).first() if isinstance(token, str) else None
         if rater is None:
             raise StoreError("unknown invitation token")

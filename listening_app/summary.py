@@ -1,9 +1,9 @@
 """A live summary for the admin page: mean and 95 % t-interval per condition.
 
-The analysis proper belongs to ``results`` (post-screening, Friedman, Wilcoxon/Holm);
-when it offers ``results.listening.summary`` the admin page shows that. Until then this
-is the small interval BS.1534 asks for: each rater averaged over items first, then a
-Student t interval over raters (``results.stats.mean_ci``).
+The analysis proper belongs to ``results`` (post-screening, Friedman, Wilcoxon/Holm):
+when ``results.listening.condition_summary`` is there the admin page shows it. Without
+it, this is the small interval BS.1534 asks for: each rater averaged over items first,
+then a Student t interval over raters (``results.stats.mean_ci``).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import pandas as pd
 def live_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per condition: kind, raters, mean, ci_low, ci_high (of per-rater means)."""
     try:
-        from results.listening import summary  # type: ignore[import-not-found]
+        from results.listening import condition_summary
     except ImportError:
-        summary = None
-    if summary is not None:
-        return summary(frame)
+        condition_summary = None
+    if condition_summary is not None:
+        return condition_summary(frame)
     from results.stats import mean_ci
 
     rows = []

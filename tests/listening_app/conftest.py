@@ -32,10 +32,19 @@ def run_dir(tmp_path_factory) -> Path:
     from benchmark.evaluate import evaluate_run
     from benchmark.run import run_grid
 
+    import torch
+
     tmp = tmp_path_factory.mktemp("listen-run")
     album = write_folder(tmp / "album", {"speech": [2.5, 2.5, 2.0, 2.0], "drums": [2.0, 2.0], "music": [2.5, 2.0]})
-    run = run_grid(load_config("tiny", {"data.path": str(album)}), out=tmp / "runs", device="cpu", log=lambda m: None)
-    evaluate_run(run, device="cpu", workers=1, log=lambda m: None)
+    # One thread: on a shared 2-core machine torch's spinning threads made this 10x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run = run_grid(load_config("tiny", {"data.path": str(album)}), out=tmp / "runs", device="cpu",
+                       log=lambda m: None)
+        evaluate_run(run, device="cpu", workers=1, log=lambda m: None)
+    finally:
+        torch.set_num_threads(threads)
     return run
 
 
@@ -73,6 +82,7 @@ def postgres_server():
     initdb refuses to run as root, so as root the server runs as the ``postgres`` user
     (Debian's package creates it).
     """
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver is not installed: pip install 'psycopg[binary]'")
     bin_dir = _pg_bin()
     if bin_dir is None:
         pytest.skip("PostgreSQL binaries not found (/usr/lib/postgresql/*/bin): apt-get install postgresql")
@@ -138,7 +148,8 @@ class Server:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(ROOT / "listening_app" / "app.py"), "--server.port",
              str(self.port), "--server.address", "127.0.0.1", "--server.headless", "true",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+             "--client.toolbarMode", "minimal"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -124,3 +124,69 @@ def test_admin_logs_in_closes_a_test_and_invites(opened, monkeypatch):
     assert store.get_test(db, test.name).status == "closed"
     at.button(key="admin_open").click().run()
     assert store.get_test(db, test.name).status == "open"
+
+
+def player_value(view, score_of=lambda i: 100 if i == 0 else 30, **changes):
+    value = {"nonce": view.nonce, "submit_id": 1, "scores": {k: score_of(i) for i, k in enumerate(view.keys)},
+             "seconds": {k: 1.5 for k in view.keys}, "plays": {k: 1 for k in view.keys}}
+    value.update(changes)
+    return value
+
+
+def send(at: AppTest, value) -> AppTest:
+    """What the player's submit does: set the component's value (by its key) and rerun."""
+    view = next(iter(at.session_state["earshot"].views.values()))
+    at.session_state[f"player-{view.nonce}"] = value
+    return at.run()
+
+
+def test_trial_page_writes_a_valid_submit_and_refuses_tampered_or_replayed_ones(opened):
+    db, test = opened
+    rater = store.add_rater(db, test.name)
+    store.record_consent(db, rater.id)
+    at = app(rater.token, "views/trial.py")
+    view = next(iter(at.session_state["earshot"].views.values()))
+
+    send(at, player_value(view, score_of=lambda i: 101))
+    assert "not a number from 0 to 100" in texts(at) and store.ratings_frame(db).empty
+    send(at, player_value(view, submit_id=2, nonce="f" * 16))
+    assert "another trial or session" in texts(at) and store.ratings_frame(db).empty
+    send(at, player_value(view, submit_id=3, plays={k: 0 for k in view.keys}))
+    assert "not played yet: A, B, C, D, E." in texts(at) and store.ratings_frame(db).empty
+
+    send(at, player_value(view, submit_id=4))
+    assert not at.exception and "Trial 2 of 3" in str(at.get("progress")[0].proto)
+    assert len(store.ratings_frame(db)) == 5
+    at.session_state[f"player-{view.nonce}"] = player_value(view, submit_id=5)  # a replay of the old trial
+    at.run()
+    assert len(store.ratings_frame(db)) == 5 and "Trial 2 of 3" in str(at.get("progress")[0].proto)
+
+
+@pytest.mark.parametrize("with_results", [True, False])
+def test_live_summary_gives_a_mean_and_interval_per_condition(with_results, monkeypatch):
+    import sys
+
+    import pandas as pd
+
+    if not with_results:  # the fallback, for when results.listening is not there
+        monkeypatch.setitem(sys.modules, "results.listening", None)
+
+    from listening_app.summary import live_summary
+
+    frame = pd.DataFrame({"test": "t", "rater": ["a", "a", "b", "b", "c", "c"], "item": ["x", "y"] * 3,
+                          "condition": "mse-seed0", "score": [40, 60, 50, 50, 70, 70], "kind": "system"})
+    row = live_summary(frame).iloc[0]
+    assert row["raters"] == 3 and row["mean"] == pytest.approx(170 / 3)  # per-rater means 50, 50, 70
+    assert row["ci_low"] < 170 / 3 < row["ci_high"]
+
+
+def test_a_token_only_test_offers_no_name_field_and_a_closed_test_takes_no_trials(sqlite_url, run_dir, monkeypatch):
+    monkeypatch.setenv("EARSHOT_DB", sqlite_url)
+    test = make_test(sqlite_url, run_dir, "tokens", rater_id="token")
+    at = app()
+    assert "link from your invitation" in texts(at) and not at.text_input
+    rater = store.add_rater(sqlite_url, test.name)
+    store.record_consent(sqlite_url, rater.id)
+    store.set_status(sqlite_url, test.name, "closed")
+    at = app(rater.token, "views/trial.py")
+    assert "closed" in texts(at) and not at.get("component_instance")

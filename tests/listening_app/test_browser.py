@@ -126,7 +126,7 @@ def test_a_rater_session_plays_switches_submits_resumes_and_leaks_nothing(browse
     rate_and_submit(page, frame)
     page.get_by_text("Trial 2 of 3").wait_for(timeout=20_000)
     submitted = store.export_frame(db, test.name)
-    assert len(submitted) == 5 and (submitted["play_count"] >= 1).all()
+    assert len(submitted) == 5 and (submitted["play_count"] >= 1).all() and (submitted["play_seconds"] > 0).any()
     assert (submitted["score"] == 100).sum() == 1
 
     page.reload()  # a new session: resume comes from the database through the token
@@ -134,7 +134,12 @@ def test_a_rater_session_plays_switches_submits_resumes_and_leaks_nothing(browse
     page.get_by_text("Trial 2 of 3").wait_for(timeout=20_000)
     frame = player(page)
     frame.get_by_role("button", name="Play").click()
-    frame.locator("#wave").click(position={"x": 100, "y": 40})
+    box = frame.locator("#wave").bounding_box()  # drag over the reference's waveform: a loop region
+    page.mouse.move(box["x"] + 100, box["y"] + 40)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 400, box["y"] + 40, steps=5)
+    page.mouse.up()
+    assert frame.locator("#loop").inner_text().startswith("loop ")
     page.keyboard.press("b")
     page.screenshot(path="/tmp/earshot-shots/trial-2.png", full_page=True)
     for expected in ("Trial 3 of 3", "Thank you"):
@@ -156,6 +161,12 @@ def test_a_rater_session_plays_switches_submits_resumes_and_leaks_nothing(browse
     found = sorted({name for blob in seen for name in leaks(blob, secrets_of(run_dir, db, test))})
     assert found == [], f"the browser received {found}"
     assert len(seen) > 20  # the scan saw the session's traffic, not nothing
+
+
+def test_the_component_folder_holds_its_page_and_nothing_else():
+    from listening_app.player import FOLDER
+
+    assert sorted(p.name for p in FOLDER.rglob("*")) == ["index.html"]  # everything in it is public
 
 
 def test_killing_the_server_mid_session_loses_nothing_and_the_rater_resumes(browser, run_dir, tmp_path):

@@ -125,3 +125,30 @@ def test_names_and_tokens_identify_raters_and_duplicates_are_refused(db_url, run
         assert store.rater_by_token(db_url, forged) is None
     with pytest.raises(store.StoreError, match="exists already"):
         make_test(db_url, run_dir)
+
+
+def test_sqlite_readers_do_not_wait_for_a_writer(sqlite_url, run_dir):
+    import time
+
+    test = make_test(sqlite_url, run_dir)
+    engine = store.engine_for(sqlite_url)
+    with store._writing(engine) as conn:  # a submit in progress holds the write lock
+        conn.execute(store.tests.update().values(status="open"))
+        start = time.perf_counter()
+        assert store.ratings_frame(sqlite_url, test.name).empty
+        assert store.get_test(sqlite_url, test.name).status == "open"
+        assert time.perf_counter() - start < 5  # a reader taking the lock would wait 30 s
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == store.SQLITE_BUSY_TIMEOUT_MS
+
+
+def test_a_test_that_breaks_bs1534_cannot_open(sqlite_url, run_dir):
+    test = make_test(sqlite_url, run_dir, open_it=False)
+    item = store.test_items(sqlite_url, test.id)[0]
+    with store._writing(store.engine_for(sqlite_url)) as conn:
+        conn.execute(store.stimuli.delete().where(store.stimuli.c.item_id == item.id,
+                                                  store.stimuli.c.condition == store.ANCHOR_LOW))
+    with pytest.raises(store.StoreError, match=f"cannot open: {item.name}: needs exactly one anchor-low"):
+        store.set_status(sqlite_url, test.name, "open")
+    assert store.get_test(sqlite_url, test.name).status == "closed"

@@ -1,13 +1,14 @@
-"""The MUSHRA player: a static Streamlit component (``index.html``), no build step.
+"""The MUSHRA player: a static Streamlit component (``player_frontend/index.html``), no build step.
 
-This folder is served to browsers as it is: it must only ever hold code.
+The frontend folder is served to browsers as it is: it holds that one HTML file and
+nothing else (no stimuli, no Python), which a test checks.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-FOLDER = Path(__file__).parent
+FOLDER = Path(__file__).with_name("player_frontend")
 
 _component = None
 
