@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Literal, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 Gating = Literal["tanh-sigmoid", "sigmoid", "none"]
@@ -39,10 +40,18 @@ class GatedLayer(nn.Module):
         self.pixel_norm = pixel_norm and gating == "tanh-sigmoid"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        value = self.conv(x)
         if self.gate is None:
-            return value
-        gate = self.gate(x)
+            return self.conv(x)
+        # One convolution with conv's and gate's filters side by side: the same arithmetic
+        # as two, in one larger kernel call (fewer launches, better GPU utilisation).
+        conv = self.conv
+        if isinstance(conv, nn.ConvTranspose1d):
+            weight = torch.cat([conv.weight, self.gate.weight], dim=1)
+            both = F.conv_transpose1d(x, weight, None, conv.stride, conv.padding)
+        else:
+            weight = torch.cat([conv.weight, self.gate.weight], dim=0)
+            both = F.conv1d(x, weight, None, conv.stride, conv.padding)
+        value, gate = both.chunk(2, dim=1)
         if self.gating == "sigmoid":
             return value * torch.sigmoid(gate)
         if self.pixel_norm:

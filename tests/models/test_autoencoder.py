@@ -72,3 +72,27 @@ def test_flop_count_matches_the_layer_table():
     decoder = 2 * (128 * 512 * 4 * 1 + 512 * 512 * 8 * 4 + 512 * 512 * 8 * 16 + 512 * 256 * 8 * 64
                    + 256 * 1 * 16 * 256)
     assert training_flops_per_window(GatedConvAutoencoder()) == 3 * 2 * (encoder + decoder)
+
+
+def test_one_fused_convolution_equals_the_seeds_two():
+    # A gated layer runs conv and gate as one convolution; it must equal the seed's two.
+    from models.autoencoder import pixel_norm
+
+    torch.manual_seed(1)
+    model = GatedConvAutoencoder(encoder_channels=(8, 16, 16, 16, 16), decoder_channels=(16, 16, 16, 8), latent=8)
+    x = torch.randn(3, 2048)
+
+    def two_convolutions(layer, h):
+        value = layer.conv(h)
+        gate = layer.gate(h)
+        if layer.gating == "sigmoid":
+            return value * torch.sigmoid(gate)
+        return torch.tanh(pixel_norm(value)) * torch.sigmoid(pixel_norm(gate))
+
+    h = x.unsqueeze(1)
+    for layer in model.encoder:
+        h = two_convolutions(layer, h)
+    h = model.to_code(h.squeeze(-1)).unsqueeze(-1)
+    for layer in model.decoder:
+        h = two_convolutions(layer, h)
+    torch.testing.assert_close(model(x), h, rtol=1e-6, atol=1e-7)
