@@ -11,7 +11,7 @@ import streamlit as st
 
 from listening_app import store
 from listening_app.state import admin_password, app_state, db_url
-from listening_app.summary import live_summary
+from listening_app.summary import live_summary, screening_status
 
 st.title("Listening tests: admin")
 password = admin_password()
@@ -71,5 +71,10 @@ buffer = io.BytesIO()
 export.to_parquet(buffer, index=False)
 st.download_button("Download parquet", buffer.getvalue(), file_name=f"{name}.parquet",
                    mime="application/octet-stream", key="admin_parquet")
+ratings = store.ratings_frame(db_url(), name)
 st.subheader("Live summary (mean and 95 % CI over raters)")
-st.dataframe(live_summary(store.ratings_frame(db_url(), name)), hide_index=True, key="admin_summary")
+st.dataframe(live_summary(ratings), hide_index=True, key="admin_summary")
+st.subheader("Post-screening (ITU-R BS.1534-3)")
+st.caption("Excluded: hidden reference below 90 on more than 15 % of items, or mid anchor above 90 on "
+           "more than 15 %.")
+st.dataframe(screening_status(ratings), hide_index=True, key="admin_screening")

@@ -118,6 +118,7 @@ def test_admin_logs_in_closes_a_test_and_invites(opened, monkeypatch):
     at.text_input(key="admin_password").input("pw").run()
     at.button(key="admin_login").click().run()
     assert not at.exception
+    assert "Post-screening (ITU-R BS.1534-3)" in str([h.value for h in at.subheader])
     at.button(key="admin_invite").click().run()
     assert "?token=" in texts(at)
     at.button(key="admin_close").click().run()
@@ -162,22 +163,28 @@ def test_trial_page_writes_a_valid_submit_and_refuses_tampered_or_replayed_ones(
     assert len(store.ratings_frame(db)) == 5 and "Trial 2 of 3" in str(at.get("progress")[0].proto)
 
 
-@pytest.mark.parametrize("with_results", [True, False])
-def test_live_summary_gives_a_mean_and_interval_per_condition(with_results, monkeypatch):
-    import sys
-
+def test_live_summary_and_screening_per_rater():
     import pandas as pd
 
-    if not with_results:  # the fallback, for when results.listening is not there
-        monkeypatch.setitem(sys.modules, "results.listening", None)
+    from listening_app.summary import live_summary, screening_status
 
-    from listening_app.summary import live_summary
-
-    frame = pd.DataFrame({"test": "t", "rater": ["a", "a", "b", "b", "c", "c"], "item": ["x", "y"] * 3,
-                          "condition": "mse-seed0", "score": [40, 60, 50, 50, 70, 70], "kind": "system"})
-    row = live_summary(frame).iloc[0]
+    rows = []
+    for rater, reference_scores in (("a", [100, 100]), ("b", [100, 95]), ("c", [80, 70])):
+        for item, reference in zip(("x", "y"), reference_scores):
+            rows.append({"test": "t", "rater": rater, "item": item, "condition": "reference", "score": reference,
+                         "kind": "reference"})
+            score = {"a": 40 if item == "x" else 60, "b": 50, "c": 70}[rater]
+            rows.append({"test": "t", "rater": rater, "item": item, "condition": "mse-seed0", "score": score,
+                         "kind": "system"})
+    frame = pd.DataFrame(rows)
+    summary = live_summary(frame).set_index("condition")
+    row = summary.loc["mse-seed0"]
     assert row["raters"] == 3 and row["mean"] == pytest.approx(170 / 3)  # per-rater means 50, 50, 70
     assert row["ci_low"] < 170 / 3 < row["ci_high"]
+    screening = screening_status(frame).set_index("rater")
+    assert list(screening["excluded"]) == [False, False, True]
+    assert "hidden reference below 90 on 2 of 2 items" in screening.loc["c", "reason"]
+    assert screening_status(frame.iloc[:0]).empty
 
 
 def test_a_token_only_test_offers_no_name_field_and_a_closed_test_takes_no_trials(sqlite_url, run_dir, monkeypatch):
