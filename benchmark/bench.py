@@ -218,3 +218,45 @@ def bench_metrics(seconds: float = 8.0, items: int = 8, workers: int | None = No
         "all_metrics_pool_audio_s_per_s": seconds * len(data) / pooled,
         "pool_speedup": single / pooled,
     }
+
+
+PROFILE_TOP = 8
+
+
+def profile_losses(config: RunConfig, device: str = "auto", losses: list[str] | None = None, steps: int = 3,
+                   top: int = PROFILE_TOP) -> dict:
+    """Where each loss's training step spends its time: torch.profiler's top operators.
+
+    Per loss: the kernels launched per step (CUDA) and the ``top`` operators by self
+    time on the device (CUDA) or the CPU, so a loss that misses its speed target says why.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    torch_device = resolve_device(device)
+    cuda = torch_device.type == "cuda"
+    names = losses or sorted(REGISTRY)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    seed_everything(0)
+    out = {}
+    for name in names:
+        stepper = _Stepper(config, name, torch_device)
+        for _ in range(2):
+            stepper.step()
+        _sync(torch_device)
+        with profile(activities=activities) as prof:
+            for _ in range(steps):
+                stepper.step()
+            _sync(torch_device)
+        events = prof.key_averages()
+        key = "self_device_time_total" if cuda else "self_cpu_time_total"
+        ranked = sorted(events, key=lambda e: getattr(e, key), reverse=True)[:top]
+        total = sum(getattr(e, key) for e in events)
+        out[name] = {
+            "kernels_per_step": (sum(e.count for e in events if e.device_type.name == "CUDA") / steps) if cuda else None,
+            "top": [{"op": e.key, "ms_per_step": getattr(e, key) / 1000 / steps,
+                     "share": getattr(e, key) / total if total else 0.0, "calls_per_step": e.count / steps}
+                    for e in ranked],
+        }
+        del stepper
+    return {"device_name": torch.cuda.get_device_name(torch_device) if cuda else platform.processor() or "cpu",
+            "batch": config.train.batch, "preset": config.preset, "steps": steps, "losses": out}

@@ -258,6 +258,7 @@ def bench(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override any config field."),
     metrics: bool = typer.Option(False, "--metrics", help="Measure the metrics (single process vs pool) instead."),
     workers: Optional[int] = typer.Option(None, help="--metrics: pool size (default: the CPU count)."),
+    profile: bool = typer.Option(False, "--profile", help="Print each loss's top operators (torch.profiler) instead."),
 ) -> None:
     """Measure training-step speed per loss (windows/s, bark/mse ratio, memory, TFLOP/s), or --metrics."""
     from benchmark.bench import bench_metrics, bench_training
@@ -271,6 +272,26 @@ def bench(
             output.write_text(json.dumps(result, indent=2))
         return
 
+    if profile:
+        from benchmark.bench import profile_losses
+
+        try:
+            config = _config(preset, set_, **{"train.batch": batch})
+            found = profile_losses(config, device=device,
+                                   losses=[s.strip() for s in losses.split(",")] if losses else None)
+        except (*_user_errors(), ValueError) as exc:
+            _fail(str(exc))
+        for name, row in found["losses"].items():
+            kernels = "" if row["kernels_per_step"] is None else f", {row['kernels_per_step']:.0f} kernels per step"
+            table = Table("operator", "ms/step", "share", "calls/step",
+                          title=f"{name} on {found['device_name']}, batch {found['batch']}{kernels}")
+            for op in row["top"]:
+                table.add_row(op["op"][:60], f"{op['ms_per_step']:.2f}", f"{100 * op['share']:.0f} %",
+                              f"{op['calls_per_step']:.0f}")
+            console.print(table)
+        if output:
+            output.write_text(json.dumps(found, indent=2))
+        return
     try:
         config = _config(preset, set_, **{"train.batch": batch})
         names = [s.strip() for s in losses.split(",")] if losses else None

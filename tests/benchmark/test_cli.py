@@ -55,3 +55,15 @@ def test_bench_measures_every_loss_relative_to_mse(tmp_path):
     assert set(written["losses"]) == {"mse", "bark"} and "bark_to_mse" in written
     bad = runner.invoke(app, ["bench", "--preset", "tiny", "--device", "cpu", "--losses", "nope"])
     assert bad.exit_code == 2 and "unknown loss 'nope'" in bad.output
+
+
+def test_bench_profile_names_each_loss_top_operators(tmp_path):
+    out = tmp_path / "profile.json"
+    result = runner.invoke(app, ["bench", "--preset", "tiny", "--device", "cpu", "--profile", "--losses", "mse,bark",
+                                 "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "mse on" in result.output and "bark on" in result.output
+    found = json.loads(out.read_text())["losses"]
+    # The model's convolutions appear in every loss's step; shares are fractions of the step.
+    assert any("convolution" in op["op"] for op in found["mse"]["top"])
+    assert all(0 <= op["share"] <= 1 for row in found.values() for op in row["top"])
