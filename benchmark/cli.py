@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -185,7 +184,7 @@ def show_config(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override any config field: train.lr=1e-4."),
 ) -> None:
     """Print the resolved config of a preset with overrides."""
-    from benchmark.config import ConfigError, dump_config, preset_names
+    from benchmark.config import ConfigError, dump_config
 
     try:
         console.print(dump_config(_config(preset, set_)), highlight=False, end="")

@@ -22,7 +22,7 @@ import yaml
 
 from benchmark.config import ConfigError, RunConfig, config_from_dict, dump_config
 from benchmark.data import load_data, split_by_file
-from benchmark.train import DONE, FAILED, JobOutcome, _atomic_json, resolve_device, train_job
+from benchmark.train import _atomic_json, resolve_device, train_job
 from losses import check_all_options, check_expression
 
 CONFIG_FILE = "config.yaml"

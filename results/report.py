@@ -14,7 +14,6 @@ import base64
 import html
 import io
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,12 +147,10 @@ def frame_table(frame: pd.DataFrame, caption: str = "", formats: dict | None = N
 
 
 def default_db_url() -> str:
-    """``$EARSHOT_DB``, else SQLite in the user data directory (the listening app's default)."""
-    if os.environ.get("EARSHOT_DB"):
-        return os.environ["EARSHOT_DB"]
-    from platformdirs import user_data_dir
+    """The listening app's database: ``$EARSHOT_DB``, else its SQLite file."""
+    from listening_app.store import default_db_url as listening_default
 
-    return f"sqlite:///{Path(user_data_dir('earshot')) / 'listening.sqlite'}"
+    return listening_default()
 
 
 def _sqlite_file(db_url: str) -> Path | None:

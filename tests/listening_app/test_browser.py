@@ -80,12 +80,11 @@ def open_trial(page, server: Server, token: str):
 
 def player(page, previous: str | None = None):
     """The player's frame once its audio is decoded; after a submit, the next trial's one."""
-    frame = page.frame_locator("iframe").last
     page.wait_for_function("""previous => [...document.querySelectorAll('iframe')].some(f => {
         const b = f.contentDocument && f.contentDocument.body;
         return b && b.dataset.ready === '1' && b.dataset.nonce !== previous; })""", arg=previous or "",
                            timeout=20_000)
-    return page.frame_locator(f"iframe").last
+    return page.frame_locator("iframe").last
 
 
 def nonce_of(frame) -> str:
