@@ -23,6 +23,22 @@ ANCHOR_FILTER_ORDER = 8
 BLIND_GAIN_DB = 0.05
 #: Peak a loudness-matched item may reach: the whole item is turned down together above it.
 MAX_PEAK = 0.99
+#: How ``loudness_gains_db`` can match levels; the first is the default.
+LOUDNESS_METHODS = ("bs1770", "rms")
+
+# ITU-R BS.1770-4 K-weighting: the analog prototypes of the standard's 48 kHz filters
+# (the constants libebur128 derives from that table).
+KW_SHELF_HZ = 1681.974450955533
+KW_SHELF_GAIN_DB = 3.999843853973347
+KW_SHELF_Q = 0.7071752369554196
+KW_SHELF_VB_EXPONENT = 0.4996667741545416
+KW_HIGHPASS_HZ = 38.13547087602444
+KW_HIGHPASS_Q = 0.5003270373238773
+LOUDNESS_OFFSET_DB = -0.691  # BS.1770's calibration: a 997 Hz 0 dBFS sine reads -3.01 LUFS
+GATE_BLOCK_S = 0.4
+GATE_OVERLAP = 0.75
+ABSOLUTE_GATE_LUFS = -70.0
+RELATIVE_GATE_LU = -10.0
 
 
 def anchor_cutoffs(sample_rate: int) -> tuple[float, float]:
@@ -50,19 +66,86 @@ def rms(audio: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
 
 
-def loudness_gains_db(reference: np.ndarray, others: list[np.ndarray]) -> list[float]:
-    """Gains (dB) that bring each of ``others`` to the reference's RMS level.
+def _bilinear_biquad(f0: float, q: float, sample_rate: int) -> tuple[float, float, float]:
+    """Bilinear-transform terms of a biquad pre-warped so the analog ``f0`` lands at ``f0``:
+    K = tan(π f0 / fs), the denominator's K² + K/Q + 1, and K/Q."""
+    # A centre at or above Nyquist makes tan() infinite or negative (an unstable filter); capping
+    # it at 0.4 fs keeps it stable and only touches rates below 4.2 kHz (8 kHz is not affected).
+    k = np.tan(np.pi * min(f0, 0.4 * sample_rate) / sample_rate)
+    return k, 1 + k / q + k * k, k / q
 
-    RMS rather than BS.1770 loudness: at 11 025 Hz the K-weighting's high-shelf sits
-    near Nyquist, and the stimuli of one item share one spectrum shape closely enough that
-    RMS matching is within a fraction of a dB of it. A silent stimulus gets 0 dB.
+
+def k_weighting_sos(sample_rate: int) -> np.ndarray:
+    """BS.1770-4 K-weighting (pre-filter high shelf, then RLB high-pass) at any sample rate.
+
+    Both stages are the bilinear transforms of the analog prototypes behind the standard's
+    48 kHz table (as in libebur128 and pyloudnorm), so at 48 kHz they reproduce the table.
     """
-    target = rms(reference)
+    k, a0, kq = _bilinear_biquad(KW_SHELF_HZ, KW_SHELF_Q, sample_rate)
+    vh = 10 ** (KW_SHELF_GAIN_DB / 20)
+    vb = vh ** KW_SHELF_VB_EXPONENT
+    shelf = [(vh + vb * kq + k * k) / a0, 2 * (k * k - vh) / a0, (vh - vb * kq + k * k) / a0,
+             1.0, 2 * (k * k - 1) / a0, (1 - kq + k * k) / a0]
+    k, a0, kq = _bilinear_biquad(KW_HIGHPASS_HZ, KW_HIGHPASS_Q, sample_rate)
+    # The standard's high-pass numerator is (1, -2, 1) unnormalised; -0.691 dB is calibrated to it.
+    highpass = [1.0, -2.0, 1.0, 1.0, 2 * (k * k - 1) / a0, (1 - kq + k * k) / a0]
+    return np.array([shelf, highpass])
+
+
+def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
+    """Gated integrated loudness of a mono signal, LUFS (ITU-R BS.1770-4); -inf for silence.
+
+    Mean squares of 400 ms blocks with 75 % overlap, K-weighted; blocks below -70 LUFS are
+    dropped, then those more than 10 LU below the loudness of the rest. A signal shorter
+    than one block has no blocks to gate, so its loudness is the ungated mean square of the
+    whole K-weighted signal.
+    """
+    if len(audio) == 0:
+        return float("-inf")
+    weighted = signal.sosfilt(k_weighting_sos(sample_rate), np.asarray(audio, dtype=np.float64))
+    block = int(round(GATE_BLOCK_S * sample_rate))
+    if len(weighted) < block:
+        powers = np.array([np.mean(np.square(weighted))])
+    else:
+        energy = np.concatenate([[0.0], np.cumsum(np.square(weighted))])
+        hop = GATE_BLOCK_S * (1 - GATE_OVERLAP) * sample_rate
+        starts = np.round(np.arange(int((len(weighted) - block) // hop) + 1) * hop).astype(int)
+        powers = (energy[starts + block] - energy[starts]) / block
+        with np.errstate(divide="ignore"):
+            levels = LOUDNESS_OFFSET_DB + 10 * np.log10(powers)
+        powers = powers[levels > ABSOLUTE_GATE_LUFS]
+        if len(powers) == 0:
+            return float("-inf")
+        relative_gate = LOUDNESS_OFFSET_DB + 10 * np.log10(np.mean(powers)) + RELATIVE_GATE_LU
+        powers = powers[LOUDNESS_OFFSET_DB + 10 * np.log10(powers) > relative_gate]
+    mean_power = float(np.mean(powers))
+    return LOUDNESS_OFFSET_DB + 10 * np.log10(mean_power) if mean_power > 0 else float("-inf")
+
+
+def loudness_gains_db(reference: np.ndarray, others: list[np.ndarray], sample_rate: int,
+                      method: str = "bs1770") -> list[float]:
+    """Gains (dB) that bring each of ``others`` to the reference's level.
+
+    ``bs1770``: ITU-R BS.1770-4 integrated loudness, which weights the spectrum roughly as
+    hearing does, so a dull anchor and a bright reconstruction are matched in loudness, not
+    in signal power (RMS can be off by a dB or more between such stimuli). ``rms``: plain
+    RMS, as earlier tests were prepared. A silent stimulus (or reference) gets 0 dB.
+    """
+    if method not in LOUDNESS_METHODS:
+        raise ValueError(f"loudness method {method!r}: use one of {', '.join(LOUDNESS_METHODS)}")
+    target = _level_db(reference, sample_rate, method)
     gains = []
     for audio in others:
-        level = rms(audio)
-        gains.append(0.0 if level == 0 or target == 0 else float(20 * np.log10(target / level)))
+        level = _level_db(audio, sample_rate, method)
+        gains.append(0.0 if np.isinf(level) or np.isinf(target) else float(target - level))
     return gains
+
+
+def _level_db(audio: np.ndarray, sample_rate: int, method: str) -> float:
+    if method == "bs1770":
+        return integrated_loudness(audio, sample_rate)
+    level = rms(audio)
+    return float(20 * np.log10(level)) if level > 0 else float("-inf")
 
 
 def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:

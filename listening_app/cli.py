@@ -52,12 +52,16 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
             completion_code: Optional[str] = typer.Option(None, help="shown on the last page"),
             training: bool = typer.Option(True, help="show the labelled training page first"),
             open_test: bool = typer.Option(False, "--open", help="open the test right away"),
+            loudness: str = typer.Option("bs1770", help="level matching: bs1770 (ITU-R BS.1770-4 loudness) or rms"),
             db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
     """Make a blind MUSHRA test from a run: items, hidden reference, anchors, loudness matching."""
+    from listening_app.audio import LOUDNESS_METHODS
     from listening_app.prepare import prepare_test
     from listening_app.settings import TestSettings
     from listening_app.store import set_status
 
+    if loudness not in LOUDNESS_METHODS:
+        _fail(f"--loudness: {loudness!r} is not one of {', '.join(LOUDNESS_METHODS)}")
     try:
         settings = TestSettings(rater_id=rater_id, must_play_all=must_play_all, require_100=require_100,
                                 resubmit=resubmit, completion_code=completion_code, training=training,
@@ -67,13 +71,15 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
         _fail(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
     try:
         made = prepare_test(run, db, items=items, conditions=_split(conditions), seed=seed, name=name,
-                            settings=settings)
+                            settings=settings, loudness=loudness)
         if open_test:
             set_status(db, made.name, "open")
     except _user_errors() as error:
         _fail(str(error))
     console.print(f"test [bold]{made.name}[/]: {len(made.items)} items, conditions {', '.join(made.conditions)} "
                   f"+ hidden reference + anchors at {made.anchor_low_hz:.1f} Hz and {made.anchor_mid_hz:.1f} Hz")
+    matching = "BS.1770-4 integrated loudness" if made.loudness == "bs1770" else "RMS"
+    console.print(f"every stimulus matched to its reference's {matching} (--loudness {made.loudness})")
     table = Table("item", *sorted(next(iter(made.gains_db.values()))), title="gain applied (dB)")
     for item, gains in made.gains_db.items():
         table.add_row(item, *[f"{gains[c]:+.2f}" for c in sorted(gains)])
@@ -158,8 +164,15 @@ def serve(db: Optional[str] = typer.Option(None, help=DB_HELP), port: int = type
     url = db or default_db_url()
     engine_for(url)  # a bad URL fails here, in one line, not inside the server
     env = dict(os.environ, **{DB_ENV: url})
+    raise typer.Exit(subprocess.call(server_command(port, address), env=env))
+
+
+def server_command(port: int, address: str) -> list[str]:
+    """``streamlit run`` on the app, with the options a listening test needs."""
     app = Path(__file__).with_name("app.py")
-    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
-               "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
-               "--client.toolbarMode", "minimal"]
-    raise typer.Exit(subprocess.call(command, env=env))
+    return [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
+            "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none",
+            # Streamlit's default full gc.collect() after every script run costs ~100 ms here
+            # with numpy/scipy loaded, 10x a whole submit; Python's own GC still runs.
+            "--runner.postScriptGC", "false"]

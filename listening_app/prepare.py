@@ -19,7 +19,7 @@ import soundfile as sf
 import yaml
 
 from listening_app import store
-from listening_app.audio import MAX_PEAK, anchor_cutoffs, loudness_gains_db, lowpass, wav_bytes
+from listening_app.audio import LOUDNESS_METHODS, MAX_PEAK, anchor_cutoffs, loudness_gains_db, lowpass, wav_bytes
 from listening_app.rules import ItemPlan, check_items
 from listening_app.settings import MAX_STIMULI_PER_TRIAL, TestSettings
 
@@ -37,6 +37,7 @@ class Prepared:
     conditions: list[str]
     anchor_low_hz: float
     anchor_mid_hz: float
+    loudness: str  # how the stimuli were level-matched: "bs1770" or "rms" (not stored in the database)
     gains_db: dict[str, dict[str, float]] = field(default_factory=dict)  # item -> condition -> gain
 
 
@@ -78,9 +79,15 @@ def _read(path: Path, samples: int) -> tuple[np.ndarray, int]:
 
 def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, conditions: list[str] | None = None,
                  seed: int = 0, seconds: float | None = None, name: str | None = None,
-                 settings: TestSettings | None = None) -> Prepared:
-    """Make a test from a run and store it (closed); ``earshot listen open`` opens it."""
+                 settings: TestSettings | None = None, loudness: str = "bs1770") -> Prepared:
+    """Make a test from a run and store it (closed); ``earshot listen open`` opens it.
+
+    ``loudness``: match every stimulus to the reference's BS.1770-4 integrated loudness
+    (``bs1770``) or its RMS (``rms``).
+    """
     run_dir = Path(run_dir)
+    if loudness not in LOUDNESS_METHODS:
+        raise PrepareError(f"loudness method {loudness!r}: use one of {', '.join(LOUDNESS_METHODS)}")
     if not (run_dir / "excerpts.json").exists():
         raise PrepareError(f"{run_dir}: no excerpts.json: evaluate the run first (earshot eval {run_dir})")
     settings = settings or TestSettings()
@@ -118,7 +125,7 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
             if len(recon) < length:
                 recon = np.pad(recon, (0, length - len(recon)))
             signals[job] = ("system", recon)
-        gains = dict(zip(signals, loudness_gains_db(reference, [s for _, s in signals.values()])))
+        gains = dict(zip(signals, loudness_gains_db(reference, [s for _, s in signals.values()], rate, loudness)))
         matched = {c: s * 10 ** (gains[c] / 20) for c, (_, s) in signals.items()}
         # One common turn-down keeps every stimulus unclipped and still level-matched.
         peak = max(float(np.abs(s).max()) for s in matched.values())
@@ -138,7 +145,7 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
         raise PrepareError("; ".join(problems))
     if name is None:
         digest = hashlib.sha256(json.dumps([run_id, jobs, [c["item"] for c in chosen],
-                                            settings.model_dump()]).encode()).hexdigest()[:6]
+                                            settings.model_dump(), loudness]).encode()).hexdigest()[:6]
         name = f"{run_id}-listen-{digest}"
     store.create_test(db_url, name, run_dir, run_id, settings, rate, low_hz, mid_hz, new_items)
-    return Prepared(name, [c["item"] for c in chosen], jobs, low_hz, mid_hz, gains_report)
+    return Prepared(name, [c["item"] for c in chosen], jobs, low_hz, mid_hz, loudness, gains_report)

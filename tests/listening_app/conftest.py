@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from listening_app import store
+from listening_app.cli import server_command
 from listening_app.prepare import prepare_test
 from listening_app.settings import TestSettings
 from tests.helpers import write_folder
@@ -146,11 +146,7 @@ class Server:
     def start(self) -> "Server":
         env = dict(os.environ, EARSHOT_DB=self.db_url, EARSHOT_ADMIN_PASSWORD=self.password)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "listening_app" / "app.py"), "--server.port",
-             str(self.port), "--server.address", "127.0.0.1", "--server.headless", "true",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-             "--client.toolbarMode", "minimal"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            server_command(self.port, "127.0.0.1"), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:

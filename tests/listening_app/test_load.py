@@ -1,7 +1,12 @@
-"""30 raters submitting at once against one store: nothing lost, nothing duplicated."""
+"""30 raters submitting at once: nothing lost, nothing duplicated, latency reported.
+
+Once against the store directly (its locking), once through a running Streamlit server
+(its sessions and script threads too), on SQLite and on PostgreSQL.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -9,7 +14,8 @@ import numpy as np
 
 from listening_app import store
 from listening_app.trial import trial_order
-from tests.listening_app.conftest import make_test
+from tests.listening_app.conftest import Server, make_test
+from tests.listening_app.streamlit_client import RaterClient
 from tests.listening_app.test_store import full_ratings
 
 RATERS = 30
@@ -54,3 +60,63 @@ def test_thirty_raters_submitting_concurrently_lose_and_duplicate_nothing(db_url
     p95 = float(np.percentile(latencies, 95)) * 1000
     print(f"\n{db_url.split(':')[0]}: {len(latencies)} concurrent submits by {RATERS} raters, "
           f"p95 latency {p95:.0f} ms, median {np.median(latencies) * 1000:.0f} ms")
+
+
+def _answer(args: dict, hidden_reference_first: bool = True) -> dict:
+    """A complete, valid trial: every stimulus played once, one rated 100."""
+    keys = [s["key"] for s in args["stimuli"]]
+    return {"nonce": args["nonce"], "scores": {k: 100 if i == 0 else 40 + i for i, k in enumerate(keys)},
+            "seconds": {k: 3.0 for k in keys}, "plays": {k: 1 for k in keys}}
+
+
+def test_thirty_raters_against_the_running_server_lose_and_duplicate_nothing(db_url, run_dir):
+    """30 raters, each on its own websocket session of one ``earshot listen serve`` process.
+
+    They go through the start and training pages, then submit every trial at the same moment
+    as the others, each submit followed by a replay of it (a double click, a retry): the
+    database holds every rating exactly once, and every rater reaches the completion page.
+    """
+    test = make_test(db_url, run_dir)
+    tokens = [store.add_rater(db_url, test.name).token for _ in range(RATERS)]
+    server = Server(db_url).start()
+    latencies: list[float] = []
+
+    async def rater_session(token: str, barrier: asyncio.Barrier) -> str:
+        async with RaterClient(server.url) as client:
+            page = await client.open("", {"token": token})
+            page = await client.rerun({"start_consent": True}, triggers=("start_go",))
+            assert page.page == "training", page.texts
+            page = await client.rerun(triggers=("training_done",))
+            await barrier.wait()  # everyone submits at the same moment
+            while page.page == "test":
+                answer = _answer(page.components[0][1])
+                start = time.perf_counter()
+                following = await client.submit_player(answer)
+                latencies.append(time.perf_counter() - start)
+                assert following.page == "finished" or following.components[0][1]["nonce"] != answer["nonce"], \
+                    following.texts
+                # The same submit again, as a retry sends it: ignored or refused, never written twice.
+                replayed = await client.replay_player()
+                assert replayed.page == following.page
+                page = following
+            return page.page
+
+    async def everyone() -> list[str]:
+        barrier = asyncio.Barrier(RATERS)
+        return await asyncio.gather(*(rater_session(token, barrier) for token in tokens))
+
+    try:
+        final_pages = asyncio.run(everyone())
+    finally:
+        server.kill()
+    assert final_pages == ["finished"] * RATERS
+    frame = store.ratings_frame(db_url, test.name)
+    items = [i for i in store.test_items(db_url, test.id) if not i.training]
+    stimuli = len(store.item_stimuli(db_url, items[0].id))
+    assert len(frame) == RATERS * len(items) * stimuli
+    assert not frame.duplicated(["rater", "item", "condition"]).any()
+    assert (frame.groupby(["rater", "item"])["score"].max() == 100).all()
+    p95 = float(np.percentile(latencies, 95)) * 1000
+    print(f"\n{db_url.split(':')[0]} via the Streamlit server: {len(latencies)} concurrent submits by {RATERS} "
+          f"raters, p95 latency {p95:.0f} ms, median {np.median(latencies) * 1000:.0f} ms "
+          "(submit to the next trial rendered)")

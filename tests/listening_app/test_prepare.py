@@ -8,7 +8,8 @@ import typer
 from typer.testing import CliRunner
 
 from listening_app import store
-from listening_app.audio import anchor_cutoffs, blinded_wav, lowpass, read_wav_bytes, rms, wav_bytes
+from listening_app.audio import (anchor_cutoffs, blinded_wav, integrated_loudness, lowpass, read_wav_bytes, rms,
+                                  wav_bytes)
 from listening_app.cli import listen_app
 from listening_app.prepare import PrepareError, prepare_test, select_items
 from listening_app.rules import ItemPlan, check_items
@@ -48,16 +49,23 @@ def test_items_are_spread_across_categories():
     assert len(select_items(excerpts, 100)) == 9
 
 
-def test_prepared_stimuli_are_loudness_matched_and_the_cut_offs_recorded(sqlite_url, run_dir):
-    made = prepare_test(run_dir, sqlite_url, items=2, seconds=1.5, name="lm")
+@pytest.mark.parametrize("loudness", ["bs1770", "rms"])
+def test_prepared_stimuli_are_loudness_matched_and_the_cut_offs_recorded(sqlite_url, run_dir, loudness):
+    made = prepare_test(run_dir, sqlite_url, items=2, seconds=1.5, name="lm", loudness=loudness)
     test = store.get_test(sqlite_url, "lm")
     assert (test.anchor_low_hz, test.anchor_mid_hz) == pytest.approx(anchor_cutoffs(11025))
     assert made.conditions == ["mse-seed0", "bark-seed0"] and test.status == "closed"
+    assert made.loudness == loudness
     for item in store.test_items(sqlite_url, test.id):
         found = store.item_stimuli(sqlite_url, item.id)
         audio = store.stimulus_audio(sqlite_url, [s.id for s in found])
-        levels = [rms(read_wav_bytes(audio[s.id])[0]) for s in found]
-        assert max(levels) / min(levels) == pytest.approx(1, abs=0.01)
+        signals = [read_wav_bytes(audio[s.id])[0] for s in found]
+        if loudness == "bs1770":
+            levels = [integrated_loudness(x, 11025) for x in signals]
+            assert max(levels) - min(levels) < 0.1  # LU
+        else:
+            levels = [rms(x) for x in signals]
+            assert max(levels) / min(levels) == pytest.approx(1, abs=0.01)
         assert {s.samples for s in found} == {round(1.5 * 11025)}
         assert made.gains_db[item.name] == {s.condition: s.gain_db for s in found}
 
