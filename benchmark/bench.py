@@ -17,8 +17,8 @@ import torch
 
 from benchmark.config import RunConfig
 from benchmark.data import NORMALIZE_EPS
-from benchmark.train import resolve_device, seed_everything
-from losses import REGISTRY, build_loss
+from benchmark.train import build_optimizer, resolve_device, seed_everything, step_function
+from losses import REGISTRY, build_loss, check_all_options, check_expression
 from models import build_model, count_parameters, training_flops_per_window
 
 ROUNDS = 3
@@ -46,8 +46,8 @@ class _Stepper:
         self.device = device
         self.loss = build_loss(loss_name, sample_rate=config.data.sample_rate, options=config.loss_options).to(device)
         self.model = build_model(config.model, config.data.window, self.loss.head_channels).to(device)
-        self.step_fn = torch.compile(self.model) if config.train.compile else self.model
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
+        self.step_fn = step_function(self.model, config.train)
+        self.optimizer = build_optimizer(self.model, config.train, device)
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16,
                                        enabled=device.type == "cuda" and config.train.bf16)
         generator = torch.Generator(device=device).manual_seed(0)
@@ -67,11 +67,22 @@ class _Stepper:
         self.optimizer.step()
 
 
+def _check_losses(config: RunConfig, names: list[str]) -> None:
+    """The checks `earshot run` makes (names or weighted sums, options), before anything is built."""
+    check_all_options(config.loss_options)
+    for name in names:
+        check_expression(name, config.loss_options)
+
+
 def bench_training(config: RunConfig, device: str = "auto", losses: list[str] | None = None, steps: int = 5,
                    warmup: int = 2, rounds: int = ROUNDS, log: Callable[[str], None] = print) -> dict:
     """Windows/s of a training step per loss, each loss's step time over the MSE step's.
 
+    ``losses`` are registered names or weighted sums (``"mse+0.1*bark"``), as in a run.
     Returns a JSON-able dict; ``bark_to_mse`` when both were measured.
+
+    Raises:
+        UnknownLossError: an unknown name, a malformed sum or a bad loss option.
     """
     torch_device = resolve_device(device)
     if torch_device.type == "cuda":
@@ -81,9 +92,7 @@ def bench_training(config: RunConfig, device: str = "auto", losses: list[str] | 
     names = losses or sorted(REGISTRY)
     if "mse" not in names:
         names = ["mse", *names]
-    for name in names:
-        if name not in REGISTRY:
-            raise ValueError(f"unknown loss {name!r} (known: {', '.join(sorted(REGISTRY))})")
+    _check_losses(config, names)
     seed_everything(0)
     steppers, peaks = {}, {}
     for name in names:
@@ -128,6 +137,7 @@ def bench_training(config: RunConfig, device: str = "auto", losses: list[str] | 
         "batch": batch, "window": config.data.window, "parameters": count_parameters(model),
         "model_gflop_per_window": flops / 1e9, "steps": steps, "rounds": rounds,
         "bf16": torch_device.type == "cuda" and config.train.bf16, "compile": config.train.compile,
+        "compile_mode": config.train.compile_mode,
         "losses": rows,
     }
     if torch_device.type == "cuda" and result["bf16"]:
@@ -235,6 +245,7 @@ def profile_losses(config: RunConfig, device: str = "auto", losses: list[str] | 
     torch_device = resolve_device(device)
     cuda = torch_device.type == "cuda"
     names = losses or sorted(REGISTRY)
+    _check_losses(config, names)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     seed_everything(0)
     out = {}

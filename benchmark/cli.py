@@ -251,7 +251,8 @@ def bench(
     preset: str = typer.Option("seed", help="Model preset to measure."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     batch: Optional[int] = typer.Option(None, help="Batch size (default: the preset's)."),
-    losses: Optional[str] = typer.Option(None, help="Comma-separated losses (default: all)."),
+    losses: Optional[str] = typer.Option(
+        None, help="Comma-separated losses: names or weighted sums, e.g. mse,mse+0.1*bark (default: every name)."),
     steps: int = typer.Option(5, help="Timed steps per loss (after warm-up)."),
     output: Optional[Path] = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override any config field."),

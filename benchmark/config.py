@@ -75,6 +75,8 @@ class TrainConfig(_Section):
     bf16: bool = True  # CUDA only: bf16 autocast
     tf32: bool = True  # CUDA only: TF32 matmuls and convolutions
     compile: bool = False
+    # torch.compile's mode when compile is true; None is torch's own default.
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] | None = None
 
     @field_validator("budget")
     @classmethod
@@ -111,6 +113,8 @@ class RunConfig(_Section):
         tree = self.model_dump(mode="json")
         if not tree["loss_options"]:
             del tree["loss_options"]  # so runs made before loss options existed keep their ids
+        if tree["train"]["compile_mode"] is None:
+            del tree["train"]["compile_mode"]  # likewise for runs made before compile_mode existed
         blob = json.dumps(tree, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:8]
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import queue
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict
 from importlib import metadata
@@ -138,14 +140,17 @@ def _write_record(run_dir: Path, record: dict) -> None:
 
 
 _DATA_CACHE: dict[str, object] = {}
+# The local executor's GPU threads call _load_split together: the first loads, the others wait for it.
+_DATA_LOCK = threading.Lock()
 
 
 def _load_split(config: RunConfig, log: Callable[[str], None]):
     key = json.dumps(config.data.model_dump(mode="json"), sort_keys=True)
-    if key not in _DATA_CACHE:
-        audio_set = load_data(config.data, log=log)
-        _DATA_CACHE[key] = (audio_set, split_by_file(audio_set, config.data.test_fraction, config.data.split_seed))
-    return _DATA_CACHE[key]
+    with _DATA_LOCK:
+        if key not in _DATA_CACHE:
+            audio_set = load_data(config.data, log=log)
+            _DATA_CACHE[key] = (audio_set, split_by_file(audio_set, config.data.test_fraction, config.data.split_seed))
+        return _DATA_CACHE[key]
 
 
 def run_job(run_dir: Path, job: str, loss: str, seed: int, device: str,
@@ -159,7 +164,8 @@ def run_job(run_dir: Path, job: str, loss: str, seed: int, device: str,
     return asdict(outcome)
 
 
-def _local_jobs(run_dir, jobs, device, progress, log) -> list[dict]:
+def _local_jobs(run_dir: Path, jobs: list[tuple[str, str, int]], device: torch.device,
+                progress: Callable[[dict], None] | None, log: Callable[[str], None]) -> list[dict]:
     devices = [device]
     if device.type == "cuda" and device.index is None and torch.cuda.device_count() > 1:
         devices = [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
@@ -170,11 +176,23 @@ def _local_jobs(run_dir, jobs, device, progress, log) -> list[dict]:
             log_outcome(outcomes[-1], log)
         return outcomes
     # One job per GPU at a time; CUDA kernels release the GIL, so threads keep every GPU busy.
+    # A job takes whichever GPU is free when it starts (not one fixed up front), so jobs of
+    # different lengths never queue behind a busy GPU while another one idles.
     from concurrent.futures import ThreadPoolExecutor
 
+    free: queue.Queue[torch.device] = queue.Queue()
+    for gpu in devices:
+        free.put(gpu)
+
+    def on_a_free_gpu(job: str, loss: str, seed: int) -> dict:
+        gpu = free.get()
+        try:
+            return run_job(run_dir, job, loss, seed, str(gpu), progress)
+        finally:
+            free.put(gpu)
+
     with ThreadPoolExecutor(len(devices)) as pool:
-        futures = [pool.submit(run_job, run_dir, job, loss, seed, str(devices[i % len(devices)]), progress)
-                   for i, (job, loss, seed) in enumerate(jobs)]
+        futures = [pool.submit(on_a_free_gpu, job, loss, seed) for job, loss, seed in jobs]
         outcomes = [f.result() for f in futures]
     for outcome in outcomes:
         log_outcome(outcome, log)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmark.config import RunConfig, parse_budget
+from benchmark.config import RunConfig, TrainConfig, parse_budget
 from benchmark.data import WindowSampler, steps_per_epoch
 from losses import build_loss
 from models import build_model
@@ -98,6 +98,17 @@ def load_trained(job_dir: Path, device: torch.device | str = "cpu"):
     return model.eval(), loss.eval(), state
 
 
+def build_optimizer(model: torch.nn.Module, train_cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
+    """The trainer's Adam: fused (one kernel for all parameters) on CUDA; torch's default on the CPU."""
+    return torch.optim.Adam(model.parameters(), lr=train_cfg.lr, betas=tuple(train_cfg.betas),
+                            fused=True if device.type == "cuda" else None)
+
+
+def step_function(model: torch.nn.Module, train_cfg: TrainConfig) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model, or ``torch.compile`` of it in ``train.compile_mode`` when ``train.compile`` is on."""
+    return torch.compile(model, mode=train_cfg.compile_mode) if train_cfg.compile else model
+
+
 def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train_files,
               device: torch.device, progress: Callable[[dict], None] | None = None,
               on_step: Callable[[int], None] | None = None) -> JobOutcome:
@@ -123,7 +134,7 @@ def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train
 
     loss_fn = build_loss(loss_name, sample_rate=data_cfg.sample_rate, options=config.loss_options).to(device)
     model = build_model(config.model, data_cfg.window, loss_fn.head_channels).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, betas=tuple(train_cfg.betas))
+    optimizer = build_optimizer(model, train_cfg, device)
     sampler = WindowSampler(train_files, data_cfg.window, device, normalize=data_cfg.normalize_windows,
                             min_rms=data_cfg.min_window_rms, seed=seed)
     max_steps, max_minutes = budget_steps(config)
@@ -158,9 +169,7 @@ def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train
             "sample_rate": data_cfg.sample_rate, "seed": seed, "config": config.model_dump(mode="json"),
         }, checkpoint)
 
-    step_fn = model
-    if train_cfg.compile:
-        step_fn = torch.compile(model)
+    step_fn = step_function(model, train_cfg)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and train_cfg.bf16)
     model.train()
     last_log_time, last_log_step = time.perf_counter(), step

@@ -6,7 +6,11 @@ check them without a server.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import struct
+import threading
+from collections import OrderedDict
 
 import numpy as np
 import soundfile as sf
@@ -149,15 +153,44 @@ def _level_db(audio: np.ndarray, sample_rate: int, method: str) -> float:
 
 
 def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
-    """16-bit PCM wav of a float signal in [-1, 1] (clipped)."""
-    buffer = io.BytesIO()
-    sf.write(buffer, np.clip(audio, -1, 1), sample_rate, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
+    """16-bit PCM wav of a float signal in [-1, 1] (clipped); frames × channels if 2-D.
+
+    Written with numpy rather than soundfile: every trial a rater sees encodes each of its
+    stimuli afresh (the blinding), and libsndfile's virtual-file calls were most of that cost.
+    """
+    pcm = np.clip(np.rint(np.asarray(audio, dtype=np.float64) * 32768), -32768, 32767).astype("<i2")  # as libsndfile
+    channels = 1 if pcm.ndim == 1 else pcm.shape[1]
+    data = pcm.tobytes()
+    header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(data), b"WAVE", b"fmt ", 16, 1, channels,
+                         sample_rate, sample_rate * channels * 2, channels * 2, 16, b"data", len(data))
+    return header + data
 
 
 def read_wav_bytes(data: bytes) -> tuple[np.ndarray, int]:
     audio, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
     return audio, rate
+
+
+_DECODED: OrderedDict[bytes, tuple[np.ndarray, int]] = OrderedDict()
+_DECODED_LOCK = threading.Lock()
+#: Decoded stimuli kept in memory: a whole test of 8 items × 12 stimuli fits.
+DECODED_CACHE_SIZE = 128
+
+
+def _decoded(data: bytes) -> tuple[np.ndarray, int]:
+    """``read_wav_bytes`` for stored stimuli, which never change: decoded once per process."""
+    key = hashlib.blake2b(data, digest_size=16).digest()  # by content, so reused row ids can't alias
+    with _DECODED_LOCK:
+        if key in _DECODED:
+            _DECODED.move_to_end(key)
+            return _DECODED[key]
+    found = read_wav_bytes(data)
+    found[0].setflags(write=False)
+    with _DECODED_LOCK:
+        _DECODED[key] = found
+        while len(_DECODED) > DECODED_CACHE_SIZE:
+            _DECODED.popitem(last=False)
+    return found
 
 
 def blinded_wav(data: bytes, rng: np.random.Generator) -> bytes:
@@ -167,7 +200,7 @@ def blinded_wav(data: bytes, rng: np.random.Generator) -> bytes:
     the hidden reference) never arrive as equal bytes, and no stimulus's bytes are stable
     across sessions: a browser cannot find the hidden reference by comparing bytes.
     """
-    audio, rate = read_wav_bytes(data)
+    audio, rate = _decoded(data)
     gain = 10 ** (rng.uniform(-BLIND_GAIN_DB, BLIND_GAIN_DB) / 20)
     lsb = 1 / 32768
     dither = (rng.uniform(-0.5, 0.5, audio.shape) + rng.uniform(-0.5, 0.5, audio.shape)) * lsb

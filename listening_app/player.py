@@ -6,11 +6,15 @@ nothing else (no stimuli, no Python), which a test checks.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 FOLDER = Path(__file__).with_name("player_frontend")
 
 _component = None
+# declare_component finds its caller's module with inspect.getmodule, which is not thread
+# safe: raters' first script runs at the same moment made it fail ("module is None").
+_declare_lock = threading.Lock()
 
 
 def player(args: dict, key: str):
@@ -18,6 +22,7 @@ def player(args: dict, key: str):
     global _component
     import streamlit.components.v1 as components
 
-    if _component is None:
-        _component = components.declare_component("earshot_player", path=str(FOLDER))
+    with _declare_lock:
+        if _component is None:
+            _component = components.declare_component("earshot_player", path=str(FOLDER))
     return _component(**args, key=key, default=None)

@@ -67,3 +67,15 @@ def test_bench_profile_names_each_loss_top_operators(tmp_path):
     # The model's convolutions appear in every loss's step; shares are fractions of the step.
     assert any("convolution" in op["op"] for op in found["mse"]["top"])
     assert all(0 <= op["share"] <= 1 for row in found.values() for op in row["top"])
+
+
+def test_bench_takes_weighted_sums_of_losses_as_run_does(tmp_path):
+    out = tmp_path / "bench.json"
+    result = runner.invoke(app, ["bench", "--preset", "tiny", "--device", "cpu", "--steps", "1",
+                                 "--losses", "mse+0.1*bark", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())["losses"]
+    assert set(rows) == {"mse", "mse+0.1*bark"} and rows["mse+0.1*bark"]["windows_per_s"] > 0
+    bad = runner.invoke(app, ["bench", "--preset", "tiny", "--device", "cpu", "--losses", "mse+0.1*nope"])
+    assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1
+    assert bad.output.startswith("error: unknown loss 'nope' in 'mse+0.1*nope' (known:")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,10 +19,10 @@ from typer.testing import CliRunner
 
 from benchmark.audio import load_folder
 from benchmark.cli import app
-from benchmark.config import load_config
+from benchmark.config import ConfigError, load_config
 from benchmark.data import split_by_file
-from benchmark.run import run_grid
-from benchmark.train import CHECKPOINT, DONE, FAILED, TRAIN_LOG, train_job
+from benchmark.run import _local_jobs, run_grid
+from benchmark.train import CHECKPOINT, DONE, FAILED, TRAIN_LOG, build_optimizer, train_job
 from losses import REGISTRY, Loss
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +87,33 @@ def test_training_is_deterministic_on_cpu(album, tmp_path):
         run_dir = run_grid(config, out=tmp_path / name, device="cpu", log=lambda m: None)
         weights.append(torch.load(run_dir / "jobs" / "mse-seed0" / CHECKPOINT, weights_only=False)["model"])
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_a_compiled_tiny_run_trains_with_a_finite_loss(album, tmp_path):
+    result = runner.invoke(app, ["run", "--preset", "tiny", "--data", str(album), "--out", str(tmp_path / "r"),
+                                 "--losses", "mse", "--budget", "3", "--set", "train.compile=true", "--quiet",
+                                 "--no-eval"])
+    assert result.exit_code == 0, result.output
+    log = pd.read_parquet(next((tmp_path / "r").iterdir()) / "jobs" / "mse-seed0" / TRAIN_LOG)
+    assert list(log["step"]) == [1, 2, 3] and log["loss"].map(math.isfinite).all()
+
+
+def test_adam_is_fused_on_cuda_only():
+    train_cfg = load_config("tiny").train
+    model = torch.nn.Linear(2, 2)  # CPU parameters: torch has a CPU fused Adam too, so no CUDA is needed
+    assert build_optimizer(model, train_cfg, torch.device("cuda")).param_groups[0]["fused"] is True
+    assert build_optimizer(model, train_cfg, torch.device("cpu")).param_groups[0]["fused"] is None
+
+
+def test_compile_mode_reaches_torch_compile_and_a_wrong_one_is_refused(album, tmp_path, monkeypatch):
+    modes = []
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None: modes.append(mode) or model)
+    config = _tiny(album, losses=["mse"], **{"train.budget": "1", "train.compile": True,
+                                            "train.compile_mode": "max-autotune-no-cudagraphs"})
+    run_grid(config, out=tmp_path / "runs", device="cpu", log=lambda m: None)
+    assert modes == ["max-autotune-no-cudagraphs"]
+    with pytest.raises(ConfigError, match="train.compile_mode: Input should be 'default'"):
+        _tiny(album, **{"train.compile_mode": "fast"})
 
 
 KILLER = textwrap.dedent("""
@@ -207,6 +237,32 @@ def test_an_existing_run_id_with_another_config_needs_resume(album, tmp_path):
     assert resumed.exit_code == 0 and "already trained" in resumed.output
     missing = runner.invoke(app, [*base[:-3], "--run-id", "other", "--resume"])
     assert missing.exit_code == 2 and "no run other" in missing.output
+
+
+def test_with_several_gpus_each_job_takes_a_free_gpu_and_no_gpu_runs_two(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    # Job 0 is long: with GPUs fixed up front (job i on GPU i % 3), job 3 would start on
+    # GPU 0 while job 0 still runs there, and GPU 1 or 2 would idle.
+    seconds = {f"job{i}": s for i, s in enumerate([0.6, 0.05, 0.1, 0.05, 0.15, 0.05, 0.1])}
+    runs, lock = [], threading.Lock()
+
+    def fake_run_job(run_dir, job, loss, seed, device, progress=None):
+        start = time.monotonic()
+        time.sleep(seconds[job])
+        with lock:
+            runs.append((device, job, start, time.monotonic()))
+        return {"job": job, "status": "done", "steps": 1, "seconds": seconds[job], "message": ""}
+
+    monkeypatch.setattr("benchmark.run.run_job", fake_run_job)
+    jobs = [(job, "mse", 0) for job in seconds]
+    outcomes = _local_jobs(tmp_path, jobs, torch.device("cuda"), None, lambda m: None)
+
+    assert [o["job"] for o in outcomes] == list(seconds)
+    assert sorted(job for _, job, _, _ in runs) == sorted(seconds)
+    assert {device for device, *_ in runs} == {"cuda:0", "cuda:1", "cuda:2"}
+    for device in ("cuda:0", "cuda:1", "cuda:2"):
+        spans = sorted((start, end) for d, _, start, end in runs if d == device)
+        assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:])), device
 
 
 @pytest.mark.ray

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
+import soundfile as sf
 import typer
 from typer.testing import CliRunner
 
@@ -40,6 +43,26 @@ def test_blinding_changes_every_copy_but_not_what_is_heard():
     assert len({data, a, b}) == 3
     heard_a, _ = read_wav_bytes(a)
     assert 20 * np.log10(rms(heard_a - read_wav_bytes(data)[0]) / rms(audio)) < -40  # inaudible
+
+
+def test_wav_bytes_is_a_standard_16_bit_wav_equal_to_libsndfile_within_one_step():
+    rng = np.random.default_rng(1)
+    for audio in (tone_mix(0.5), rng.uniform(-1.2, 1.2, (300, 2)).astype(np.float32)):
+        decoded, rate = sf.read(io.BytesIO(wav_bytes(audio, 22050)), dtype="int16", always_2d=False)
+        expected = io.BytesIO()
+        sf.write(expected, np.clip(audio, -1, 1), 22050, format="WAV", subtype="PCM_16")
+        reference, _ = sf.read(io.BytesIO(expected.getvalue()), dtype="int16", always_2d=False)
+        assert rate == 22050 and decoded.shape == reference.shape
+        assert np.abs(decoded.astype(int) - reference).max() <= 1
+
+
+def test_blinding_decodes_a_stored_stimulus_once_and_never_mixes_two_up():
+    first, second = wav_bytes(tone_mix(0.5), 11025), wav_bytes(tone_mix(0.5, seed=3) * 0.5, 11025)
+    rng = np.random.default_rng(0)
+    for _ in range(2):  # the second pass comes from the cache
+        for data in (first, second):
+            heard, _ = read_wav_bytes(blinded_wav(data, rng))
+            assert rms(heard - read_wav_bytes(data)[0]) < 1e-3
 
 
 def test_items_are_spread_across_categories():
