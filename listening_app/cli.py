@@ -117,9 +117,9 @@ def list_(db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
     from listening_app.store import list_tests, ratings_frame
 
     frame = ratings_frame(db)
-    table = Table("test", "status", "run", "anchors (Hz)", "ratings")
+    table = Table("test", "status", "run", "anchors (Hz)", "loudness", "ratings")
     for t in list_tests(db):
-        table.add_row(t.name, t.status, t.run_id, f"{t.anchor_low_hz:.1f} / {t.anchor_mid_hz:.1f}",
+        table.add_row(t.name, t.status, t.run_id, f"{t.anchor_low_hz:.1f} / {t.anchor_mid_hz:.1f}", t.loudness,
                       str(int((frame["test"] == t.name).sum())))
     console.print(table)
 

@@ -37,7 +37,7 @@ class Prepared:
     conditions: list[str]
     anchor_low_hz: float
     anchor_mid_hz: float
-    loudness: str  # how the stimuli were level-matched: "bs1770" or "rms" (not stored in the database)
+    loudness: str  # how the stimuli were level-matched: "bs1770" or "rms"
     gains_db: dict[str, dict[str, float]] = field(default_factory=dict)  # item -> condition -> gain
 
 
@@ -147,5 +147,5 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
         digest = hashlib.sha256(json.dumps([run_id, jobs, [c["item"] for c in chosen],
                                             settings.model_dump(), loudness]).encode()).hexdigest()[:6]
         name = f"{run_id}-listen-{digest}"
-    store.create_test(db_url, name, run_dir, run_id, settings, rate, low_hz, mid_hz, new_items)
+    store.create_test(db_url, name, run_dir, run_id, settings, rate, low_hz, mid_hz, new_items, loudness)
     return Prepared(name, [c["item"] for c in chosen], jobs, low_hz, mid_hz, loudness, gains_report)

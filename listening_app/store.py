@@ -54,6 +54,8 @@ tests = sa.Table(
     sa.Column("anchor_low_hz", sa.Float, nullable=False),
     sa.Column("anchor_mid_hz", sa.Float, nullable=False),
     sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+    # How the stimuli were level-matched (migration 2): "bs1770" or "rms".
+    sa.Column("loudness", sa.String(10), nullable=False, server_default="rms"),
     sa.CheckConstraint("status in ('open', 'closed')", name="tests_status"),
 )
 
@@ -121,9 +123,19 @@ def _migration_1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[tests, items, stimuli, raters, trials, ratings])
 
 
+def _migration_2(conn: Connection) -> None:
+    """tests.loudness: the level-matching method. Tests made before it existed were matched by RMS.
+
+    Migration 1 creates tables from the current definitions, so a database made since
+    has the column already.
+    """
+    if "loudness" not in {c["name"] for c in sa.inspect(conn).get_columns("tests")}:
+        conn.exec_driver_sql("ALTER TABLE tests ADD COLUMN loudness VARCHAR(10) NOT NULL DEFAULT 'rms'")
+
+
 #: Ordered migrations; migration ``i`` (1-based) brings the schema to version ``i``.
 #: A new one is appended, never edited, so an old database upgrades step by step.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2]
 
 
 class StoreError(ValueError):
@@ -246,11 +258,12 @@ class TestInfo:
     sample_rate: int
     anchor_low_hz: float
     anchor_mid_hz: float
+    loudness: str  # how the stimuli were level-matched: "bs1770" or "rms"
 
 
 def _test_info(row) -> TestInfo:
     return TestInfo(row.id, row.name, row.run_dir, row.run_id, TestSettings.model_validate_json(row.settings),
-                    row.status, row.sample_rate, row.anchor_low_hz, row.anchor_mid_hz)
+                    row.status, row.sample_rate, row.anchor_low_hz, row.anchor_mid_hz, row.loudness)
 
 
 @dataclass
@@ -271,7 +284,8 @@ class NewItem:
 
 
 def create_test(db_url: str | None, name: str, run_dir: Path, run_id: str, settings: TestSettings,
-                sample_rate: int, anchor_low_hz: float, anchor_mid_hz: float, new_items: list[NewItem]) -> TestInfo:
+                sample_rate: int, anchor_low_hz: float, anchor_mid_hz: float, new_items: list[NewItem],
+                loudness: str) -> TestInfo:
     """Write a prepared test (closed) in one transaction; a name in use is refused."""
     engine = engine_for(db_url)
     with _writing(engine) as conn:
@@ -280,7 +294,7 @@ def create_test(db_url: str | None, name: str, run_dir: Path, run_id: str, setti
         test_id = conn.execute(tests.insert().values(
             name=name, run_dir=str(Path(run_dir).resolve()), run_id=run_id, settings=settings.model_dump_json(),
             status="closed", sample_rate=sample_rate, anchor_low_hz=anchor_low_hz, anchor_mid_hz=anchor_mid_hz,
-            created=_now())).inserted_primary_key[0]
+            created=_now(), loudness=loudness)).inserted_primary_key[0]
         for position, item in enumerate(new_items):
             item_id = conn.execute(items.insert().values(
                 test_id=test_id, name=item.name, category=item.category, position=position,

@@ -34,11 +34,12 @@ if not all_tests:
     st.info("No tests yet: make one with `earshot listen prepare RUN`.")
     st.stop()
 st.dataframe([{"test": t.name, "status": t.status, "run": t.run_id,
-               "anchors (Hz)": f"{t.anchor_low_hz:.0f} / {t.anchor_mid_hz:.0f}"} for t in all_tests],
+               "anchors (Hz)": f"{t.anchor_low_hz:.0f} / {t.anchor_mid_hz:.0f}", "loudness matched by": t.loudness}
+              for t in all_tests],
              hide_index=True, key="admin_tests")
 name = st.selectbox("Test", [t.name for t in all_tests], key="admin_test")
 test = store.get_test(db_url(), name)
-st.caption(f"Settings: {test.settings.model_dump()}")
+st.caption("Settings: " + ", ".join(f"{key} = {value}" for key, value in test.settings.model_dump().items()))
 
 col_open, col_close = st.columns(2)
 if col_open.button("Open", key="admin_open", disabled=test.status == "open"):

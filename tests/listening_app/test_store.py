@@ -28,6 +28,22 @@ def test_schema_is_versioned_and_migrating_again_changes_nothing(db_url):
         assert conn.execute(sa.select(sa.func.count()).select_from(store.schema_version)).scalar_one() == 1
 
 
+def test_a_version_1_database_upgrades_and_keeps_its_tests(db_url, run_dir):
+    """Tests made before migration 2 had no loudness column; they were matched by RMS."""
+    test = make_test(db_url, run_dir)
+    rater = store.add_rater(db_url, test.name)
+    engine = store.engine_for(db_url)
+    with engine.begin() as conn:  # the database as version 1 left it
+        conn.exec_driver_sql("ALTER TABLE tests DROP COLUMN loudness")
+        conn.execute(store.schema_version.update().values(version=1))
+    store.dispose_engines()  # a new server process: it migrates on connect
+    assert store.migrate(store.engine_for(db_url)) == len(store.MIGRATIONS)
+    upgraded = store.get_test(db_url, test.name)
+    assert upgraded.loudness == "rms" and upgraded.id == test.id
+    assert store.rater_by_token(db_url, rater.token).id == rater.id
+    assert test.loudness == "bs1770"  # what prepare records now
+
+
 def test_submit_writes_a_whole_trial_and_exports_every_rating(db_url, run_dir):
     test = make_test(db_url, run_dir)
     items = store.test_items(db_url, test.id)
