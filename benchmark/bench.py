@@ -137,7 +137,7 @@ def bench_training(config: RunConfig, device: str = "auto", losses: list[str] | 
         "batch": batch, "window": config.data.window, "parameters": count_parameters(model),
         "model_gflop_per_window": flops / 1e9, "steps": steps, "rounds": rounds,
         "bf16": torch_device.type == "cuda" and config.train.bf16, "compile": config.train.compile,
-        "compile_mode": config.train.compile_mode,
+        "compile_mode": config.train.compile_mode, "conv_impl": config.train.conv_impl,
         "losses": rows,
     }
     if torch_device.type == "cuda" and result["bf16"]:

@@ -77,6 +77,9 @@ class TrainConfig(_Section):
     compile: bool = False
     # torch.compile's mode when compile is true; None is torch's own default.
     compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] | None = None
+    # How the strided convolutions run: torch's convolutions, or matrix multiplies (same
+    # parameters and results; meant for GPUs, slower on the CPU). See models.autoencoder.
+    conv_impl: Literal["native", "gemm"] = "native"
 
     @field_validator("budget")
     @classmethod
@@ -111,10 +114,12 @@ class RunConfig(_Section):
     def fingerprint(self) -> str:
         """Short hash of everything that changes what a run computes."""
         tree = self.model_dump(mode="json")
+        # Fields added after the first runs are left out at their defaults, so those runs keep their ids.
         if not tree["loss_options"]:
-            del tree["loss_options"]  # so runs made before loss options existed keep their ids
-        if tree["train"]["compile_mode"] is None:
-            del tree["train"]["compile_mode"]  # likewise for runs made before compile_mode existed
+            del tree["loss_options"]
+        for key, default in (("compile_mode", None), ("conv_impl", "native")):
+            if tree["train"][key] == default:
+                del tree["train"][key]
         blob = json.dumps(tree, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:8]
 

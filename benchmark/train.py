@@ -22,7 +22,7 @@ import torch
 from benchmark.config import RunConfig, TrainConfig, parse_budget
 from benchmark.data import WindowSampler, steps_per_epoch
 from losses import build_loss
-from models import build_model
+from models import GatedConvAutoencoder, build_model
 
 CHECKPOINT = "checkpoint.pt"
 TRAIN_LOG = "train_log.parquet"
@@ -89,8 +89,6 @@ def _atomic_json(obj, path: Path) -> None:
 def load_trained(job_dir: Path, device: torch.device | str = "cpu"):
     """(model, loss, checkpoint state) of a job, model and loss in eval mode."""
     state = torch.load(Path(job_dir) / CHECKPOINT, map_location=device, weights_only=False)
-    from models import GatedConvAutoencoder
-
     model = GatedConvAutoencoder(**state["model_args"]).to(device)
     model.load_state_dict(state["model"])
     loss = build_loss(state["loss_name"], sample_rate=state["sample_rate"], options=state["config"].get("loss_options")).to(device)
@@ -104,8 +102,9 @@ def build_optimizer(model: torch.nn.Module, train_cfg: TrainConfig, device: torc
                             fused=True if device.type == "cuda" else None)
 
 
-def step_function(model: torch.nn.Module, train_cfg: TrainConfig) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The model, or ``torch.compile`` of it in ``train.compile_mode`` when ``train.compile`` is on."""
+def step_function(model: GatedConvAutoencoder, train_cfg: TrainConfig) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model in ``train.conv_impl``, through ``torch.compile`` in ``train.compile_mode`` when ``train.compile`` is on."""
+    model.set_conv_impl(train_cfg.conv_impl)  # before compiling: the graph is traced in it
     return torch.compile(model, mode=train_cfg.compile_mode) if train_cfg.compile else model
 
 

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 Gating = Literal["tanh-sigmoid", "sigmoid", "none"]
+ConvImpl = Literal["native", "gemm"]
+CONV_IMPLS: tuple[ConvImpl, ...] = ("native", "gemm")
 PIXEL_NORM_EPS = 1e-7
 
 
@@ -22,11 +24,47 @@ def pixel_norm(x: torch.Tensor) -> torch.Tensor:
     return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + PIXEL_NORM_EPS)
 
 
+# The "gemm" implementation. With kernel = 2 × stride, every output frame of a strided
+# convolution reads exactly two consecutive blocks of `stride` input samples, so the
+# convolution is a matrix multiply per half-kernel; a transposed one is a matrix multiply
+# and a shifted add. GPUs run matrix multiplies near their peak, while cuDNN's strided
+# convolution kernels (their backward above all) are suspected of holding the seed model's
+# training step far below it. Both functions work time-major, (batch, time, channels), and
+# return that memory layout viewed as (batch, channels, time), so consecutive gemm layers
+# never transpose activations in memory; the (small) weights are reordered instead.
+
+def _conv1d_gemm(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
+    """``F.conv1d(x, weight, None, stride, padding)`` for a kernel of 2 × stride, as two GEMMs."""
+    batch, channels, _ = x.shape
+    out_channels = weight.shape[0]
+    h = F.pad(x.transpose(1, 2), (0, 0, padding, padding))
+    blocks = h.shape[1] // stride  # a tail shorter than a block is dropped, as conv1d drops it
+    h = h[:, :blocks * stride].reshape(batch, blocks, stride * channels)
+    # (out, in, 2·stride) → each half of the kernel as (out, stride·in), in h's (time, channel) order.
+    halves = weight.view(out_channels, channels, 2, stride).permute(2, 0, 3, 1).reshape(2, out_channels, -1)
+    y = h[:, :-1] @ halves[0].T + h[:, 1:] @ halves[1].T  # frame t reads blocks t and t + 1
+    return y.transpose(1, 2)
+
+
+def _conv_transpose1d_gemm(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
+    """``F.conv_transpose1d(x, weight, None, stride, padding)`` for a kernel of 2 × stride, as one GEMM."""
+    batch, in_channels, length = x.shape
+    out_channels = weight.shape[1]
+    # (in, out, 2·stride) → (in, 2·stride·out): what one input frame adds to the two blocks it spans.
+    flat = weight.view(in_channels, out_channels, 2, stride).permute(0, 2, 3, 1).reshape(in_channels, -1)
+    z = (x.transpose(1, 2) @ flat).view(batch, length, 2, stride * out_channels)
+    # Output block m = first half of frame m + second half of frame m - 1.
+    blocks = F.pad(z[:, :, 0], (0, 0, 0, 1)) + F.pad(z[:, :, 1], (0, 0, 1, 0))
+    y = blocks.view(batch, (length + 1) * stride, out_channels)
+    return y[:, padding:y.shape[1] - padding].transpose(1, 2)
+
+
 class GatedLayer(nn.Module):
     """Two parallel (transposed) convolutions, ``conv`` and ``gate``, combined.
 
     ``tanh-sigmoid``: tanh(pn(conv)) · sigmoid(pn(gate)) (the seed's hidden layers);
     ``sigmoid``: conv · sigmoid(gate) (the seed's outer layers); ``none``: conv alone.
+    ``conv_impl`` says how the convolution runs (see ``set_conv_impl``), not what it computes.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int,
@@ -38,20 +76,40 @@ class GatedLayer(nn.Module):
                      if gating != "none" else None)
         self.gating = gating
         self.pixel_norm = pixel_norm and gating == "tanh-sigmoid"
+        self.conv_impl: ConvImpl = "native"
+
+    def check_conv_impl(self, impl: ConvImpl, name: str = "layer") -> None:
+        """Raise ValueError, naming the layer ``name``, if it cannot run in ``impl``."""
+        if impl not in CONV_IMPLS:
+            raise ValueError(f"conv_impl must be one of {', '.join(CONV_IMPLS)}, not {impl!r}")
+        kernel, stride, padding = self.conv.kernel_size[0], self.conv.stride[0], self.conv.padding[0]
+        if impl == "gemm" and kernel != 2 * stride:
+            raise ValueError(f"{name}: conv_impl 'gemm' needs kernel = 2 × stride; this layer has "
+                             f"kernel {kernel}, stride {stride}, padding {padding}")
+
+    def set_conv_impl(self, impl: ConvImpl, name: str = "layer") -> None:
+        """Run the convolution as torch's conv ("native") or as matrix multiplies ("gemm")."""
+        self.check_conv_impl(impl, name)
+        self.conv_impl = impl
+
+    def _convolve(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """This layer's (transposed) convolution of ``x`` with ``weight``, in ``conv_impl``."""
+        stride, padding = self.conv.stride[0], self.conv.padding[0]
+        transposed = isinstance(self.conv, nn.ConvTranspose1d)
+        if self.conv_impl == "gemm":
+            gemm = _conv_transpose1d_gemm if transposed else _conv1d_gemm
+            return gemm(x, weight, stride, padding)
+        native = F.conv_transpose1d if transposed else F.conv1d
+        return native(x, weight, None, stride, padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gate is None:
-            return self.conv(x)
+            return self._convolve(x, self.conv.weight)
         # One convolution with conv's and gate's filters side by side: the same arithmetic
         # as two, in one larger kernel call (fewer launches, better GPU utilisation).
-        conv = self.conv
-        if isinstance(conv, nn.ConvTranspose1d):
-            weight = torch.cat([conv.weight, self.gate.weight], dim=1)
-            both = F.conv_transpose1d(x, weight, None, conv.stride, conv.padding)
-        else:
-            weight = torch.cat([conv.weight, self.gate.weight], dim=0)
-            both = F.conv1d(x, weight, None, conv.stride, conv.padding)
-        value, gate = both.chunk(2, dim=1)
+        out_dim = 1 if isinstance(self.conv, nn.ConvTranspose1d) else 0
+        weight = torch.cat([self.conv.weight, self.gate.weight], dim=out_dim)
+        value, gate = self._convolve(x, weight).chunk(2, dim=1)
         if self.gating == "sigmoid":
             return value * torch.sigmoid(gate)
         if self.pixel_norm:
@@ -129,6 +187,19 @@ class GatedConvAutoencoder(nn.Module):
         with torch.no_grad():
             for param in self.parameters():
                 param.normal_(0.0, init_std)
+
+    def set_conv_impl(self, impl: ConvImpl) -> "GatedConvAutoencoder":
+        """Every gated layer's convolution as torch's conv ("native") or as matrix multiplies ("gemm").
+
+        The parameters, and so checkpoints and parameter counts, stay the same; set it
+        before ``torch.compile``. Raises ValueError, naming the first layer that cannot.
+        """
+        layers = [(name, m) for name, m in self.named_modules() if isinstance(m, GatedLayer)]
+        for name, layer in layers:  # check every layer before switching any
+            layer.check_conv_impl(impl, name)
+        for name, layer in layers:
+            layer.set_conv_impl(impl, name)
+        return self
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         h = self.encoder(x.unsqueeze(1))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The seed preset on one GPU: bench figures at the seed's batch and larger ones, a short
-# training run of mse and bark (with its evaluation), then a torch.compile bench.
+# training run of mse and bark (with its evaluation), then torch.compile benches with the native
+# convolutions and with train.conv_impl=gemm.
 # Sized to finish in under 8 minutes on one H100.
 #   PYTHON         interpreter with earshot importable (default: python3)
 #   EARSHOT_DATA   folder of audio for the training run (default: the built-in corpus)
@@ -50,4 +51,8 @@ echo "== batch ${BATCH[2]}: mse with torch.compile =="
 timeout 150 "$PY" -m benchmark.cli bench --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[2]}" --steps 5 \
   --losses mse --set train.compile=true --json "$OUT_DIR/bench-b${BATCH[2]}-compile.json" 2>&1 | grep -v '^ ' \
   || echo "compile bench did not finish"
+echo "== batch ${BATCH[2]}: mse with torch.compile, convolutions as matrix multiplies =="
+timeout 150 "$PY" -m benchmark.cli bench --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[2]}" --steps 5 \
+  --losses mse --set train.compile=true --set train.conv_impl=gemm --json "$OUT_DIR/bench-b${BATCH[2]}-compile-gemm.json" \
+  2>&1 | grep -v '^ ' || echo "compile gemm bench did not finish"
 rm -rf "$RUNS"

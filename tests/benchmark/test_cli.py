@@ -79,3 +79,13 @@ def test_bench_takes_weighted_sums_of_losses_as_run_does(tmp_path):
     bad = runner.invoke(app, ["bench", "--preset", "tiny", "--device", "cpu", "--losses", "mse+0.1*nope"])
     assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1
     assert bad.output.startswith("error: unknown loss 'nope' in 'mse+0.1*nope' (known:")
+
+
+def test_bench_records_the_conv_impl_beside_the_compile_mode(tmp_path):
+    out = tmp_path / "bench.json"
+    result = runner.invoke(app, ["bench", "--preset", "tiny", "--device", "cpu", "--steps", "1", "--losses", "mse",
+                                 "--set", "train.conv_impl=gemm", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    written = json.loads(out.read_text())
+    assert written["conv_impl"] == "gemm" and written["compile_mode"] is None
+    assert written["losses"]["mse"]["windows_per_s"] > 0

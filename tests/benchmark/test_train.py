@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import subprocess
@@ -22,8 +23,9 @@ from benchmark.cli import app
 from benchmark.config import ConfigError, load_config
 from benchmark.data import split_by_file
 from benchmark.run import _local_jobs, run_grid
-from benchmark.train import CHECKPOINT, DONE, FAILED, TRAIN_LOG, build_optimizer, train_job
+from benchmark.train import CHECKPOINT, DONE, FAILED, TRAIN_LOG, build_optimizer, step_function, train_job
 from losses import REGISTRY, Loss
+from models import build_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -114,6 +116,37 @@ def test_compile_mode_reaches_torch_compile_and_a_wrong_one_is_refused(album, tm
     assert modes == ["max-autotune-no-cudagraphs"]
     with pytest.raises(ConfigError, match="train.compile_mode: Input should be 'default'"):
         _tiny(album, **{"train.compile_mode": "fast"})
+
+
+def test_conv_impl_changes_the_run_id_only_when_gemm():
+    plain = load_config("tiny")
+    # At their defaults the fields added since are left out, so earlier runs keep their ids.
+    before = plain.model_dump(mode="json", exclude={"loss_options"})
+    del before["train"]["compile_mode"], before["train"]["conv_impl"]
+    assert plain.fingerprint() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:8]
+    assert load_config("tiny", {"train.conv_impl": "native"}).fingerprint() == plain.fingerprint()
+    assert load_config("tiny", {"train.conv_impl": "gemm"}).fingerprint() != plain.fingerprint()
+    with pytest.raises(ConfigError, match=r"^train.conv_impl: Input should be 'native' or 'gemm'$"):
+        load_config("tiny", {"train.conv_impl": "fast"})
+
+
+def test_the_step_function_puts_the_model_in_the_configured_conv_impl():
+    config = load_config("tiny", {"train.conv_impl": "gemm"})
+    model = build_model(config.model, config.data.window)
+    assert step_function(model, config.train) is model
+    assert {layer.conv_impl for layer in [*model.encoder, *model.decoder]} == {"gemm"}
+
+
+def test_a_gemm_run_trains_the_same_model_in_matrix_multiplies(album, tmp_path):
+    losses = {}
+    for impl in ("native", "gemm"):
+        config = _tiny(album, losses=["mse"], **{"train.budget": "3", "train.conv_impl": impl})
+        run_dir = run_grid(config, out=tmp_path / impl, device="cpu", log=lambda m: None)
+        assert f"conv_impl: {impl}" in (run_dir / "config.yaml").read_text()
+        losses[impl] = pd.read_parquet(run_dir / "jobs" / "mse-seed0" / TRAIN_LOG)["loss"]
+    # Same seed, same initial weights, same first batch: the same first loss.
+    assert losses["gemm"].iloc[0] == pytest.approx(losses["native"].iloc[0], rel=1e-5)
+    assert losses["gemm"].map(math.isfinite).all()
 
 
 KILLER = textwrap.dedent("""
