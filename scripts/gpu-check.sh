@@ -6,14 +6,14 @@
 #   PYTHON         interpreter with earshot importable (default: python3)
 #   EARSHOT_DATA   folder of audio for the training run (default: the built-in corpus)
 #   OUT            where the JSON figures and summaries go (default: gpu-check-out)
-#   PRESET, DEVICE, BUDGET, BATCHES   for a dry run elsewhere (defaults: seed, cuda, 1m, "32 256 2048")
+#   PRESET, DEVICE, BUDGET, BATCHES   for a dry run elsewhere (defaults: seed, cuda, 0.7m, "32 256 2048")
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 OUT_DIR=${OUT:-gpu-check-out}
 PRESET=${PRESET:-seed}
 DEVICE=${DEVICE:-cuda}
-BUDGET=${BUDGET:-1m}
+BUDGET=${BUDGET:-0.7m}  # per job; leaves room for both compile benches within 8 minutes
 read -r -a BATCH <<<"${BATCHES:-32 256 2048}"
 RUNS=$(mktemp -d)  # checkpoints are large: keep them out of OUT
 mkdir -p "$OUT_DIR"
@@ -56,3 +56,4 @@ timeout 150 "$PY" -m benchmark.cli bench --preset "$PRESET" --device "$DEVICE" -
   --losses mse --set train.compile=true --set train.conv_impl=gemm --json "$OUT_DIR/bench-b${BATCH[2]}-compile-gemm.json" \
   2>&1 | grep -v '^ ' || echo "compile gemm bench did not finish"
 rm -rf "$RUNS"
+echo "gpu-check took $SECONDS s"
