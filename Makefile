@@ -31,7 +31,7 @@ install-test: $(VENV)/.installed-test
 
 # The Debian packages the built-in corpus is made from; the tests also need Chromium
 # (browser tests of the listening app) and PostgreSQL (its multi-process store).
-TEST_DEB_PACKAGES := chromium postgresql
+TEST_DEB_PACKAGES := chromium postgresql texlive-latex-base texlive-latex-recommended
 define apt_install
 	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing system packages:$$missing"; \

@@ -699,27 +699,45 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
 
 
+#: A text column whose longest cell is longer than this wraps, in a column of LATEX_WRAP_WIDTH.
+LATEX_WRAP_CHARS = 40
+LATEX_WRAP_WIDTH = r"0.4\linewidth"
+
+
 def render_latex(run: RunData, sections: list[Section]) -> str:
-    """The main tables as LaTeX (booktabs), one ``table`` environment each, for a paper."""
-    lines = [f"% earshot report: {latex_escape(run.run_id)}. Needs \\usepackage{{booktabs}}.", ""]
+    """The main tables as LaTeX (booktabs), one ``table`` environment each, for a paper.
+
+    Long text columns (a claim, a reason) wrap; a table still wider than the text is shrunk
+    to fit, never one that already fits.
+    """
+    lines = [f"% earshot report: {latex_escape(run.run_id)}. Needs \\usepackage{{booktabs,array,graphicx}}.", ""]
     for section in sections:
         tables = [b for b in section.blocks if isinstance(b, Table) and b.main]
         if not tables:
             continue
         lines.append(f"% --- {latex_escape(section.title)} ---")
         for table in tables:
-            numeric = [bool(table.rows) and all(_NUMERIC.match(row[j]) for row in table.rows if j < len(row))
-                       for j in range(len(table.columns))]
-            spec = "".join("r" if is_number else "l" for is_number in numeric)
+            spec = "".join(_latex_column(table, j) for j in range(len(table.columns)))
             lines += ["\\begin{table}[htbp]", "\\centering", "\\small",
-                      f"\\caption{{{latex_escape(table.caption)}}}", f"\\begin{{tabular}}{{{spec}}}", "\\toprule",
+                      f"\\caption{{{latex_escape(table.caption)}}}",
+                      "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%",
+                      f"\\begin{{tabular}}{{{spec}}}", "\\toprule",
                       " & ".join(latex_escape(c) for c in table.columns) + " \\\\", "\\midrule"]
             for i, row in enumerate(table.rows):
                 cells = [f"\\textbf{{{latex_escape(c)}}}" if (i, j) in table.bold else latex_escape(c)
                          for j, c in enumerate(row)]
                 lines.append(" & ".join(cells) + " \\\\")
-            lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
+            lines += ["\\bottomrule", "\\end{tabular}}", "\\end{table}", ""]
     return "\n".join(lines)
+
+
+def _latex_column(table: Table, j: int) -> str:
+    cells = [row[j] for row in table.rows if j < len(row)]
+    if cells and all(_NUMERIC.match(c) for c in cells):
+        return "r"
+    if max((len(str(c)) for c in cells), default=0) > LATEX_WRAP_CHARS:
+        return f">{{\\raggedright\\arraybackslash}}p{{{LATEX_WRAP_WIDTH}}}"
+    return "l"
 
 
 def write_report(run_dir: str | Path, format: str = "html", ratings: str | Path | None = None,

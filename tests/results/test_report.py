@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -120,6 +121,24 @@ def test_markdown_and_latex(tiny_run, tmp_path):
     assert "\\toprule" in tex and "\\bottomrule" in tex and "hf\\_energy\\_ratio\\_db\\_2k" in tex
     with pytest.raises(ValueError, match="unknown report format"):
         write_report(tiny_run, format="pdf")
+
+
+def test_the_latex_tables_compile_and_fit_the_page(tiny_run, tmp_path):
+    """pdflatex (installed by ``make test``) on the tables in a minimal article: no error, nothing too wide."""
+    pdflatex = shutil.which("pdflatex")
+    if pdflatex is None:
+        pytest.skip("pdflatex not found: apt-get install texlive-latex-base texlive-latex-recommended")
+    run, sections = build_sections(tiny_run, ratings=_simulated_ratings(tiny_run, tmp_path / "ratings.csv"))
+    (tmp_path / "tables.tex").write_text(render_latex(run, sections), encoding="utf-8")
+    (tmp_path / "paper.tex").write_text(
+        "\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs,array,graphicx}\n"
+        "\\begin{document}\n\\input{tables.tex}\n\\end{document}\n", encoding="utf-8")
+    done = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", "paper.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    log = (tmp_path / "paper.log").read_text(errors="replace")
+    assert done.returncode == 0, [line for line in log.splitlines() if line.startswith("!")]
+    assert "Overfull \\hbox" not in log
+    assert (tmp_path / "paper.pdf").stat().st_size > 0
 
 
 def test_failed_job_and_no_test_render_with_notes(tiny_run, tmp_path):
