@@ -657,6 +657,11 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _markdown_images(text: str) -> set[str]:
+    """The PNG file names a Markdown report links (``![alt](name.png)``, beside it)."""
+    return set(re.findall(r"^!\[[^\]]*\]\(([A-Za-z0-9_.-]+\.png)\)$", text, flags=re.MULTILINE))
+
+
 def render_markdown(run: RunData, sections: list[Section], out_dir: Path) -> str:
     """Markdown with the PNGs written beside it in ``out_dir``; audio as links into the run."""
     lines = [f"# earshot report: {run.run_id}", ""]
@@ -760,7 +765,10 @@ def write_report(run_dir: str | Path, format: str = "html", ratings: str | Path 
         text = render_html(run, sections)
     elif format == "md":
         target = out_dir / "index.md"
+        previous = _markdown_images(target.read_text(encoding="utf-8")) if target.exists() else set()
         text = render_markdown(run, sections, out_dir)
+        for stale in previous - _markdown_images(text):  # only PNGs an earlier report of ours linked
+            (out_dir / stale).unlink(missing_ok=True)
     else:
         target = out_dir / "index.tex"
         text = render_latex(run, sections)

@@ -141,6 +141,21 @@ def test_the_latex_tables_compile_and_fit_the_page(tiny_run, tmp_path):
     assert (tmp_path / "paper.pdf").stat().st_size > 0
 
 
+def test_markdown_again_removes_only_the_plots_it_no_longer_links(tiny_run, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run, run_dir, ignore=shutil.ignore_patterns("checkpoint.pt", "report"))
+    with_test = write_report(run_dir, format="md", ratings=_simulated_ratings(run_dir, tmp_path / "ratings.csv"))
+    mushra = sorted(p.name for p in with_test.parent.glob("mushra-*.png"))
+    assert mushra
+    mine = with_test.parent / "my-figure.png"
+    mine.write_bytes(b"not the report's")
+    again = write_report(run_dir, format="md", with_listening=False)
+    assert not list(again.parent.glob("mushra-*.png"))
+    assert mine.read_bytes() == b"not the report's"
+    linked = [line.split("(")[1].rstrip(")") for line in again.read_text().splitlines() if line.startswith("![")]
+    assert linked and all((again.parent / name).is_file() for name in linked)
+
+
 def test_failed_job_and_no_test_render_with_notes(tiny_run, tmp_path):
     run_dir = tmp_path / "partial"
     shutil.copytree(tiny_run, run_dir, ignore=shutil.ignore_patterns("checkpoint.pt", "report"))
