@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export RAY_USAGE_STATS_ENABLED = 0
 
-.PHONY: demo test install install-test system-packages system-packages-test gpu-check clean
+.PHONY: demo test install install-test system-packages system-packages-test gpu-check gpu-bundle clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,9 +60,16 @@ test: install-test system-packages-test
 	$(BIN)/python -m pytest -q
 
 # One prepared script for a lent GPU: the seed preset's bench figures and a short
-# training run of mse and bark. Under 8 minutes on one H100.
-gpu-check: install
-	PYTHON=$(BIN)/python bash scripts/gpu-check.sh
+# training run of mse and bark. Under 8 minutes on one H100. On a machine that can
+# download nothing, run `make gpu-bundle` beforehand where it can and bring .gpu/ along:
+# then the machine's own python3 and CUDA torch are used, with nothing installed.
+gpu-check:
+	@if [ -d .gpu/wheels ] && python3 -c "import sys, torch; sys.exit(not torch.cuda.is_available())" 2>/dev/null; \
+	then bash scripts/gpu-check.sh; \
+	else $(MAKE) install && PYTHON=$(BIN)/python bash scripts/gpu-check.sh; fi
+
+gpu-bundle: install
+	bash scripts/gpu-bundle.sh
 
 clean:
 	rm -rf $(VENV) runs

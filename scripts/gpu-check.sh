@@ -3,13 +3,22 @@
 # training run of mse and bark (with its evaluation), then torch.compile benches with the native
 # convolutions and with train.conv_impl=gemm.
 # Sized to finish in under 8 minutes on one H100.
-#   PYTHON         interpreter with earshot importable (default: python3)
+#   PYTHON         interpreter with earshot's dependencies (default: python3, with the
+#                  .gpu/ bundle from scripts/gpu-bundle.sh where there is one)
 #   EARSHOT_DATA   folder of audio for the training run (default: the built-in corpus)
 #   OUT            where the JSON figures and summaries go (default: gpu-check-out)
 #   PRESET, DEVICE, BUDGET, BATCHES   for a dry run elsewhere (defaults: seed, cuda, 0.7m, "32 256 2048")
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+if [ -z "${PYTHON:-}" ] && [ -d .gpu/wheels ]; then
+  # A lent GPU machine: python3 there holds CUDA torch and nothing can be downloaded, so
+  # the rest comes from the bundle scripts/gpu-bundle.sh made (carried as .gpu/).
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/earshot-site .gpu/wheels/*.whl || exit 1
+  export PYTHONPATH="/tmp/earshot-site:$PWD/.gpu/site${PYTHONPATH:+:$PYTHONPATH}"
+  export EARSHOT_DATA=${EARSHOT_DATA:-$PWD/.gpu/data}
+fi
 OUT_DIR=${OUT:-gpu-check-out}
 PRESET=${PRESET:-seed}
 DEVICE=${DEVICE:-cuda}
