@@ -30,7 +30,8 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 # The Debian packages the built-in corpus is made from; the tests also need Chromium
-# (browser tests of the listening app) and PostgreSQL (its multi-process store).
+# (browser tests of the listening app), PostgreSQL (its multi-process store) and LaTeX
+# (the report's tables are compiled).
 TEST_DEB_PACKAGES := chromium postgresql texlive-latex-base texlive-latex-recommended
 define apt_install
 	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
