@@ -158,7 +158,8 @@ def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
     Written with numpy rather than soundfile: every trial a rater sees encodes each of its
     stimuli afresh (the blinding), and libsndfile's virtual-file calls were most of that cost.
     """
-    pcm = np.clip(np.rint(np.asarray(audio, dtype=np.float64) * 32768), -32768, 32767).astype("<i2")  # as libsndfile
+    # Scaled by 2^15 and clipped, as libsndfile does; float32 holds every 16-bit step exactly.
+    pcm = np.clip(np.rint(np.asarray(audio, dtype=np.float32) * np.float32(32768)), -32768, 32767).astype("<i2")
     channels = 1 if pcm.ndim == 1 else pcm.shape[1]
     data = pcm.tobytes()
     header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(data), b"WAVE", b"fmt ", 16, 1, channels,
@@ -201,9 +202,11 @@ def blinded_wav(data: bytes, rng: np.random.Generator) -> bytes:
     across sessions: a browser cannot find the hidden reference by comparing bytes.
     """
     audio, rate = _decoded(data)
-    gain = 10 ** (rng.uniform(-BLIND_GAIN_DB, BLIND_GAIN_DB) / 20)
-    lsb = 1 / 32768
-    dither = (rng.uniform(-0.5, 0.5, audio.shape) + rng.uniform(-0.5, 0.5, audio.shape)) * lsb
+    gain = np.float32(10 ** (rng.uniform(-BLIND_GAIN_DB, BLIND_GAIN_DB) / 20))
+    # TPDF dither of ±1 LSB: the difference of two uniforms (float32: this runs per stimulus per trial).
+    dither = rng.random(audio.shape, dtype=np.float32)
+    dither -= rng.random(audio.shape, dtype=np.float32)
+    dither *= np.float32(1 / 32768)
     return wav_bytes(audio * gain + dither, rate)
 
 

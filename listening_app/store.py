@@ -17,9 +17,10 @@ import json
 import os
 import secrets
 import threading
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pandas as pd
 import sqlalchemy as sa
@@ -177,6 +178,7 @@ def engine_for(db_url: str | None = None) -> Engine:
             engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
                                                          "check_same_thread": False})
             _sqlite_pragmas(engine)
+            _sqlite_write_locks.setdefault(str(engine.url), threading.RLock())
         else:
             engine = sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
         migrate(engine)
@@ -216,9 +218,20 @@ def _sqlite_pragmas(engine: Engine) -> None:
 _WRITE_OPTION = "earshot_write"
 
 
-def _writing(engine: Engine):
+# One lock per SQLite database file: writers of this process queue on it and start the
+# moment the previous one commits, instead of polling SQLite's busy handler, whose sleeps
+# (up to 100 ms each) made the p95 of 30 concurrent submits several times the median.
+# Other processes still wait through busy_timeout.
+_sqlite_write_locks: dict[str, threading.RLock] = {}
+
+
+@contextmanager
+def _writing(engine: Engine) -> Iterator[Connection]:
     """A write transaction: ``BEGIN IMMEDIATE`` on SQLite, an ordinary one elsewhere."""
-    return engine.execution_options(**{_WRITE_OPTION: True}).begin()
+    lock = _sqlite_write_locks.get(str(engine.url)) if engine.dialect.name == "sqlite" else None
+    with lock or nullcontext():
+        with engine.execution_options(**{_WRITE_OPTION: True}).begin() as conn:
+            yield conn
 
 
 def migrate(engine: Engine) -> int:
