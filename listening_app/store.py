@@ -218,7 +218,7 @@ def _sqlite_pragmas(engine: Engine) -> None:
 _WRITE_OPTION = "earshot_write"
 
 
-# One lock per SQLite database file: writers of this process queue on it and start the
+# One lock per SQLite URL: writers of this process queue on it and start the
 # moment the previous one commits, instead of polling SQLite's busy handler, whose sleeps
 # (up to 100 ms each) made the p95 of 30 concurrent submits several times the median.
 # Other processes still wait through busy_timeout.
