@@ -63,12 +63,17 @@ class ScaleDiscriminator(nn.Module):
         self.post = weight_norm(nn.Conv1d(wider, 1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LEAK)
-            features.append(x)
-        features.append(self.post(x))
-        return features
+        return _feature_maps(self.convs, self.post, x)
+
+
+def _feature_maps(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """Every LeakyReLU'd convolution's output, then ``post``'s: the scores last."""
+    features = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LEAK)
+        features.append(x)
+    features.append(post(x))
+    return features
 
 
 class PeriodDiscriminator(nn.Module):
@@ -95,12 +100,7 @@ class PeriodDiscriminator(nn.Module):
         if samples % self.period:
             x = F.pad(x, (0, self.period - samples % self.period), mode="reflect")
         x = x.view(batch, channels, -1, self.period)
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LEAK)
-            features.append(x)
-        features.append(self.post(x))
-        return features
+        return _feature_maps(self.convs, self.post, x)
 
 
 class Discriminators(nn.Module):

@@ -139,9 +139,7 @@ class RaterClient:
         body = getattr(element, kind)
         if kind == "component_instance":
             page.components.append((body.id, json.loads(body.json_args)))
-        elif kind == "alert":
-            page.texts.append(body.body)
-        elif kind == "markdown":
+        elif kind in ("alert", "markdown"):
             page.texts.append(body.body)
         widget_id = getattr(body, "id", "")
         if widget_id.startswith("$$ID-") and widget_id.count("-") >= 2:
