@@ -41,10 +41,10 @@ define apt_install
 endef
 
 system-packages: $(VENV)/.installed
-	$(call apt_install,$$($(BIN)/python -m benchmark.corpus --print-packages))
+	$(call apt_install,$$($(BIN)/python -m earshot.benchmark.data.corpus --print-packages))
 
 system-packages-test: $(VENV)/.installed
-	$(call apt_install,$$($(BIN)/python -m benchmark.corpus --print-packages) $(TEST_DEB_PACKAGES))
+	$(call apt_install,$$($(BIN)/python -m earshot.benchmark.data.corpus --print-packages) $(TEST_DEB_PACKAGES))
 
 demo: install system-packages
 	$(BIN)/earshot data build

@@ -15,11 +15,11 @@ from typing import Callable
 
 import torch
 
-from benchmark.config import RunConfig
-from benchmark.data import NORMALIZE_EPS
-from benchmark.train import build_optimizer, resolve_device, seed_everything, step_function
-from losses import REGISTRY, build_loss, check_all_options, check_expression
-from models import build_model, count_parameters, training_flops_per_window
+from earshot.benchmark.config import RunConfig
+from earshot.benchmark.data.windows import NORMALIZE_EPS
+from earshot.benchmark.train.loop import build_optimizer, resolve_device, seed_everything, step_function
+from earshot.losses import REGISTRY, build_loss, check_all_options, check_expression
+from earshot.models import build_model, count_parameters, training_flops_per_window
 
 ROUNDS = 3
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, by device name.
@@ -158,8 +158,8 @@ def _metric_items(seconds: float, count: int, sample_rate: int, seed: int = 0):
     length = int(seconds * sample_rate)
     sources = []
     try:
-        from benchmark.audio import load_folder
-        from benchmark.corpus import default_corpus_dir
+        from earshot.benchmark.data.audio import load_folder
+        from earshot.benchmark.data.corpus import default_corpus_dir
 
         corpus = default_corpus_dir(sample_rate=sample_rate)
         if (corpus / "manifest.json").exists():
@@ -180,7 +180,7 @@ def _metric_items(seconds: float, count: int, sample_rate: int, seed: int = 0):
 
 
 def _metrics_one(item, sample_rate):
-    from benchmark.metrics import compute_all
+    from earshot.benchmark.evaluate.metrics import compute_all
 
     torch.set_num_threads(1)
     return compute_all(item[0], item[1], sample_rate, item[2])
@@ -191,7 +191,7 @@ def bench_metrics(seconds: float = 8.0, items: int = 8, workers: int | None = No
     """Seconds of audio evaluated per second: per metric, then every metric in one process vs a pool."""
     import os
 
-    from benchmark.metrics import METRICS, available_metrics, compute_metric, init_metric_worker, metric_pool
+    from earshot.benchmark.evaluate.metrics import METRICS, available_metrics, compute_metric, init_metric_worker, metric_pool
 
     workers = workers or os.cpu_count() or 1
     init_metric_worker()  # the single-process figure under the same conditions as each pool worker

@@ -159,7 +159,7 @@ def parse_budget(text: str) -> tuple[str, float]:
 
 
 def preset_names() -> list[str]:
-    files = resources.files("benchmark.presets").iterdir()
+    files = resources.files("earshot.benchmark.presets").iterdir()
     return sorted(p.name[:-5] for p in files if p.name.endswith(".yaml"))
 
 
@@ -213,7 +213,7 @@ def load_config(preset: str = "quick", overrides: dict[str, Any] | None = None,
     else:
         if preset not in preset_names():
             raise ConfigError(f"unknown preset {preset!r} (known: {', '.join(preset_names())})")
-        text = resources.files("benchmark.presets").joinpath(f"{preset}.yaml").read_text()
+        text = resources.files("earshot.benchmark.presets").joinpath(f"{preset}.yaml").read_text()
         tree = yaml.safe_load(text) or {}
         tree.setdefault("preset", preset)
     if not isinstance(tree, dict):

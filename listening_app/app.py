@@ -5,14 +5,10 @@ Only navigation lives here; each page is a thin script in ``views/`` over plain 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import streamlit as st
 
-# Streamlit runs this file as a script: make the project importable however it is started.
+# Streamlit runs this file as a script; the pages import the installed ``earshot`` package.
 # Page paths below are relative to this file, as st.Page expects.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import streamlit as st  # noqa: E402
 
 st.set_page_config(page_title="Listening test", layout="centered")
 pages = [

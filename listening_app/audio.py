@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
-from listening_app.settings import STANDARD_BANDWIDTH_HZ, STANDARD_LOW_ANCHOR_HZ, STANDARD_MID_ANCHOR_HZ
+from earshot.listening_app.settings import STANDARD_BANDWIDTH_HZ, STANDARD_LOW_ANCHOR_HZ, STANDARD_MID_ANCHOR_HZ
 
 #: Order of the anchors' Butterworth low-pass: steep enough that the anchor's band edge is
 #: clearly audible, applied forward and backward (zero phase), so the anchor stays aligned

@@ -1,4 +1,4 @@
-"""``earshot listen``: thin commands over :mod:`listening_app.prepare` and :mod:`listening_app.store`.
+"""``earshot listen``: thin commands over :mod:`earshot.listening_app.prepare` and :mod:`earshot.listening_app.store`.
 
 Wired into the main CLI with ``app.add_typer(listen_app, name="listen")``.
 """
@@ -28,8 +28,8 @@ def _fail(message: str) -> None:
 
 
 def _user_errors():
-    from listening_app.prepare import PrepareError
-    from listening_app.store import StoreError
+    from earshot.listening_app.prepare import PrepareError
+    from earshot.listening_app.store import StoreError
 
     return (PrepareError, StoreError)
 
@@ -55,10 +55,10 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
             loudness: str = typer.Option("bs1770", help="level matching: bs1770 (ITU-R BS.1770-4 loudness) or rms"),
             db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
     """Make a blind MUSHRA test from a run: items, hidden reference, anchors, loudness matching."""
-    from listening_app.audio import LOUDNESS_METHODS
-    from listening_app.prepare import prepare_test
-    from listening_app.settings import TestSettings
-    from listening_app.store import set_status
+    from earshot.listening_app.audio import LOUDNESS_METHODS
+    from earshot.listening_app.prepare import prepare_test
+    from earshot.listening_app.settings import TestSettings
+    from earshot.listening_app.store import set_status
 
     if loudness not in LOUDNESS_METHODS:
         _fail(f"--loudness: {loudness!r} is not one of {', '.join(LOUDNESS_METHODS)}")
@@ -90,7 +90,7 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
 @listen_app.command("open")
 def open_(name: str, db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
     """Open a test to raters (after the BS.1534 checks)."""
-    from listening_app.store import set_status
+    from earshot.listening_app.store import set_status
 
     try:
         set_status(db, name, "open")
@@ -102,7 +102,7 @@ def open_(name: str, db: Optional[str] = typer.Option(None, help=DB_HELP)) -> No
 @listen_app.command()
 def close(name: str, db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
     """Close a test: no more submits are accepted."""
-    from listening_app.store import set_status
+    from earshot.listening_app.store import set_status
 
     try:
         set_status(db, name, "closed")
@@ -114,7 +114,7 @@ def close(name: str, db: Optional[str] = typer.Option(None, help=DB_HELP)) -> No
 @listen_app.command("list")
 def list_(db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
     """Tests in the database, their status and how many ratings they have."""
-    from listening_app.store import list_tests, ratings_frame
+    from earshot.listening_app.store import list_tests, ratings_frame
 
     frame = ratings_frame(db)
     table = Table("test", "status", "run", "anchors (Hz)", "loudness", "ratings")
@@ -128,7 +128,7 @@ def list_(db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
 def invite(name: str, count: int = typer.Option(1, min=1), base_url: str = typer.Option("http://localhost:8501"),
            db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
     """Print invitation links (one new rater token each)."""
-    from listening_app.store import add_rater
+    from earshot.listening_app.store import add_rater
 
     try:
         for _ in range(count):
@@ -143,7 +143,7 @@ def export(name: Optional[str] = typer.Argument(None, help="a test (default: all
            out: Path = typer.Option(..., "--out", help="a .csv or .parquet file"),
            db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
     """Write every submitted rating (with play counts and times) to CSV or parquet."""
-    from listening_app.store import export_frame
+    from earshot.listening_app.store import export_frame
 
     frame = export_frame(db, name)
     if out.suffix == ".parquet":
@@ -159,7 +159,7 @@ def export(name: Optional[str] = typer.Argument(None, help="a test (default: all
 def serve(db: Optional[str] = typer.Option(None, help=DB_HELP), port: int = typer.Option(8501),
           address: str = typer.Option("localhost", help="0.0.0.0 to serve other machines")) -> None:
     """Run the rater and admin app (Streamlit)."""
-    from listening_app.store import DB_ENV, default_db_url, engine_for
+    from earshot.listening_app.store import DB_ENV, default_db_url, engine_for
 
     url = db or default_db_url()
     engine_for(url)  # a bad URL fails here, in one line, not inside the server

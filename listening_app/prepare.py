@@ -18,10 +18,10 @@ import numpy as np
 import soundfile as sf
 import yaml
 
-from listening_app import store
-from listening_app.audio import LOUDNESS_METHODS, MAX_PEAK, anchor_cutoffs, loudness_gains_db, lowpass, wav_bytes
-from listening_app.rules import ItemPlan, check_items
-from listening_app.settings import MAX_STIMULI_PER_TRIAL, TestSettings
+from earshot.listening_app import store
+from earshot.listening_app.audio import LOUDNESS_METHODS, MAX_PEAK, anchor_cutoffs, loudness_gains_db, lowpass, wav_bytes
+from earshot.listening_app.rules import ItemPlan, check_items
+from earshot.listening_app.settings import MAX_STIMULI_PER_TRIAL, TestSettings
 
 
 class PrepareError(ValueError):

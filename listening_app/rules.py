@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from listening_app.settings import MAX_STIMULI_PER_TRIAL, MAX_STIMULUS_SECONDS
+from earshot.listening_app.settings import MAX_STIMULI_PER_TRIAL, MAX_STIMULUS_SECONDS
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class ItemPlan:
 
 def check_items(plans: list[ItemPlan], sample_rate: int, anchor_low_hz: float, anchor_mid_hz: float) -> list[str]:
     """Every BS.1534 rule the plan breaks, one line each; empty when it may open."""
-    from listening_app.store import ANCHOR_LOW, ANCHOR_MID, REFERENCE
+    from earshot.listening_app.store import ANCHOR_LOW, ANCHOR_MID, REFERENCE
 
     problems = []
     if not plans:
@@ -50,7 +50,7 @@ def check_items(plans: list[ItemPlan], sample_rate: int, anchor_low_hz: float, a
 
 def check_test(db_url: str | None, name: str) -> list[str]:
     """The rules checked on a stored test."""
-    from listening_app import store
+    from earshot.listening_app import store
 
     info = store.get_test(db_url, name)
     plans = []

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from listening_app.trial import TrialView
+from earshot.listening_app.trial import TrialView
 
 STATE_KEY = "earshot"
 ADMIN_PASSWORD_ENV = "EARSHOT_ADMIN_PASSWORD"
@@ -34,7 +34,7 @@ def app_state() -> AppState:
 
 def db_url() -> str:
     """The database the server was started with (``earshot listen serve`` sets the env)."""
-    from listening_app.store import default_db_url
+    from earshot.listening_app.store import default_db_url
 
     return default_db_url()
 

@@ -26,7 +26,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from listening_app.settings import TestSettings
+from earshot.listening_app.settings import TestSettings
 
 #: The environment variable that overrides the default database URL.
 DB_ENV = "EARSHOT_DB"
@@ -349,7 +349,7 @@ def set_status(db_url: str | None, name: str, status: str) -> None:
     if status not in ("open", "closed"):
         raise StoreError(f"status must be open or closed, not {status!r}")
     if status == "open":
-        from listening_app.rules import check_test
+        from earshot.listening_app.rules import check_test
 
         problems = check_test(db_url, name)
         if problems:

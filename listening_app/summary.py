@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from results.listening import condition_summary, post_screen
+from earshot.results.listening import condition_summary, post_screen
 
 SCREENING_COLUMNS = ["rater", "items", "reference_below_fraction", "mid_anchor_above_fraction", "excluded", "reason"]
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from listening_app import store
-from listening_app.audio import blinded_wav
-from listening_app.settings import TestSettings
+from earshot.listening_app import store
+from earshot.listening_app.audio import blinded_wav
+from earshot.listening_app.settings import TestSettings
 
 #: A component value larger than this is refused unread: 12 stimuli need well under 4 kB.
 MAX_VALUE_BYTES = 16_384

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from listening_app import store
-from listening_app.state import db_url
+from earshot.listening_app import store
+from earshot.listening_app.state import db_url
 
 SCALE = [("Excellent", "80–100"), ("Good", "60–80"), ("Fair", "40–60"), ("Poor", "20–40"), ("Bad", "0–20")]
 

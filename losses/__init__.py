@@ -4,7 +4,7 @@
 and per-loss keyword options; see ``losses.base`` and ``losses.combine``.
 """
 
-from losses.base import (
+from earshot.losses.base import (
     REGISTRY,
     Loss,
     UnknownLossError,
@@ -14,13 +14,13 @@ from losses.base import (
     loss_option_names,
     register,
 )
-from losses import time as _time  # noqa: F401  (registers mse)
-from losses import bark as _bark  # noqa: F401  (registers bark, bark-norm)
-from losses import freq as _freq  # noqa: F401  (registers mrstft, mel)
-from losses import categorical as _categorical  # noqa: F401  (registers mulaw-ce, dmol)
-from losses import adversarial as _adversarial  # noqa: F401  (registers adversarial)
-from losses import feature as _feature  # noqa: F401  (registers crepe-feature)
-from losses.combine import WeightedSum, check_expression, parse_expression
+from earshot.losses import time as _time  # noqa: F401  (registers mse)
+from earshot.losses import bark as _bark  # noqa: F401  (registers bark, bark-norm)
+from earshot.losses import freq as _freq  # noqa: F401  (registers mrstft, mel)
+from earshot.losses import categorical as _categorical  # noqa: F401  (registers mulaw-ce, dmol)
+from earshot.losses import adversarial as _adversarial  # noqa: F401  (registers adversarial)
+from earshot.losses import feature as _feature  # noqa: F401  (registers crepe-feature)
+from earshot.losses.combine import WeightedSum, check_expression, parse_expression
 
 __all__ = ["REGISTRY", "Loss", "UnknownLossError", "WeightedSum", "build_loss", "check_all_options",
            "check_expression", "describe_losses", "loss_option_names", "parse_expression", "register"]

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from losses.base import Loss, register
-from losses.freq import MultiScaleMel
+from earshot.losses.base import Loss, register
+from earshot.losses.freq import MultiScaleMel
 
 LEAK = 0.2  # LeakyReLU slope of MelGAN and HiFi-GAN discriminators
 HIFIGAN_PERIODS = (2, 3, 5, 7, 11)

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from losses.base import Loss, register
+from earshot.losses.base import Loss, register
 
 N_BANDS = 512
 TAPS = 512  # filter length, samples

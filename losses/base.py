@@ -133,7 +133,7 @@ def build_loss(name: str, sample_rate: int, options: Mapping[str, Mapping[str, A
         UnknownLossError: an unknown name or option, a malformed expression or
             terms that need different decoder heads, in one line.
     """
-    from losses.combine import build_expression
+    from earshot.losses.combine import build_expression
 
     return build_expression(name, sample_rate, options)
 

@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from losses.base import Loss, register
+from earshot.losses.base import Loss, register
 
 MU = 255  # WaveNet's mu-law constant: 256 levels
 MULAW_CLASSES = MU + 1

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from losses.base import REGISTRY, Loss, UnknownLossError, build_one, check_options
+from earshot.losses.base import REGISTRY, Loss, UnknownLossError, build_one, check_options
 
 
 def parse_expression(expression: str) -> list[tuple[float, str]]:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from losses.base import Loss, register
+from earshot.losses.base import Loss, register
 
 CREPE_RATE = 16_000  # Hz, the rate CREPE was trained at
 CREPE_FRAME = 1024  # samples at 16 kHz (64 ms)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from losses.base import Loss, register
+from earshot.losses.base import Loss, register
 
 MRSTFT_FFT_SIZES = (512, 256, 128)  # samples: 46, 23 and 12 ms at 11 025 Hz
 MRSTFT_POWER_FLOOR = 1e-8  # auraloss clamps |X|² here before the square root (its eps)

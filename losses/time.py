@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from losses.base import Loss, register
+from earshot.losses.base import Loss, register
 
 
 @register

@@ -1,5 +1,5 @@
 """The gated convolutional autoencoder."""
 
-from models.autoencoder import GatedConvAutoencoder, build_model, count_parameters, training_flops_per_window
+from earshot.models.autoencoder import GatedConvAutoencoder, build_model, count_parameters, training_flops_per_window
 
 __all__ = ["GatedConvAutoencoder", "build_model", "count_parameters", "training_flops_per_window"]

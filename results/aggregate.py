@@ -16,7 +16,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from results.stats import hierarchical_bootstrap_ci
+from earshot.results.stats import hierarchical_bootstrap_ci
 
 ALL = "all"  # the category label of rows pooled over every category
 
@@ -25,8 +25,8 @@ DIFFERENCE_COLUMNS = ["metric", "category", "a", "b", "pairs", "mean", "ci_low",
 
 
 def metric_order(metrics: pd.DataFrame) -> list[str]:
-    """Metric names in the order of ``benchmark.metrics.METRICS``, unknown ones last."""
-    from benchmark.metrics import METRICS
+    """Metric names in the order of ``benchmark.evaluate.metrics.METRICS``, unknown ones last."""
+    from earshot.benchmark.evaluate.metrics import METRICS
 
     present = list(dict.fromkeys(metrics["metric"])) if len(metrics) else []
     known = [name for name in METRICS if name in present]

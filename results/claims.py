@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from results.stats import mean_ci
+from earshot.results.stats import mean_ci
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Command functions for ``earshot report``, ``earshot compare`` and ``earshot listen analyze``.
 
-Plain Typer command functions, thin over :mod:`results.report`, :mod:`results.aggregate`
-and :mod:`results.listening`; ``benchmark.cli`` registers them on its app.
+Plain Typer command functions, thin over :mod:`earshot.results.report`, :mod:`earshot.results.aggregate`
+and :mod:`earshot.results.listening`; ``benchmark.cli.app`` registers them on its app.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def report(
     listening: bool = typer.Option(True, "--listening/--no-listening", help="Include the listening test."),
 ) -> None:
     """Write RUN/report/index.html (or index.md / index.tex): metrics, listening test, audio."""
-    from results.listening import RatingsError
-    from results.report import write_report
+    from earshot.results.listening import RatingsError
+    from earshot.results.report import write_report
 
     try:
         path = write_report(run_dir, format=format, ratings=ratings, db_url=db, test=test,
@@ -52,9 +52,9 @@ def compare(
     csv: Optional[Path] = typer.Option(None, "--csv", help="Also write every category's comparison to this CSV."),
 ) -> None:
     """Two runs side by side: each loss's metric means in A and B, and B − A."""
-    from results.aggregate import compare_runs, metric_order
-    from results.report import fmt, fmt_ci
-    from results.store import load_run
+    from earshot.results.aggregate import compare_runs, metric_order
+    from earshot.results.report import fmt, fmt_ci
+    from earshot.results.store import load_run
 
     try:
         a, b = load_run(run_a), load_run(run_b)
@@ -96,15 +96,15 @@ def analyze(
     mixed: bool = typer.Option(False, "--mixed/--no-mixed", help="Also fit the linear mixed model."),
 ) -> None:
     """Post-screening, MUSHRA means with CIs, Friedman and pairwise Wilcoxon tests."""
-    from results.listening import RatingsError, analyze_ratings, read_ratings
-    from results.report import _sqlite_file, default_db_url, fmt, fmt_ci, fmt_p, p_text
+    from earshot.results.listening import RatingsError, analyze_ratings, read_ratings
+    from earshot.results.report import _sqlite_file, default_db_url, fmt, fmt_ci, fmt_p, p_text
 
     try:
         if ratings is not None:
             frames = [(ratings.name, read_ratings(ratings))]
         else:
             try:
-                from listening_app.store import ratings_frame
+                from earshot.listening_app.store import ratings_frame
             except ImportError as exc:
                 _fail(f"the listening app's store cannot be imported ({exc}); pass --ratings FILE")
             url = db or default_db_url()

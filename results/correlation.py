@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from results.listening import normalise_ratings
-from results.stats import correlation_ci
+from earshot.results.listening import normalise_ratings
+from earshot.results.stats import correlation_ci
 
 EXACT_P_MAX_N = 8  # pairs: up to here Spearman's p is an exact permutation p (8! = 40 320 orderings);
 #   the t approximation scipy uses otherwise calls ρ = 1 with 4 systems "p < 0.001" (exact: 1/12)
@@ -105,7 +105,7 @@ def metric_rating_correlation(metrics: pd.DataFrame, ratings: pd.DataFrame,
         kendall, kendall_low, kendall_high, kendall_p, higher_is_better``; NaN where
         fewer than 3 pairs, or a constant side, leave nothing to rank.
     """
-    from benchmark.metrics import METRICS
+    from earshot.benchmark.evaluate.metrics import METRICS
 
     rows = []
     if metrics.empty or ratings.empty:

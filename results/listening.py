@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from results.stats import holm, mean_ci, rank_biserial
+from earshot.results.stats import holm, mean_ci, rank_biserial
 
 REFERENCE = "reference"  # the hidden reference's condition name
 ANCHOR_PREFIX = "anchor"  # every condition whose name starts with this is an anchor

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from results import aggregate, listening, plots
-from results.store import RunData, load_run
+from earshot.results import aggregate, listening, plots
+from earshot.results.store import RunData, load_run
 
 EXAMPLE_ITEMS = 3  # items shown with spectrograms and players (one per category first)
 PER_ITEM_METRICS = ("si_sdr", "lsd", "hf_energy_ratio_db_2k", "stoi", "visqol_audio")  # per-item tables shown
@@ -148,7 +148,7 @@ def frame_table(frame: pd.DataFrame, caption: str = "", formats: dict | None = N
 
 def default_db_url() -> str:
     """The listening app's database: ``$EARSHOT_DB``, else its SQLite file."""
-    from listening_app.store import default_db_url as listening_default
+    from earshot.listening_app.store import default_db_url as listening_default
 
     return listening_default()
 
@@ -175,7 +175,7 @@ def load_listening_tests(run_dir: Path, ratings: str | Path | None = None, db_ur
     if sqlite_file is not None and not sqlite_file.is_file():
         return [], [f"no listening test: no database at {sqlite_file} (run the listening app, or pass --ratings FILE)"]
     try:
-        from listening_app.store import ratings_frame, tests_for_run
+        from earshot.listening_app.store import ratings_frame, tests_for_run
     except ImportError as exc:
         return [], [f"no listening test: the listening app's store cannot be imported ({exc})"]
     try:
@@ -284,7 +284,7 @@ def _training_section(run: RunData) -> Section:
 
 
 def _metric_tables(run: RunData, summary: pd.DataFrame, categories: list[str], order: list[str]) -> list:
-    from benchmark.metrics import METRICS
+    from earshot.benchmark.evaluate.metrics import METRICS
 
     blocks = []
     losses = [name for name in run.losses if name in set(summary["loss"])]
@@ -318,7 +318,7 @@ def _metric_tables(run: RunData, summary: pd.DataFrame, categories: list[str], o
 
 
 def _metrics_section(run: RunData) -> tuple[Section, pd.DataFrame]:
-    from benchmark.metrics import METRICS
+    from earshot.benchmark.evaluate.metrics import METRICS
 
     section = Section("metrics", "Objective metrics")
     metrics = run.metrics
@@ -379,7 +379,7 @@ def _metrics_section(run: RunData) -> tuple[Section, pd.DataFrame]:
 
 
 def _claims_section(run: RunData) -> Section:
-    from results.claims import check_claims
+    from earshot.results.claims import check_claims
 
     section = Section("claims", "The seed's claims")
     if run.metrics.empty:
@@ -538,7 +538,7 @@ def _listening_section(run: RunData, tests: list[tuple[str, pd.DataFrame]], note
 
 
 def _correlation_blocks(section: Section, run: RunData, ratings: pd.DataFrame) -> None:
-    from results.correlation import metric_rating_correlation
+    from earshot.results.correlation import metric_rating_correlation
 
     section.add(Sub("Metrics against ears"))
     if run.metrics.empty:

@@ -82,7 +82,7 @@ def load_run(run_dir: str | Path) -> RunData:
     config, config_dict = None, {}
     try:
         config_dict = yaml.safe_load((path / "config.yaml").read_text()) or {}
-        from benchmark.config import config_from_dict
+        from earshot.benchmark.config import config_from_dict
 
         config = config_from_dict(config_dict)
     except FileNotFoundError:

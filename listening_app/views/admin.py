@@ -9,9 +9,9 @@ import io
 
 import streamlit as st
 
-from listening_app import store
-from listening_app.state import admin_password, app_state, db_url
-from listening_app.summary import live_summary, screening_status
+from earshot.listening_app import store
+from earshot.listening_app.state import admin_password, app_state, db_url
+from earshot.listening_app.summary import live_summary, screening_status
 
 st.title("Listening tests: admin")
 password = admin_password()

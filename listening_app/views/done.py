@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from listening_app.trial import next_trial
-from listening_app.state import db_url
-from listening_app.ui import go, require_rater
+from earshot.listening_app.trial import next_trial
+from earshot.listening_app.state import db_url
+from earshot.listening_app.ui import go, require_rater
 
 rater, test = require_rater()
 item, done, total = next_trial(db_url(), rater, test)

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from listening_app import store
-from listening_app.audio import calibration_tone
-from listening_app.state import db_url
-from listening_app.ui import SCALE, current_rater, go, token_from_url
+from earshot.listening_app import store
+from earshot.listening_app.audio import calibration_tone
+from earshot.listening_app.state import db_url
+from earshot.listening_app.ui import SCALE, current_rater, go, token_from_url
 
 st.title("Listening test")
 st.markdown(

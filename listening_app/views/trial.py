@@ -9,11 +9,11 @@ import time
 
 import streamlit as st
 
-from listening_app import store
-from listening_app.player import player
-from listening_app.state import app_state, db_url
-from listening_app.trial import check_submission, make_view, next_trial
-from listening_app.ui import go, require_rater
+from earshot.listening_app import store
+from earshot.listening_app.player import player
+from earshot.listening_app.state import app_state, db_url
+from earshot.listening_app.trial import check_submission, make_view, next_trial
+from earshot.listening_app.ui import go, require_rater
 
 rater, test = require_rater()
 state = app_state()

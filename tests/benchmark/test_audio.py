@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 from tests.helpers import RATE, tone_mix, write_folder
 
-from benchmark.audio import AudioError, DataError, load_audio, load_folder
+from earshot.benchmark.data.audio import AudioError, DataError, load_audio, load_folder
 
 
 @pytest.mark.parametrize("fmt, subtype", [

@@ -6,10 +6,10 @@ import json
 
 from typer.testing import CliRunner
 
-from benchmark.bench import bench_training
-from benchmark.cli import app
-from benchmark.config import load_config
-from losses import REGISTRY
+from earshot.benchmark.bench import bench_training
+from earshot.benchmark.cli.app import app
+from earshot.benchmark.config import load_config
+from earshot.losses import REGISTRY
 from tests.helpers import write_folder
 
 runner = CliRunner()

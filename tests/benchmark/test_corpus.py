@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from benchmark import corpus
+from earshot.benchmark import corpus
 
 pytestmark = pytest.mark.corpus
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from tests.helpers import RATE, write_folder
 
-from benchmark.audio import AudioFile, load_folder
-from benchmark.data import WindowSampler, split_by_file
+from earshot.benchmark.data.audio import AudioFile, load_folder
+from earshot.benchmark.data.windows import WindowSampler, split_by_file
 
 
 def _album(tmp_path):

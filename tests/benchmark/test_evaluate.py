@@ -11,12 +11,12 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from benchmark.audio import AudioFile
-from benchmark.cli import app
-from benchmark.config import load_config
-from benchmark.evaluate import METRIC_COLUMNS, evaluate_run, reconstruct, select_excerpts, write_wav
-from benchmark.run import run_grid
-from losses import build_loss
+from earshot.benchmark.data.audio import AudioFile
+from earshot.benchmark.cli.app import app
+from earshot.benchmark.config import load_config
+from earshot.benchmark.evaluate.reconstruct import METRIC_COLUMNS, evaluate_run, reconstruct, select_excerpts, write_wav
+from earshot.benchmark.train.runner import run_grid
+from earshot.losses import build_loss
 from tests.helpers import RATE, tone_mix, write_folder
 
 

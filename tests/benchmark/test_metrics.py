@@ -1,4 +1,4 @@
-"""Behaviour of benchmark.metrics on known pairs.
+"""Behaviour of benchmark.evaluate.metrics on known pairs.
 
 The test signal is synthetic, seeded speech: a glottal pulse train at ~120 Hz
 through formant resonators, syllable-rate envelope and pauses. PESQ and STOI
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from benchmark import metrics
-from benchmark.metrics import (
+from earshot.benchmark import metrics
+from earshot.benchmark.evaluate.metrics import (
     CATEGORIES,
     DB_LIMIT,
     METRICS,
@@ -421,10 +421,10 @@ def test_missing_package_is_skipped_while_the_others_run(speech, monkeypatch):
 
 
 def test_bark_distance_is_the_bark_loss_on_the_clip(speech):
-    pytest.importorskip("losses.bark", reason="losses/bark.py (BarkFeatures) is not written yet")
+    pytest.importorskip("earshot.losses.bark", reason="losses/bark.py (BarkFeatures) is not written yet")
     import torch
 
-    from losses import build_loss
+    from earshot.losses import build_loss
 
     window = metrics.BARK_WINDOW
     start = int(0.5 * SAMPLE_RATE)

@@ -18,14 +18,14 @@ import torch
 from tests.helpers import write_folder
 from typer.testing import CliRunner
 
-from benchmark.audio import load_folder
-from benchmark.cli import app
-from benchmark.config import ConfigError, load_config
-from benchmark.data import split_by_file
-from benchmark.run import _local_jobs, run_grid
-from benchmark.train import CHECKPOINT, DONE, FAILED, TRAIN_LOG, build_optimizer, step_function, train_job
-from losses import REGISTRY, Loss
-from models import build_model
+from earshot.benchmark.data.audio import load_folder
+from earshot.benchmark.cli.app import app
+from earshot.benchmark.config import ConfigError, load_config
+from earshot.benchmark.data.windows import split_by_file
+from earshot.benchmark.train.runner import _local_jobs, run_grid
+from earshot.benchmark.train.loop import CHECKPOINT, DONE, FAILED, TRAIN_LOG, build_optimizer, step_function, train_job
+from earshot.losses import REGISTRY, Loss
+from earshot.models import build_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -153,10 +153,10 @@ KILLER = textwrap.dedent("""
     import os, sys, signal
     from pathlib import Path
     import torch
-    from benchmark.audio import load_folder
-    from benchmark.config import load_config
-    from benchmark.data import split_by_file
-    from benchmark.train import train_job
+    from earshot.benchmark.data.audio import load_folder
+    from earshot.benchmark.config import load_config
+    from earshot.benchmark.data.windows import split_by_file
+    from earshot.benchmark.train.loop import train_job
 
     album, job_dir, kill_at = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     config = load_config("tiny", {"data.path": album, "train.checkpoint_every": 5})
@@ -286,7 +286,7 @@ def test_with_several_gpus_each_job_takes_a_free_gpu_and_no_gpu_runs_two(monkeyp
             runs.append((device, job, start, time.monotonic()))
         return {"job": job, "status": "done", "steps": 1, "seconds": seconds[job], "message": ""}
 
-    monkeypatch.setattr("benchmark.run.run_job", fake_run_job)
+    monkeypatch.setattr("earshot.benchmark.train.runner.run_job", fake_run_job)
     jobs = [(job, "mse", 0) for job in seconds]
     outcomes = _local_jobs(tmp_path, jobs, torch.device("cuda"), None, lambda m: None)
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from listening_app import store
-from listening_app.cli import server_command
-from listening_app.prepare import prepare_test
-from listening_app.settings import TestSettings
+from earshot.listening_app import store
+from earshot.listening_app.cli import server_command
+from earshot.listening_app.prepare import prepare_test
+from earshot.listening_app.settings import TestSettings
 from tests.helpers import write_folder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory) -> Path:
     """One trained and evaluated tiny run (jobs mse-seed0, bark-seed0) for every test."""
-    from benchmark.config import load_config
-    from benchmark.evaluate import evaluate_run
-    from benchmark.run import run_grid
+    from earshot.benchmark.config import load_config
+    from earshot.benchmark.evaluate.reconstruct import evaluate_run
+    from earshot.benchmark.train.runner import run_grid
 
     import torch
 

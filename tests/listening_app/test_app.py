@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from listening_app import store
+from earshot.listening_app import store
 from tests.listening_app.test_store import full_ratings
 from tests.listening_app.conftest import make_test
 
@@ -166,7 +166,7 @@ def test_trial_page_writes_a_valid_submit_and_refuses_tampered_or_replayed_ones(
 def test_live_summary_and_screening_per_rater():
     import pandas as pd
 
-    from listening_app.summary import live_summary, screening_status
+    from earshot.listening_app.summary import live_summary, screening_status
 
     rows = []
     for rater, reference_scores in (("a", [100, 100]), ("b", [100, 95]), ("c", [80, 70])):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from listening_app import store
+from earshot.listening_app import store
 from tests.listening_app.conftest import Server, make_test
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -163,7 +163,7 @@ def test_a_rater_session_plays_switches_submits_resumes_and_leaks_nothing(browse
 
 
 def test_the_component_folder_holds_its_page_and_nothing_else():
-    from listening_app.player import FOLDER
+    from earshot.listening_app.player import FOLDER
 
     assert sorted(p.name for p in FOLDER.rglob("*")) == ["index.html"]  # everything in it is public
 

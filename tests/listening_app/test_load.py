@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from listening_app import store
-from listening_app.trial import trial_order
+from earshot.listening_app import store
+from earshot.listening_app.trial import trial_order
 from tests.listening_app.conftest import Server, make_test
 from tests.listening_app.streamlit_client import RaterClient
 from tests.listening_app.test_store import full_ratings

@@ -8,8 +8,8 @@ import typer
 from scipy import signal
 from typer.testing import CliRunner
 
-from listening_app.audio import integrated_loudness, k_weighting_sos, loudness_gains_db, lowpass, rms
-from listening_app.cli import listen_app
+from earshot.listening_app.audio import integrated_loudness, k_weighting_sos, loudness_gains_db, lowpass, rms
+from earshot.listening_app.cli import listen_app
 
 
 def sine(hz: float, seconds: float, rate: int, amplitude: float = 1.0) -> np.ndarray:

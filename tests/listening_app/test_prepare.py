@@ -10,12 +10,12 @@ import soundfile as sf
 import typer
 from typer.testing import CliRunner
 
-from listening_app import store
-from listening_app.audio import (anchor_cutoffs, blinded_wav, integrated_loudness, lowpass, read_wav_bytes, rms,
+from earshot.listening_app import store
+from earshot.listening_app.audio import (anchor_cutoffs, blinded_wav, integrated_loudness, lowpass, read_wav_bytes, rms,
                                   wav_bytes)
-from listening_app.cli import listen_app
-from listening_app.prepare import PrepareError, prepare_test, select_items
-from listening_app.rules import ItemPlan, check_items
+from earshot.listening_app.cli import listen_app
+from earshot.listening_app.prepare import PrepareError, prepare_test, select_items
+from earshot.listening_app.rules import ItemPlan, check_items
 from tests.helpers import tone_mix
 
 

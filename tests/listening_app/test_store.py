@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from listening_app import store
-from listening_app.trial import next_trial
+from earshot.listening_app import store
+from earshot.listening_app.trial import next_trial
 from tests.listening_app.conftest import make_test
 
 

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from listening_app import store
-from listening_app.trial import check_submission, make_view, next_trial, trial_order
+from earshot.listening_app import store
+from earshot.listening_app.trial import check_submission, make_view, next_trial, trial_order
 from tests.listening_app.conftest import make_test
 
 

@@ -10,12 +10,12 @@ import io
 import pytest
 import torch
 
-from benchmark.audio import load_folder
-from benchmark.config import load_config
-from benchmark.data import split_by_file
-from benchmark.train import CHECKPOINT, train_job
-from losses import build_loss
-from losses.adversarial import AdversarialLoss
+from earshot.benchmark.data.audio import load_folder
+from earshot.benchmark.config import load_config
+from earshot.benchmark.data.windows import split_by_file
+from earshot.benchmark.train.loop import CHECKPOINT, train_job
+from earshot.losses import build_loss
+from earshot.losses.adversarial import AdversarialLoss
 from tests.helpers import RATE, write_folder
 
 WINDOW = 2048

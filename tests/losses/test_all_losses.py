@@ -11,10 +11,10 @@ import math
 import pytest
 import torch
 
-from benchmark.config import load_config
-from benchmark.evaluate import evaluate_run
-from benchmark.run import run_grid
-from losses import REGISTRY, build_loss, describe_losses
+from earshot.benchmark.config import load_config
+from earshot.benchmark.evaluate.reconstruct import evaluate_run
+from earshot.benchmark.train.runner import run_grid
+from earshot.losses import REGISTRY, build_loss, describe_losses
 from tests.helpers import RATE, write_folder
 
 WINDOW = 2048

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from losses import REGISTRY, build_loss
-from losses.bark import (
+from earshot.losses import REGISTRY, build_loss
+from earshot.losses.bark import (
     BarkFeatures,
     BarkLoss,
     BarkNormLoss,

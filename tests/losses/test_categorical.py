@@ -10,8 +10,8 @@ import math
 import pytest
 import torch
 
-from losses import UnknownLossError, build_loss
-from losses.categorical import (DMoLLoss, MuLawCELoss, dmol_log_likelihood, mulaw_encode, mulaw_expand,
+from earshot.losses import UnknownLossError, build_loss
+from earshot.losses.categorical import (DMoLLoss, MuLawCELoss, dmol_log_likelihood, mulaw_encode, mulaw_expand,
                                 mulaw_quantize)
 from tests.helpers import RATE
 

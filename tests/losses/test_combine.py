@@ -9,10 +9,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from benchmark.cli import app
-from benchmark.config import ConfigError, load_config, select_grid
-from benchmark.run import RunError, job_name, validate
-from losses import REGISTRY, UnknownLossError, WeightedSum, build_loss, parse_expression
+from earshot.benchmark.cli.app import app
+from earshot.benchmark.config import ConfigError, load_config, select_grid
+from earshot.benchmark.train.runner import RunError, job_name, validate
+from earshot.losses import REGISTRY, UnknownLossError, WeightedSum, build_loss, parse_expression
 from tests.helpers import RATE, write_folder
 
 

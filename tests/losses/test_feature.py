@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from losses import build_loss
-from losses.feature import CREPE_RATE, Crepe, SincResample, crepe_frames, crepe_weights_path
+from earshot.losses import build_loss
+from earshot.losses.feature import CREPE_RATE, Crepe, SincResample, crepe_frames, crepe_weights_path
 from tests.helpers import RATE, tone_mix
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +30,7 @@ def refuse(*args, **kwargs):
 socket.socket.connect = refuse
 socket.create_connection = refuse
 import torch
-from losses import build_loss
+from earshot.losses import build_loss
 loss = build_loss("crepe-feature", 11025)
 x = torch.zeros(1, 1, 2048)
 x[0, 0, ::40] = 1.0

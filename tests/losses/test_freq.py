@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from losses import build_loss
-from losses.freq import (MEL_BANDS, MEL_WINDOWS, MRSTFT_FFT_SIZES, MelLoss, MultiScaleMel, empty_mel_bands,
+from earshot.losses import build_loss
+from earshot.losses.freq import (MEL_BANDS, MEL_WINDOWS, MRSTFT_FFT_SIZES, MelLoss, MultiScaleMel, empty_mel_bands,
                          mel_filter_bank)
 from tests.helpers import RATE, tone_mix
 

@@ -7,9 +7,9 @@ import copy
 import pytest
 import torch
 
-from benchmark.config import load_config
-from models import GatedConvAutoencoder, build_model, count_parameters, training_flops_per_window
-from models.autoencoder import GatedLayer
+from earshot.benchmark.config import load_config
+from earshot.models import GatedConvAutoencoder, build_model, count_parameters, training_flops_per_window
+from earshot.models.autoencoder import GatedLayer
 
 # Counted from REFERENCE.md's layer table: 1→256 k16, 256→512 k8, 2× 512→512 k8, 512→512 k4,
 # two convolutions per layer, linear 512→128, no biases.
@@ -79,7 +79,7 @@ def test_flop_count_matches_the_layer_table():
 
 def test_one_fused_convolution_equals_the_seeds_two():
     # A gated layer runs conv and gate as one convolution; it must equal the seed's two.
-    from models.autoencoder import pixel_norm
+    from earshot.models.autoencoder import pixel_norm
 
     torch.manual_seed(1)
     model = GatedConvAutoencoder(encoder_channels=(8, 16, 16, 16, 16), decoder_channels=(16, 16, 16, 8), latent=8)

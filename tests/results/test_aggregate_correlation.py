@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from results.aggregate import (ALL, best_loss, compare_runs, metric_summary, paired_differences, per_item_table,
+from earshot.results.aggregate import (ALL, best_loss, compare_runs, metric_summary, paired_differences, per_item_table,
                                summary_table)
-from results.correlation import metric_rating_correlation, paired_scores
+from earshot.results.correlation import metric_rating_correlation, paired_scores
 
 ITEMS = {"speech-01": "speech", "speech-02": "speech", "drums-01": "drums", "music-01": "music"}
 
@@ -122,7 +122,7 @@ def test_correlation_without_matching_jobs_is_empty_or_nan():
 
 
 def test_exact_spearman_p_matches_scipy_permutation_test():
-    from results.correlation import spearman_exact_p
+    from earshot.results.correlation import spearman_exact_p
 
     rng = np.random.default_rng(7)
     x = np.round(rng.normal(size=6), 1)

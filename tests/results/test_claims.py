@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from results.claims import check_claims, paired_differences
-from results.stats import mean_ci
+from earshot.results.claims import check_claims, paired_differences
+from earshot.results.stats import mean_ci
 
 
 def _metrics(metric, mse_values, bark_values, category="speech"):

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from results.listening import (RatingsError, analyze_ratings, condition_summary, friedman_test, mixed_model,
+from earshot.results.listening import (RatingsError, analyze_ratings, condition_summary, friedman_test, mixed_model,
                                pairwise_wilcoxon, post_screen, read_long_csv, read_ratings, read_webmushra_csv)
-from results.stats import mean_ci
+from earshot.results.stats import mean_ci
 
 ITEMS = [f"item-{i:02d}" for i in range(20)]
 

@@ -14,9 +14,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from results.cli import analyze, compare, report
-from results.report import build_sections, example_items, render_latex, render_markdown, write_report
-from results.store import load_run
+from earshot.results.cli import analyze, compare, report
+from earshot.results.report import build_sections, example_items, render_latex, render_markdown, write_report
+from earshot.results.store import load_run
 from tests.helpers import write_folder
 
 SECTIONS = ("run", "training", "metrics", "claims", "listen", "listening")
@@ -24,9 +24,9 @@ SECTIONS = ("run", "training", "metrics", "claims", "listen", "listening")
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
-    from benchmark.config import load_config
-    from benchmark.evaluate import evaluate_run
-    from benchmark.run import run_grid
+    from earshot.benchmark.config import load_config
+    from earshot.benchmark.evaluate.reconstruct import evaluate_run
+    from earshot.benchmark.train.runner import run_grid
 
     tmp = tmp_path_factory.mktemp("report")
     album = write_folder(tmp / "album", {"speech": [2.5, 2.5, 2.0, 2.0], "drums": [2.0, 2.0], "music": [2.5, 2.0]})

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from results.stats import correlation_ci, hierarchical_bootstrap_ci, holm, rank_biserial
+from earshot.results.stats import correlation_ci, hierarchical_bootstrap_ci, holm, rank_biserial
 
 
 def test_holm_by_hand():

@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmark.config import RunConfig, TrainConfig, parse_budget
-from benchmark.data import WindowSampler, steps_per_epoch
-from losses import build_loss
-from models import GatedConvAutoencoder, build_model
+from earshot.benchmark.config import RunConfig, TrainConfig, parse_budget
+from earshot.benchmark.data.windows import WindowSampler, steps_per_epoch
+from earshot.losses import build_loss
+from earshot.models import GatedConvAutoencoder, build_model
 
 CHECKPOINT = "checkpoint.pt"
 TRAIN_LOG = "train_log.parquet"

@@ -26,17 +26,17 @@ def _fail(message: str) -> None:
 
 
 def _user_errors():
-    from benchmark.audio import DataError
-    from benchmark.config import ConfigError
-    from benchmark.corpus import CorpusError
-    from benchmark.run import RunError
-    from losses import UnknownLossError
+    from earshot.benchmark.data.audio import DataError
+    from earshot.benchmark.config import ConfigError
+    from earshot.benchmark.data.corpus import CorpusError
+    from earshot.benchmark.train.runner import RunError
+    from earshot.losses import UnknownLossError
 
     return (ConfigError, DataError, CorpusError, RunError, UnknownLossError)
 
 
 def _config(preset: str, sets: list[str] | None, **flags):
-    from benchmark.config import load_config, parse_override
+    from earshot.benchmark.config import load_config, parse_override
 
     overrides = {}
     for key, value in flags.items():
@@ -99,8 +99,8 @@ def run(
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Evaluate the trained jobs afterwards."),
 ) -> None:
     """Train the grid losses × seeds into one run directory, then evaluate it."""
-    from benchmark.config import select_grid
-    from benchmark.run import run_grid
+    from earshot.benchmark.config import select_grid
+    from earshot.benchmark.train.runner import run_grid
 
     try:
         if grid and losses:
@@ -121,8 +121,8 @@ def run(
 
 
 def _evaluate(run_dir: Path, device: str, data: Optional[Path], workers: Optional[int]) -> None:
-    from benchmark.evaluate import evaluate_run
-    from results.claims import check_claims
+    from earshot.benchmark.evaluate.reconstruct import evaluate_run
+    from earshot.results.claims import check_claims
 
     try:
         metrics = evaluate_run(run_dir, device=device, data=data, workers=workers,
@@ -170,7 +170,7 @@ def eval_run(
 @app.command("losses")
 def list_losses() -> None:
     """List every registered loss."""
-    from losses import describe_losses
+    from earshot.losses import describe_losses
 
     table = Table("loss", "head", "description")
     for name, description, head in describe_losses():
@@ -184,7 +184,7 @@ def show_config(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override any config field: train.lr=1e-4."),
 ) -> None:
     """Print the resolved config of a preset with overrides."""
-    from benchmark.config import ConfigError, dump_config
+    from earshot.benchmark.config import ConfigError, dump_config
 
     try:
         console.print(dump_config(_config(preset, set_)), highlight=False, end="")
@@ -199,7 +199,7 @@ def data_build(
     force: bool = typer.Option(False, help="Rebuild even when cached."),
 ) -> None:
     """Build the built-in corpus from Debian packages (cached under ~/.cache/earshot)."""
-    from benchmark.corpus import CorpusError, ensure_corpus
+    from earshot.benchmark.data.corpus import CorpusError, ensure_corpus
 
     try:
         path = ensure_corpus(minutes=minutes, sample_rate=sample_rate, force=force)
@@ -224,8 +224,8 @@ def data_info(
 
 
 def _print_data_info(path, sample_rate, config=None) -> None:
-    from benchmark.config import load_config
-    from benchmark.data import load_data, split_by_file
+    from earshot.benchmark.config import load_config
+    from earshot.benchmark.data.windows import load_data, split_by_file
 
     if config is None:
         config = load_config("quick", {"data.path": str(path), "data.sample_rate": sample_rate})
@@ -261,7 +261,7 @@ def bench(
     profile: bool = typer.Option(False, "--profile", help="Print each loss's top operators (torch.profiler) instead."),
 ) -> None:
     """Measure training-step speed per loss (windows/s, bark/mse ratio, memory, TFLOP/s), or --metrics."""
-    from benchmark.bench import bench_metrics, bench_training
+    from earshot.benchmark.bench import bench_metrics, bench_training
 
     if metrics:
         result = bench_metrics(workers=workers, log=lambda m: console.print(m, highlight=False))
@@ -273,7 +273,7 @@ def bench(
         return
 
     if profile:
-        from benchmark.bench import profile_losses
+        from earshot.benchmark.bench import profile_losses
 
         try:
             config = _config(preset, set_, **{"train.batch": batch})
@@ -315,8 +315,8 @@ def bench(
 
 def _add_commands() -> None:
     """The listening test and the reports live in their own packages; their commands join here."""
-    from listening_app.cli import listen_app
-    from results.cli import analyze, compare, report
+    from earshot.listening_app.cli import listen_app
+    from earshot.results.cli import analyze, compare, report
 
     listen_app.command("analyze")(analyze)
     app.add_typer(listen_app, name="listen")

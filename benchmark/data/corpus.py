@@ -30,8 +30,8 @@ depends on the package versions, which the manifest records.
 
 Command line::
 
-    python -m benchmark.corpus --print-packages      # for apt-get install
-    python -m benchmark.corpus [--minutes 10] [--sample-rate 11025] [--out DIR]
+    python -m earshot.benchmark.data.corpus --print-packages      # for apt-get install
+    python -m earshot.benchmark.data.corpus [--minutes 10] [--sample-rate 11025] [--out DIR]
 """
 
 from __future__ import annotations
@@ -1057,7 +1057,7 @@ def ensure_corpus(minutes: float = 10.0, sample_rate: int = 11025,
 # --------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmark.corpus",
+    p = argparse.ArgumentParser(prog="python -m earshot.benchmark.data.corpus",
                                 description="Build the built-in earshot corpus.")
     p.add_argument("--print-packages", action="store_true",
                    help="print the Debian packages it needs, space-separated, and exit")

@@ -670,7 +670,7 @@ def error_flatness(reference: np.ndarray, degraded: np.ndarray, sample_rate: int
 
 @functools.cache
 def _bark_features(sample_rate: int):
-    from losses.bark import BarkFeatures
+    from earshot.losses.bark import BarkFeatures
 
     return BarkFeatures(sample_rate=sample_rate).eval()
 
@@ -905,7 +905,7 @@ METRICS: dict[str, MetricSpec] = {
                    "spectral flatness of the error: high = noise-like, low = tonal"),
         MetricSpec("bark_distance", bark_distance, ALL_CATEGORIES, False, "",
                    "MSE of the seed's bark features (the bark loss over the clip)",
-                   requires=("torch", "losses.bark"), install="losses/bark.py (part of earshot)"),
+                   requires=("torch", "earshot.losses.bark"), install="losses/bark.py (part of earshot)"),
         MetricSpec("visqol_speech", visqol_speech, SPEECH_LIKE, True, "MOS-LQO",
                    "ViSQOL v3 speech mode at 16 kHz",
                    requires=("visqol", "ai_edge_litert", "soxr"), install=_VISQOL_INSTALL),
@@ -916,6 +916,17 @@ METRICS: dict[str, MetricSpec] = {
                    "DNSMOS P.835 overall quality of the reconstruction (non-intrusive)", **_DNSMOS),
     )
 }
+
+
+def metric_catalog() -> dict[str, dict]:
+    """What a reader of a run needs to know about each metric, as plain JSON.
+
+    Written into the run directory beside ``metrics.parquet``, so that ``results``
+    learns a metric's direction, unit and categories from the run, not from this module.
+    """
+    return {name: {"higher_is_better": spec.higher_is_better, "unit": spec.unit,
+                   "categories": sorted(spec.categories), "description": spec.description}
+            for name, spec in METRICS.items()}
 
 
 @functools.cache

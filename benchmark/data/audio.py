@@ -14,7 +14,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from benchmark.config import CATEGORIES
+from earshot.benchmark.config import CATEGORIES
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
 SILENCE_PEAK = 1e-4  # a file whose peak is below this (≈ −80 dBFS) holds no usable audio

@@ -20,11 +20,11 @@ import soundfile as sf
 import torch
 import yaml
 
-from benchmark.audio import AudioFile
-from benchmark.config import RunConfig, config_from_dict
-from benchmark.data import NORMALIZE_EPS
-from benchmark.metrics import metric_pool
-from benchmark.train import DONE, load_trained
+from earshot.benchmark.data.audio import AudioFile
+from earshot.benchmark.config import RunConfig, config_from_dict
+from earshot.benchmark.data.windows import NORMALIZE_EPS
+from earshot.benchmark.evaluate.metrics import metric_pool
+from earshot.benchmark.train.loop import DONE, load_trained
 
 REFERENCE_DIR = "reference"
 RECON_DIR = "recon"
@@ -113,7 +113,7 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> np.ndarray:
 
 def _metrics_task(job: str, loss: str, seed: int, excerpt: dict, reference: np.ndarray,
                   degraded: np.ndarray, sample_rate: int, non_finite: bool) -> list[dict]:
-    from benchmark.metrics import compute_all
+    from earshot.benchmark.evaluate.metrics import compute_all
 
     rows = compute_all(reference, np.full_like(degraded, np.nan) if non_finite else degraded,
                        sample_rate, excerpt["category"])
@@ -129,9 +129,9 @@ def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, 
     everything is written under ``run_dir/eval-<folder name>/`` instead.
     Returns the tidy metrics table, also written to ``metrics.parquet``.
     """
-    from benchmark.audio import load_folder
-    from benchmark.data import load_data, split_by_file
-    from benchmark.train import resolve_device
+    from earshot.benchmark.data.audio import load_folder
+    from earshot.benchmark.data.windows import load_data, split_by_file
+    from earshot.benchmark.train.loop import resolve_device
 
     run_dir = Path(run_dir)
     config: RunConfig = config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))

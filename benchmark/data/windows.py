@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from benchmark.audio import AudioFile, AudioSet
+from earshot.benchmark.data.audio import AudioFile, AudioSet
 
 NORMALIZE_EPS = 1e-8
 
@@ -100,12 +100,12 @@ def steps_per_epoch(windows_per_epoch: int, batch: int) -> int:
 
 def load_data(data_config, log=print) -> AudioSet:
     """The configured data set: ``data.path``, or the built-in corpus (built on first use)."""
-    from benchmark.audio import load_folder
+    from earshot.benchmark.data.audio import load_folder
 
     if data_config.path:
         root = data_config.path
     else:
-        from benchmark.corpus import ensure_corpus
+        from earshot.benchmark.data.corpus import ensure_corpus
 
         root = ensure_corpus(minutes=data_config.corpus_minutes, sample_rate=data_config.sample_rate)
     return load_folder(root, data_config.sample_rate, min_samples=data_config.window, log=log)

@@ -22,10 +22,10 @@ from typing import Callable
 import torch
 import yaml
 
-from benchmark.config import ConfigError, RunConfig, config_from_dict, dump_config
-from benchmark.data import load_data, split_by_file
-from benchmark.train import _atomic_json, resolve_device, train_job
-from losses import check_all_options, check_expression
+from earshot.benchmark.config import ConfigError, RunConfig, config_from_dict, dump_config
+from earshot.benchmark.data.windows import load_data, split_by_file
+from earshot.benchmark.train.loop import _atomic_json, resolve_device, train_job
+from earshot.losses import check_all_options, check_expression
 
 CONFIG_FILE = "config.yaml"
 RUN_FILE = "run.json"

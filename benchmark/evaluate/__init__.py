@@ -1,0 +1,1 @@
+"""Evaluation: reconstruct held-out excerpts (``reconstruct``) and measure them (``metrics``)."""

@@ -1,0 +1,1 @@
+"""Training: one job's loop (``loop``) and the grid of jobs on an executor (``runner``)."""
