@@ -9,6 +9,13 @@ The public API, for scripts and notebooks; each name is imported on first use, s
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
+
+# A source checkout used without installing (PYTHONPATH=the checkout, as on an offline GPU
+# machine): the packages are the folders beside this one, which the install maps by package-dir.
+_CHECKOUT = Path(__file__).resolve().parent.parent
+if (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "models" / "autoencoder.py").is_file():
+    __path__.append(str(_CHECKOUT))  # noqa: F821 (a package's own __path__)
 
 _API = {
     "load_config": "earshot.benchmark.config",

