@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from earshot.benchmark import corpus
+from earshot.benchmark.data import corpus
 
 pytestmark = pytest.mark.corpus
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from earshot.benchmark import metrics
+from earshot.benchmark.evaluate import metrics
 from earshot.benchmark.evaluate.metrics import (
     CATEGORIES,
     DB_LIMIT,
