@@ -848,7 +848,8 @@ class MetricSpec:
 
     ``higher_is_better`` is None for descriptive metrics with no better direction
     (the high-frequency fraction, the error's flatness) and for the HF ratios,
-    whose ideal is 0 dB. ``requires`` are the modules the function imports;
+    whose ideal is 0 dB (``ideal``: the best value, for metrics with no better
+    direction; None otherwise). ``requires`` are the modules the function imports;
     ``install`` says how to get them.
     """
 
@@ -860,6 +861,7 @@ class MetricSpec:
     description: str
     requires: tuple[str, ...] = ()
     install: str = ""
+    ideal: float | None = None
 
 
 _PESQ = dict(requires=("pesq", "soxr"), install="pip install pesq")
@@ -878,9 +880,11 @@ METRICS: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in (
         MetricSpec("hf_energy_ratio_db_2k", hf_energy_ratio_db_2k, ALL_CATEGORIES, None, "dB",
-                   "energy above 2 kHz, reconstruction vs reference (0 dB ideal, < 0 lost)"),
+                   "energy above 2 kHz, reconstruction vs reference (0 dB ideal, < 0 lost)",
+                   ideal=0.0),
         MetricSpec("hf_energy_ratio_db_4k", hf_energy_ratio_db_4k, ALL_CATEGORIES, None, "dB",
-                   "energy above 4 kHz, reconstruction vs reference (0 dB ideal, < 0 lost)"),
+                   "energy above 4 kHz, reconstruction vs reference (0 dB ideal, < 0 lost)",
+                   ideal=0.0),
         MetricSpec("hf_fraction_2k", hf_fraction_2k, ALL_CATEGORIES, None, "fraction",
                    "fraction of the reconstruction's energy above 2 kHz"),
         MetricSpec("pesq_wb", pesq_wb, SPEECH_LIKE, True, "MOS-LQO",
@@ -924,7 +928,7 @@ def metric_catalog() -> dict[str, dict]:
     Written into the run directory beside ``metrics.parquet``, so that ``results``
     learns a metric's direction, unit and categories from the run, not from this module.
     """
-    return {name: {"higher_is_better": spec.higher_is_better, "unit": spec.unit,
+    return {name: {"higher_is_better": spec.higher_is_better, "ideal": spec.ideal, "unit": spec.unit,
                    "categories": sorted(spec.categories), "description": spec.description}
             for name, spec in METRICS.items()}
 
