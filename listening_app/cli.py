@@ -6,7 +6,6 @@ Wired into the main CLI with ``app.add_typer(listen_app, name="listen")``.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Optional
@@ -164,7 +163,12 @@ def serve(db: Optional[str] = typer.Option(None, help=DB_HELP), port: int = type
     url = db or default_db_url()
     engine_for(url)  # a bad URL fails here, in one line, not inside the server
     env = dict(os.environ, **{DB_ENV: url})
-    raise typer.Exit(subprocess.call(server_command(port, address), env=env))
+    command = server_command(port, address)
+    # Become the server rather than its parent: a SIGTERM from systemd, a container runtime or
+    # a supervisor then reaches Streamlit itself, which stops and frees the port and database.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(command[0], command, env)
 
 
 def server_command(port: int, address: str) -> list[str]:
