@@ -2,7 +2,8 @@
 
 Only what may be lost is kept here: the blind views of the current session (their keys
 are per session on purpose) and which submits were already handled. Who the rater is
-and how far they got always come from the database, via the token in the URL.
+and how far they got always come from the database, via the token in the URL
+(``flow.locate``).
 """
 
 from __future__ import annotations

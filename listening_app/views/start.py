@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from earshot.listening_app import store
+from earshot.listening_app import flow, store
 from earshot.listening_app.audio import calibration_tone
 from earshot.listening_app.state import db_url
-from earshot.listening_app.ui import SCALE, current_rater, go, token_from_url
+from earshot.listening_app.ui import SCALE, go, token_from_url
 
 st.title("Listening test")
 st.markdown(
@@ -16,17 +16,17 @@ st.markdown(
     "stay in sync), and drag over the waveform to loop a passage. Use headphones in a quiet room.")
 st.table({"Rating": [s for s, _ in SCALE], "Range": [r for _, r in SCALE]})
 
-found = current_rater()
 token = token_from_url()
-open_tests = [t for t in store.list_tests(db_url()) if t.status == "open"]
-if found is None and token:
+position = flow.locate(db_url(), token)
+if position.rater is None and token:
     st.error("This invitation link is not valid. Check that you copied all of it, or ask for a new one.")
     st.stop()
-if found is not None:
-    rater, test = found
+if position.rater is not None:
+    rater, test = position.rater, position.test
     st.info(f"You are taking part as **{rater.name}**.")
 else:
     wanted = st.query_params.get("test")
+    open_tests = [t for t in store.list_tests(db_url()) if t.status == "open"]
     candidates = [t for t in open_tests if t.name == wanted] if wanted else open_tests
     if len(candidates) != 1 or candidates[0].settings.rater_id == "token":
         st.warning("Open this page with the link from your invitation.")
@@ -47,11 +47,11 @@ if st.button("Start", key="start_go", type="primary"):
     if not st.session_state.start_consent:
         st.error("Tick the consent box to start.")
         st.stop()
-    if found is None:
+    if position.rater is None:
         try:
             rater = store.add_rater(db_url(), test.name, st.session_state.get("start_name") or "")
         except store.StoreError as error:
             st.error(str(error))
             st.stop()
     store.record_consent(db_url(), rater.id)
-    go("training" if test.settings.training else "trial", rater.token)
+    go(flow.after("calibration", flow.Position(rater, test)).page, rater.token)

@@ -4,13 +4,14 @@ import time
 
 import streamlit as st
 
-from earshot.listening_app import store
+from earshot.listening_app import flow, store
 from earshot.listening_app.player import player
 from earshot.listening_app.state import app_state, db_url
 from earshot.listening_app.trial import make_view, trial_order
-from earshot.listening_app.ui import go, require_rater
+from earshot.listening_app.ui import enter, go
 
-rater, test = require_rater()
+position = enter("training")
+rater, test = position.rater, position.test
 state = app_state()
 st.title("Training")
 st.markdown("Listen to every version of this excerpt. Here they are **labelled**: the reference, the two "
@@ -22,4 +23,4 @@ if key not in state.views:
     state.views[key] = make_view(db_url(), rater, test, first, time.time(), training=True)
 player(state.views[key].component_args, key=f"player-{state.views[key].nonce}")
 if st.button("Continue to the test", key="training_done", type="primary"):
-    go("trial", rater.token)
+    go(flow.after("training", position).page, rater.token)

@@ -9,18 +9,19 @@ import time
 
 import streamlit as st
 
-from earshot.listening_app import store
+from earshot.listening_app import flow, store
 from earshot.listening_app.player import player
 from earshot.listening_app.state import app_state, db_url
-from earshot.listening_app.trial import check_submission, make_view, next_trial
-from earshot.listening_app.ui import go, require_rater
+from earshot.listening_app.trial import check_submission, make_view
+from earshot.listening_app.ui import enter, follow
 
-rater, test = require_rater()
+position = enter("trial")
+rater, test = position.rater, position.test
 state = app_state()
 if test.status != "open":
     st.warning("This test is closed: nothing more can be submitted.")
     st.stop()
-item, done, total = next_trial(db_url(), rater, test)
+item = position.next_item
 view = state.views.get(item.id) if item is not None else None
 value = st.session_state.get(f"player-{view.nonce}") if view is not None else None
 if isinstance(value, dict) and (view.nonce, value.get("submit_id")) not in state.handled:
@@ -34,11 +35,11 @@ if isinstance(value, dict) and (view.nonce, value.get("submit_id")) not in state
             state.last_error = [str(error)]
         else:
             del state.views[item.id]
-            item, done, total = next_trial(db_url(), rater, test)
-if item is None:
-    go("done", rater.token)
+            position = flow.progressed(db_url(), position)
+            follow("trial", position)
+            item = position.next_item
 
-st.progress(done / total, text=f"Trial {done + 1} of {total}")
+st.progress(position.submitted / position.total, text=f"Trial {position.submitted + 1} of {position.total}")
 st.markdown("Compare each version with the **Reference** and rate it: *Excellent* means you hear no difference.")
 if item.id not in state.views:
     state.views[item.id] = make_view(db_url(), rater, test, item, time.time())
