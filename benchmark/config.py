@@ -17,9 +17,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-CATEGORIES = ("speech", "drums", "music", "mix", "other")
-
-
 class ConfigError(ValueError):
     """A configuration problem, with a one-line message naming the key."""
 

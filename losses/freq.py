@@ -18,7 +18,8 @@ from torch import nn
 
 from earshot.losses.base import Loss, register
 
-MRSTFT_FFT_SIZES = (512, 256, 128)  # samples: 46, 23 and 12 ms at 11 025 Hz
+# The mrstft loss's resolutions, and the mrstft metric's (benchmark.evaluate.metrics imports them).
+MRSTFT_FFT_SIZES = (512, 256, 128)  # samples: 46, 23 and 12 ms at 11 025 Hz; hop a quarter, Hann window the size
 MRSTFT_POWER_FLOOR = 1e-8  # auraloss clamps |X|² here before the square root (its eps)
 
 # DAC's mel loss uses windows 32…2048 with 5…320 bands (5 bands per 32 samples).
@@ -106,7 +107,8 @@ class MultiResolutionSTFTLoss(Loss):
     """
 
     name = "mrstft"
-    description = "multi-resolution STFT: spectral convergence + log-magnitude L1 (FFT 512/256/128)"
+    description = ("multi-resolution STFT: spectral convergence + log-magnitude L1 "
+                   f"(FFT {'/'.join(map(str, MRSTFT_FFT_SIZES))})")
 
     def __init__(self, sample_rate: int, fft_sizes: Sequence[int] = MRSTFT_FFT_SIZES, sc_weight: float = 1.0,
                  log_mag_weight: float = 1.0) -> None:

@@ -14,7 +14,10 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from earshot.benchmark.config import CATEGORIES
+# The categories of material, the one list: a data folder's sub-folders by these names set
+# their files' category, every other file is "other"; metrics and the corpus take theirs from here.
+OTHER = "other"
+CATEGORIES = ("speech", "drums", "music", "mix", OTHER)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
 SILENCE_PEAK = 1e-4  # a file whose peak is below this (≈ −80 dBFS) holds no usable audio
@@ -92,7 +95,7 @@ def category_of(relative: str, manifest: dict[str, str]) -> str:
     parts = relative.split("/")
     if len(parts) > 1 and parts[0].lower() in CATEGORIES:
         return parts[0].lower()
-    return "other"
+    return OTHER
 
 
 def find_audio_files(root: Path) -> list[Path]:

@@ -101,6 +101,14 @@ def test_manifest_is_complete(two_builds):
     assert packages & {"sonic-pi-samples", "hydrogen-data"}
 
 
+def test_the_corpus_builds_every_category_but_other():
+    from earshot.benchmark.data.audio import CATEGORIES, OTHER
+
+    assert corpus.CATEGORIES == tuple(c for c in CATEGORIES if c != OTHER)
+    assert set(corpus.SHARES) == set(corpus.CATEGORIES)
+    assert sum(corpus.SHARES.values()) == pytest.approx(1.0)
+
+
 def test_missing_package_is_a_corpus_error(monkeypatch, tmp_path):
     monkeypatch.setattr(corpus, "missing_packages", lambda: ["sonic-pi-samples", "flite"])
     with pytest.raises(corpus.CorpusError) as e:
