@@ -104,8 +104,8 @@ class RunConfig(_Section):
     # Keyword options per registered loss, e.g. {adversarial: {warmup_steps: 100}};
     # they apply wherever that loss is built, alone or in a sum.
     loss_options: dict[str, dict[str, Any]] = {}
-    # Named lists of losses a preset offers (`earshot run --grid NAME`). Not part
-    # of a run's recorded config: the chosen grid becomes its `losses`.
+    # Named lists of losses a preset offers (`earshot run --grid NAME`), besides the
+    # built-in `all-losses`. Not part of a run's recorded config: the chosen grid becomes its `losses`.
     grids: dict[str, list[str]] = Field(default_factory=dict, exclude=True)
 
     def fingerprint(self) -> str:
@@ -121,18 +121,25 @@ class RunConfig(_Section):
         return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
+# The grid every preset offers: every registered loss, one job each, in the registry's
+# order. Read from the registry when chosen, so a newly registered loss is in it.
+ALL_LOSSES_GRID = "all-losses"
+
+
 def select_grid(config: RunConfig, name: str) -> RunConfig:
-    """The config with ``losses`` set to the preset's grid ``name``.
+    """The config with ``losses`` set to the grid ``name``: ``all-losses`` or one of the preset's ``grids``.
 
     Raises:
-        ConfigError: the preset has no such grid.
+        ConfigError: no such grid, or the grid lists no losses.
     """
-    if name not in config.grids:
-        known = ", ".join(sorted(config.grids)) or "none in this preset"
-        raise ConfigError(f"--grid {name!r}: unknown grid (known: {known})")
-    if not config.grids[name]:
+    from earshot.losses import REGISTRY  # imports torch: only when a grid is chosen
+
+    grids = {**config.grids, ALL_LOSSES_GRID: list(REGISTRY)}
+    if name not in grids:
+        raise ConfigError(f"--grid {name!r}: unknown grid (known: {', '.join(sorted(grids))})")
+    if not grids[name]:
         raise ConfigError(f"--grid {name!r}: the grid lists no losses")
-    return config.model_copy(update={"losses": list(config.grids[name])})
+    return config.model_copy(update={"losses": list(grids[name])})
 
 
 _BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(steps?|e|epochs?|m|min|h)?\s*$")

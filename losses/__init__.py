@@ -14,10 +14,11 @@ from earshot.losses.base import (
     loss_option_names,
     register,
 )
+# Registered in the README's order, which is the order `--grid all-losses` trains them in.
 from earshot.losses import time as _time  # noqa: F401  (registers mse)
 from earshot.losses import bark as _bark  # noqa: F401  (registers bark, bark-norm)
-from earshot.losses import freq as _freq  # noqa: F401  (registers mrstft, mel)
 from earshot.losses import categorical as _categorical  # noqa: F401  (registers mulaw-ce, dmol)
+from earshot.losses import freq as _freq  # noqa: F401  (registers mrstft, mel)
 from earshot.losses import adversarial as _adversarial  # noqa: F401  (registers adversarial)
 from earshot.losses import feature as _feature  # noqa: F401  (registers crepe-feature)
 from earshot.losses.combine import WeightedSum, check_expression, parse_expression
