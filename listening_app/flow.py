@@ -91,9 +91,15 @@ def current(position: Position) -> Step:
 
 
 def after(name: str, position: Position) -> Step:
-    """The step a rater moves on to from step ``name``: the next one that applies to their test."""
+    """The step a rater moves on to from step ``name``: the next one that applies to their test.
+
+    Raises ValueError after the last step.
+    """
     index = STEPS.index(step(name))
-    return next(s for s in STEPS[index + 1:] if s.applies(position))
+    following = next((s for s in STEPS[index + 1:] if s.applies(position)), None)
+    if following is None:
+        raise ValueError(f"no step follows {name!r}")
+    return following
 
 
 def route(page: str, position: Position) -> str | None:

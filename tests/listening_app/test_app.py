@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from earshot.listening_app import store
+from earshot.listening_app import flow, store
 from tests.listening_app.test_store import full_ratings
 from tests.listening_app.conftest import make_test
 
@@ -166,7 +166,7 @@ def test_trial_page_writes_a_valid_submit_and_refuses_tampered_or_replayed_ones(
 def test_live_summary_and_screening_per_rater():
     import pandas as pd
 
-    from earshot.listening_app.summary import live_summary, screening_status
+    from earshot.listening_app.summary import live_view
 
     rows = []
     for rater, reference_scores in (("a", [100, 100]), ("b", [100, 95]), ("c", [80, 70])):
@@ -177,14 +177,18 @@ def test_live_summary_and_screening_per_rater():
             rows.append({"test": "t", "rater": rater, "item": item, "condition": "mse-seed0", "score": score,
                          "kind": "system"})
     frame = pd.DataFrame(rows)
-    summary = live_summary(frame).set_index("condition")
-    row = summary.loc["mse-seed0"]
-    assert row["raters"] == 3 and row["mean"] == pytest.approx(170 / 3)  # per-rater means 50, 50, 70
-    assert row["ci_low"] < 170 / 3 < row["ci_high"]
-    screening = screening_status(frame).set_index("rater")
-    assert list(screening["excluded"]) == [False, False, True]
+    view = live_view(frame, "t")
+    screening = view.raters.frame().set_index("rater")
+    assert list(screening["excluded"]) == ["no", "no", "yes"]
     assert "hidden reference below 90 on 2 of 2 items" in screening.loc["c", "reason"]
-    assert screening_status(frame.iloc[:0]).empty
+    assert "3 before, 2 after; excluded: c." in view.screening
+    # The means are over the raters who passed: a and b, each averaged over items first (50, 50).
+    systems = view.summary[0].frame().set_index("condition")
+    assert systems.loc["mse-seed0", "raters"] == "2" and systems.loc["mse-seed0", "mean [95 % t-CI]"] == "50.0 [50.0, 50.0]"
+    reference = view.summary[1].frame().set_index("condition")
+    assert reference.loc["reference", "mean [95 % t-CI]"] == "98.8 [82.9, 114.6]"  # 100 and 97.5, t with 1 df
+    empty = live_view(frame.iloc[:0], "t")
+    assert empty.raters is None and not empty.summary and empty.notes == ["t: no ratings yet"]
 
 
 def test_a_token_only_test_offers_no_name_field_and_a_closed_test_takes_no_trials(sqlite_url, run_dir, monkeypatch):
@@ -197,3 +201,55 @@ def test_a_token_only_test_offers_no_name_field_and_a_closed_test_takes_no_trial
     store.set_status(sqlite_url, test.name, "closed")
     at = app(rater.token, "views/trial.py")
     assert "closed" in texts(at) and not at.get("component_instance")
+
+
+def page_of(at: AppTest) -> str:
+    """Which of the flow's pages the app shows, by what each one draws first."""
+    if at.get("progress"):
+        return "trial"
+    titles = {"Listening test": "start", "Training": "training", "Thank you": "done"}
+    return titles[at.title[0].value]
+
+
+def trial_view(at: AppTest):
+    """The trial's view in this session (training views are kept under negative item ids)."""
+    (view,) = [v for key, v in at.session_state["earshot"].views.items() if key > 0]
+    return view
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_a_rater_walks_the_declared_flow_from_start_to_done(sqlite_url, run_dir, monkeypatch, training):
+    monkeypatch.setenv("EARSHOT_DB", sqlite_url)
+    test = make_test(sqlite_url, run_dir, "walk", training=training, completion_code="WALK-1")
+    at = app()
+    pages, steps = [page_of(at)], [flow.current(flow.locate(sqlite_url, None)).name]
+    at.text_input(key="start_name").input("Ada").run()
+    at.checkbox(key="start_consent").check().run()
+    at.button(key="start_go").click().run()
+    token = url_token(at)
+    pages.append(page_of(at))
+    if training:
+        at.button(key="training_done").click().run()
+        pages.append(page_of(at))
+        # AppTest loses a component value set in a session that drew another page's component
+        # (the training player) first; a browser does not (test_browser submits right after
+        # training). So the trials go on after a reload, which must resume at the same place.
+        at = app(token, "views/trial.py")
+    for trial in range(1, 4):
+        steps.append(flow.current(flow.locate(sqlite_url, token)).name)
+        assert f"Trial {trial} of 3" in str(at.get("progress")[0].proto)
+        # A fresh session (a reload, another device) on the finished page resumes at this trial.
+        again = app(token, "views/done.py")
+        assert page_of(again) == "trial" and f"Trial {trial} of 3" in str(again.get("progress")[0].proto)
+        send(at, player_value(trial_view(at), submit_id=trial))
+        assert not at.exception and not at.error, texts(at)
+        pages.append(page_of(at))
+    steps.append(flow.current(flow.locate(sqlite_url, token)).name)
+
+    assert pages == ["start"] + ["training"] * training + ["trial"] * 3 + ["done"]
+    # The pages reached, in order, show exactly the declared steps that apply to this test, in order.
+    shown = [s.name for page in dict.fromkeys(pages) for s in flow.STEPS if s.page == page]
+    assert shown == [s.name for s in flow.STEPS if training or s.name != "training"]
+    assert steps == ["start", "trials", "trials", "trials", "done"]
+    assert "WALK-1" in texts(at) and len(store.export_frame(sqlite_url, test.name)) == 15
+    assert page_of(app(token, "views/trial.py")) == "done"  # a finished rater is not shown a trial again
