@@ -17,6 +17,7 @@ import soundfile as sf
 from scipy import signal
 
 from earshot.listening_app.settings import STANDARD_BANDWIDTH_HZ, STANDARD_LOW_ANCHOR_HZ, STANDARD_MID_ANCHOR_HZ
+from earshot.results.rundir import PCM16_SCALE, pcm16
 
 #: Order of the anchors' Butterworth low-pass: steep enough that the anchor's band edge is
 #: clearly audible, applied forward and backward (zero phase), so the anchor stays aligned
@@ -158,8 +159,7 @@ def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
     Written with numpy rather than soundfile: every trial a rater sees encodes each of its
     stimuli afresh (the blinding), and libsndfile's virtual-file calls were most of that cost.
     """
-    # Scaled by 2^15 and clipped, as libsndfile does; float32 holds every 16-bit step exactly.
-    pcm = np.clip(np.rint(np.asarray(audio, dtype=np.float32) * np.float32(32768)), -32768, 32767).astype("<i2")
+    pcm = pcm16(audio)
     channels = 1 if pcm.ndim == 1 else pcm.shape[1]
     data = pcm.tobytes()
     header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(data), b"WAVE", b"fmt ", 16, 1, channels,
@@ -206,7 +206,7 @@ def blinded_wav(data: bytes, rng: np.random.Generator) -> bytes:
     # TPDF dither of ±1 LSB: the difference of two uniforms (float32: this runs per stimulus per trial).
     dither = rng.random(audio.shape, dtype=np.float32)
     dither -= rng.random(audio.shape, dtype=np.float32)
-    dither *= np.float32(1 / 32768)
+    dither *= np.float32(1 / PCM16_SCALE)
     return wav_bytes(audio * gain + dither, rate)
 
 

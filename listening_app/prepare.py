@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import yaml
 
 from earshot.listening_app import store
 from earshot.listening_app.audio import LOUDNESS_METHODS, MAX_PEAK, anchor_cutoffs, loudness_gains_db, lowpass, wav_bytes
 from earshot.listening_app.rules import ItemPlan, check_items
 from earshot.listening_app.settings import MAX_STIMULI_PER_TRIAL, TestSettings
+from earshot.results.rundir import RunDir
 
 
 class PrepareError(ValueError):
@@ -57,9 +57,9 @@ def select_items(excerpts: list[dict], count: int) -> list[dict]:
 
 def resolve_jobs(run_dir: Path, losses: list[str] | None, seed: int) -> list[str]:
     """Job names (``mse-seed0``) for the chosen losses at one seed, checked against the run."""
-    record = json.loads((run_dir / "run.json").read_text())
-    jobs = record.get("jobs", {})
-    done = {name: job for name, job in jobs.items() if (run_dir / "recon" / name).is_dir()}
+    run = RunDir(run_dir)
+    reconstructed = set(run.reconstructed_jobs())
+    done = {name: job for name, job in run.read_record().get("jobs", {}).items() if name in reconstructed}
     if losses is None:
         losses = list(dict.fromkeys(job["loss"] for job in done.values()))
     chosen = []
@@ -85,35 +85,33 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
     ``loudness``: match every stimulus to the reference's BS.1770-4 integrated loudness
     (``bs1770``) or its RMS (``rms``).
     """
-    run_dir = Path(run_dir)
+    run = RunDir(run_dir)
     if loudness not in LOUDNESS_METHODS:
         raise PrepareError(f"loudness method {loudness!r}: use one of {', '.join(LOUDNESS_METHODS)}")
-    if not (run_dir / "excerpts.json").exists():
-        raise PrepareError(f"{run_dir}: no excerpts.json: evaluate the run first (earshot eval {run_dir})")
+    if not run.excerpts_file.exists():
+        raise PrepareError(f"{run.path}: no {run.excerpts_file.name}: evaluate the run first (earshot eval {run.path})")
     settings = settings or TestSettings()
     if seconds is not None:
         settings = settings.model_copy(update={"seconds": seconds})
         TestSettings.model_validate(settings.model_dump())  # the range check
-    jobs = resolve_jobs(run_dir, conditions, seed)
+    jobs = resolve_jobs(run.path, conditions, seed)
     stimuli_per_trial = len(jobs) + 3
     if stimuli_per_trial > MAX_STIMULI_PER_TRIAL:
         raise PrepareError(f"{len(jobs)} conditions + reference + 2 anchors = {stimuli_per_trial} stimuli per trial; "
                            f"BS.1534 allows at most {MAX_STIMULI_PER_TRIAL} (choose at most "
                            f"{MAX_STIMULI_PER_TRIAL - 3} with --conditions)")
-    excerpts = json.loads((run_dir / "excerpts.json").read_text())
-    chosen = select_items(excerpts, items)
+    chosen = select_items(run.read_excerpts(), items)
     if not chosen:
-        raise PrepareError(f"{run_dir}: the run has no excerpts")
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    rate = int(config["data"]["sample_rate"])
-    run_id = json.loads((run_dir / "run.json").read_text()).get("run_id", run_dir.name)
+        raise PrepareError(f"{run.path}: the run has no excerpts")
+    rate = int(run.read_config()["data"]["sample_rate"])
+    run_id = run.run_id
     low_hz, mid_hz = anchor_cutoffs(rate)
     samples = int(round(settings.seconds * rate))
 
     new_items, plans, gains_report = [], [], {}
     for excerpt in chosen:
         item = excerpt["item"]
-        reference, ref_rate = _read(run_dir / "reference" / f"{item}.wav", samples)
+        reference, ref_rate = _read(run.reference_wav(item), samples)
         if ref_rate != rate:
             raise PrepareError(f"{item}: reference at {ref_rate} Hz, the run's rate is {rate} Hz")
         length = len(reference)
@@ -121,7 +119,7 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
                    store.ANCHOR_LOW: ("anchor", lowpass(reference, rate, low_hz)),
                    store.ANCHOR_MID: ("anchor", lowpass(reference, rate, mid_hz))}
         for job in jobs:
-            recon, _ = _read(run_dir / "recon" / job / f"{item}.wav", length)
+            recon, _ = _read(run.recon_wav(job, item), length)
             if len(recon) < length:
                 recon = np.pad(recon, (0, length - len(recon)))
             signals[job] = ("system", recon)
@@ -147,5 +145,5 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
         digest = hashlib.sha256(json.dumps([run_id, jobs, [c["item"] for c in chosen],
                                             settings.model_dump(), loudness]).encode()).hexdigest()[:6]
         name = f"{run_id}-listen-{digest}"
-    store.create_test(db_url, name, run_dir, run_id, settings, rate, low_hz, mid_hz, new_items, loudness)
+    store.create_test(db_url, name, run.path, run_id, settings, rate, low_hz, mid_hz, new_items, loudness)
     return Prepared(name, [c["item"] for c in chosen], jobs, low_hz, mid_hz, loudness, gains_report)

@@ -13,7 +13,6 @@ database applies the missing ones, each in its own transaction.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import secrets
 import threading
@@ -27,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from earshot.listening_app.settings import TestSettings
+from earshot.results.rundir import RunDir
 
 #: The environment variable that overrides the default database URL.
 DB_ENV = "EARSHOT_DB"
@@ -332,12 +332,9 @@ def list_tests(db_url: str | None) -> list[TestInfo]:
 
 def tests_for_run(db_url: str, run_dir: str | Path) -> list[str]:
     """Names of the tests made from a run directory (matched by path, or by run id if it moved)."""
-    run_dir = Path(run_dir)
-    run_id = run_dir.name
-    record = run_dir / "run.json"
-    if record.exists():
-        run_id = json.loads(record.read_text()).get("run_id", run_id)
-    resolved = str(run_dir.resolve())
+    run = RunDir(run_dir)
+    run_id = run.run_id
+    resolved = str(run.path.resolve())
     with engine_for(db_url).connect() as conn:
         rows = conn.execute(sa.select(tests.c.name).where(sa.or_(tests.c.run_dir == resolved, tests.c.run_id == run_id))
                             .order_by(tests.c.id)).all()

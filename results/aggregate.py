@@ -24,13 +24,12 @@ SUMMARY_COLUMNS = ["metric", "category", "loss", "seeds", "items", "n", "mean", 
 DIFFERENCE_COLUMNS = ["metric", "category", "a", "b", "pairs", "mean", "ci_low", "ci_high"]
 
 
-def metric_order(metrics: pd.DataFrame) -> list[str]:
-    """Metric names in the order of ``benchmark.evaluate.metrics.METRICS``, unknown ones last."""
-    from earshot.benchmark.evaluate.metrics import METRICS
-
-    present = list(dict.fromkeys(metrics["metric"])) if len(metrics) else []
-    known = [name for name in METRICS if name in present]
-    return known + sorted(set(present) - set(known))
+def metric_order(metrics: pd.DataFrame, metric_info: dict[str, dict]) -> list[str]:
+    """Metric names of ``metrics`` in the order of the run's metric catalog (``RunData.metric_info``),
+    metrics it does not list last, alphabetically."""
+    present = set(metrics["metric"]) if len(metrics) else set()
+    known = [name for name in metric_info if name in present]
+    return known + sorted(present - set(known))
 
 
 def loss_order(metrics: pd.DataFrame, config_losses: list[str] | None = None) -> list[str]:
@@ -114,12 +113,13 @@ def all_paired_differences(metrics: pd.DataFrame, losses: list[str] | None = Non
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=DIFFERENCE_COLUMNS)
 
 
-def best_loss(values: pd.Series, higher_is_better: bool | None, metric: str) -> str | None:
+def best_loss(values: pd.Series, higher_is_better: bool | None, ideal: float | None = None) -> str | None:
     """The index label of the best value in a row of loss means, or None.
 
-    Direction from ``METRICS[metric].higher_is_better``; where it is None, the value
-    closest to 0 is best for the ``*_db`` ratios (0 dB = the reference's energy) and no
-    value is marked for the other descriptive metrics. Ties and all-NaN rows: None.
+    ``higher_is_better`` and ``ideal`` are the metric's catalog entries; with no direction,
+    the value closest to ``ideal`` is best (0 dB for the HF energy ratios: the reference's
+    energy), and with neither the metric is descriptive and nothing is marked. Ties and
+    all-NaN rows: None.
     """
     finite = values.dropna()
     finite = finite[np.isfinite(finite.astype(float))]
@@ -129,8 +129,8 @@ def best_loss(values: pd.Series, higher_is_better: bool | None, metric: str) -> 
         score = finite
     elif higher_is_better is False:
         score = -finite
-    elif "_db" in metric:
-        score = -finite.abs()
+    elif ideal is not None:
+        score = -(finite - ideal).abs()
     else:
         return None
     best = score[score == score.max()]

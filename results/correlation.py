@@ -93,20 +93,19 @@ def _correlate(x: np.ndarray, y: np.ndarray) -> dict:
     return out
 
 
-def metric_rating_correlation(metrics: pd.DataFrame, ratings: pd.DataFrame,
+def metric_rating_correlation(metrics: pd.DataFrame, ratings: pd.DataFrame, metric_info: dict[str, dict],
                               levels: tuple[str, ...] = ("system", "item")) -> pd.DataFrame:
     """Spearman and Kendall correlation of every metric with MUSHRA scores.
 
     A good metric whose higher values are better correlates positively; one whose lower
-    values are better (``higher_is_better`` False: lsd, mcd, …) negatively.
+    values are better (``higher_is_better`` False: lsd, mcd, …) negatively. Directions and
+    the row order come from ``metric_info``, the run's metric catalog (``RunData.metric_info``).
 
     Returns:
         Columns ``metric, level, n, spearman, spearman_low, spearman_high, spearman_p,
         kendall, kendall_low, kendall_high, kendall_p, higher_is_better``; NaN where
         fewer than 3 pairs, or a constant side, leave nothing to rank.
     """
-    from earshot.benchmark.evaluate.metrics import METRICS
-
     rows = []
     if metrics.empty or ratings.empty:
         return pd.DataFrame(columns=CORRELATION_COLUMNS)
@@ -115,11 +114,10 @@ def metric_rating_correlation(metrics: pd.DataFrame, ratings: pd.DataFrame,
         for metric, group in joined.groupby("metric", sort=False):
             row = {"metric": metric, "level": level}
             row.update(_correlate(group["value"].to_numpy(float), group["score"].to_numpy(float)))
-            spec = METRICS.get(metric)
-            row["higher_is_better"] = spec.higher_is_better if spec else None
+            row["higher_is_better"] = (metric_info.get(metric) or {}).get("higher_is_better")
             rows.append(row)
     table = pd.DataFrame(rows, columns=CORRELATION_COLUMNS)
-    order = {name: i for i, name in enumerate(METRICS)}
+    order = {name: i for i, name in enumerate(metric_info)}
     return table.sort_values(["level", "metric"], key=lambda s: s.map(order).fillna(len(order))
                              if s.name == "metric" else s.map({"system": 0, "item": 1}),
                              kind="stable").reset_index(drop=True)

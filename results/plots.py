@@ -80,7 +80,7 @@ def training_curves(logs: pd.DataFrame, losses: list[str], smooth_steps: int = 1
 
 
 def metric_bars(summary: pd.DataFrame, categories: list[str], losses: list[str], metrics: list[str],
-                units: dict[str, str], directions: dict[str, bool | None]):
+                metric_info: dict[str, dict]):
     """A small panel per metric: per category, each loss's mean as a bar with its 95 % interval.
 
     Arguments:
@@ -88,7 +88,8 @@ def metric_bars(summary: pd.DataFrame, categories: list[str], losses: list[str],
         categories: categories in panel order (e.g. ``all`` first).
         losses: losses in bar order (one colour each).
         metrics: metric names in panel order.
-        units, directions: per metric, its unit and ``higher_is_better``.
+        metric_info: the run's metric catalog (``RunData.metric_info``): per metric its
+            ``unit``, ``higher_is_better`` and ``ideal``.
     """
     names = [m for m in metrics if m in set(summary["metric"])]
     colours = loss_colours(losses)
@@ -111,10 +112,11 @@ def metric_bars(summary: pd.DataFrame, categories: list[str], losses: list[str],
                    yerr=[low, high], capsize=2, error_kw={"linewidth": 0.8}, label=loss)
         ax.axhline(0, color="black", linewidth=0.6)
         ax.set_xticks(x, shown, fontsize=7)
-        arrow = {True: " (↑ better)", False: " (↓ better)"}.get(directions.get(metric),
-                                                               " (0 dB ideal)" if "_db" in metric else "")
-        ax.set_title(metric + arrow)
-        ax.set_ylabel(units.get(metric) or "no unit")
+        info = metric_info.get(metric) or {}
+        unit = info.get("unit")
+        ideal = "" if info.get("ideal") is None else f" ({info['ideal']:g}{' ' + unit if unit else ''} ideal)"
+        ax.set_title(metric + {True: " (↑ better)", False: " (↓ better)"}.get(info.get("higher_is_better"), ideal))
+        ax.set_ylabel(unit or "no unit")
     if names:
         handles, labels = axes.flat[0].get_legend_handles_labels()
         figure.legend(handles, labels, loc="upper center", ncol=len(losses), frameon=False,

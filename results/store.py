@@ -2,17 +2,18 @@
 
 Every reader returns something usable for a partial run (a failed job, no metrics yet, a
 missing training log) and records what was missing in :attr:`RunData.missing`, so the
-report can say so instead of crashing.
+report can say so instead of crashing. Paths and files come from :mod:`earshot.results.rundir`.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import yaml
+
+from earshot.results.rundir import RunDir
 
 METRICS_COLUMNS = ["job", "loss", "seed", "item", "category", "metric", "value", "error"]
 LOG_COLUMNS = ["step", "epoch", "loss", "lr", "windows_per_s", "wall_s"]
@@ -23,14 +24,21 @@ class RunData:
     """One run directory, loaded."""
 
     path: Path
-    config: object | None  # benchmark.config.RunConfig, or None when config.yaml is unreadable
-    config_dict: dict
+    config: dict  # config.yaml as written; {} when it is missing or unreadable
     environment: dict
     run: dict
     metrics: pd.DataFrame
     logs: pd.DataFrame  # the training logs of every job, with ``job, loss, seed`` columns
     excerpts: list[dict]
+    # Per metric, in table order: higher_is_better, ideal, unit, categories, description
+    # (metrics_info.json); {} for a run evaluated before evaluation wrote it.
+    metric_info: dict[str, dict] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+
+    @property
+    def dir(self) -> RunDir:
+        """The run directory's layout: every path in it."""
+        return RunDir(self.path)
 
     @property
     def run_id(self) -> str:
@@ -39,7 +47,7 @@ class RunData:
     @property
     def losses(self) -> list[str]:
         """Losses in the configured order (then any others found in the metrics)."""
-        configured = list(self.config_dict.get("losses") or [])
+        configured = list(self.config.get("losses") or [])
         found = sorted(set(self.metrics["loss"]) - set(configured)) if len(self.metrics) else []
         return configured + found
 
@@ -49,21 +57,22 @@ class RunData:
 
     @property
     def sample_rate(self) -> int:
-        return int((self.config_dict.get("data") or {}).get("sample_rate") or 11025)
+        return int((self.config.get("data") or {}).get("sample_rate") or 11025)
 
     def reference_wav(self, item: str) -> Path:
-        return self.path / "reference" / f"{item}.wav"
+        return self.dir.reference_wav(item)
 
     def recon_wav(self, job: str, item: str) -> Path:
-        return self.path / "recon" / job / f"{item}.wav"
+        return self.dir.recon_wav(job, item)
 
 
-def _json(path: Path, missing: list[str], default):
+def _read(read, path: Path, missing: list[str], default):
+    """``read()``, or ``default`` with the reason noted in ``missing``."""
     try:
-        return json.loads(path.read_text())
+        return read()
     except FileNotFoundError:
         missing.append(f"{path.name} is missing")
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, yaml.YAMLError) as exc:
         missing.append(f"{path.name} is unreadable ({exc.__class__.__name__})")
     return default
 
@@ -75,37 +84,36 @@ def load_run(run_dir: str | Path) -> RunData:
         FileNotFoundError: the directory does not exist or holds no ``config.yaml`` and no
             ``run.json`` (it is not a run at all).
     """
-    path = Path(run_dir)
-    if not path.is_dir() or not ((path / "config.yaml").is_file() or (path / "run.json").is_file()):
-        raise FileNotFoundError(f"{path}: not a run directory (no config.yaml or run.json)")
+    layout = RunDir(run_dir)
+    if not layout.path.is_dir() or not layout.exists():
+        raise FileNotFoundError(f"{layout.path}: not a run directory (no {layout.config_file.name} "
+                                f"or {layout.run_file.name})")
     missing: list[str] = []
-    config, config_dict = None, {}
-    try:
-        config_dict = yaml.safe_load((path / "config.yaml").read_text()) or {}
-        from earshot.benchmark.config import config_from_dict
+    config = _read(layout.read_config, layout.config_file, missing, {})
+    if not isinstance(config, dict):
+        missing.append(f"{layout.config_file.name} is not a mapping; left out")
+        config = {}
+    environment = _read(layout.read_environment, layout.environment_file, missing, {})
+    run = _read(layout.read_record, layout.run_file, missing, {})
+    if not layout.run_file.is_file():  # read_record gives an empty record for a run without one
+        missing.append(f"{layout.run_file.name} is missing")
+    excerpts = _read(layout.read_excerpts, layout.excerpts_file, missing, [])
 
-        config = config_from_dict(config_dict)
-    except FileNotFoundError:
-        missing.append("config.yaml is missing")
-    except Exception as exc:  # an old or hand-edited config: show what we can
-        missing.append(f"config.yaml does not validate ({exc.__class__.__name__}); shown as written")
-    environment = _json(path / "environment.json", missing, {})
-    run = _json(path / "run.json", missing, {})
-    excerpts = _json(path / "excerpts.json", missing, [])
-
-    metrics_file = path / "metrics.parquet"
-    if metrics_file.is_file():
-        metrics = pd.read_parquet(metrics_file)
-    else:
-        missing.append("metrics.parquet is missing: the run has not been evaluated (earshot eval RUN)")
+    metrics = layout.read_metrics()
+    metric_info = layout.read_metric_info() or {}
+    if metrics is None:
+        missing.append(f"{layout.metrics_file.name} is missing: the run has not been evaluated (earshot eval RUN)")
         metrics = pd.DataFrame(columns=METRICS_COLUMNS)
+    elif not metric_info:
+        missing.append(f"{layout.metric_info_file.name} is missing: metric directions and units are not shown "
+                       f"(earshot report RUN writes it)")
 
     logs = []
     for job, info in (run.get("jobs") or {}).items():
-        log_file = path / "jobs" / job / "train_log.parquet"
-        if log_file.is_file():
-            logs.append(pd.read_parquet(log_file).assign(job=job, loss_name=info.get("loss"), seed=info.get("seed")))
+        log = layout.job(job).read_log()
+        if log is not None:
+            logs.append(log.assign(job=job, loss_name=info.get("loss"), seed=info.get("seed")))
         else:
             missing.append(f"job {job}: no training log")
     log_frame = pd.concat(logs, ignore_index=True) if logs else pd.DataFrame(columns=LOG_COLUMNS + ["job"])
-    return RunData(path, config, config_dict, environment, run, metrics, log_frame, excerpts, missing)
+    return RunData(layout.path, config, environment, run, metrics, log_frame, excerpts, metric_info, missing)

@@ -7,7 +7,6 @@ in a process pool over (job × item) while the device reconstructs the next job.
 
 from __future__ import annotations
 
-import json
 import os
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
@@ -16,20 +15,15 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 import torch
-import yaml
 
 from earshot.benchmark.data.audio import AudioFile
 from earshot.benchmark.config import RunConfig, config_from_dict
 from earshot.benchmark.data.windows import NORMALIZE_EPS
-from earshot.benchmark.evaluate.metrics import metric_pool
-from earshot.benchmark.train.loop import DONE, load_trained
+from earshot.benchmark.evaluate.metrics import metric_catalog, metric_pool
+from earshot.benchmark.train.loop import load_trained
+from earshot.results.rundir import RunDir, write_wav
 
-REFERENCE_DIR = "reference"
-RECON_DIR = "recon"
-METRICS_FILE = "metrics.parquet"
-EXCERPTS_FILE = "excerpts.json"
 METRIC_COLUMNS = ["job", "loss", "seed", "item", "category", "metric", "value", "error"]
 EXCERPT_MIN_RMS = 1e-3  # an excerpt quieter than this (≈ −60 dBFS) is not worth judging
 
@@ -102,15 +96,6 @@ def reconstruct(model, loss, audio: np.ndarray, window: int, normalize: bool, ba
     return out[hop:hop + n].cpu().numpy()
 
 
-def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Write 16-bit PCM; returns what a listener hears (clipped, quantised) as float32."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    finite = np.nan_to_num(audio, nan=0.0, posinf=1.0, neginf=-1.0)
-    pcm = np.round(np.clip(finite, -1.0, 32767 / 32768) * 32768).astype(np.int16)
-    sf.write(path, pcm, sample_rate, subtype="PCM_16")
-    return pcm.astype(np.float32) / 32768
-
-
 def _metrics_task(job: str, loss: str, seed: int, excerpt: dict, reference: np.ndarray,
                   degraded: np.ndarray, sample_rate: int, non_finite: bool) -> list[dict]:
     from earshot.benchmark.evaluate.metrics import compute_all
@@ -127,52 +112,52 @@ def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, 
 
     With ``data``, the excerpts come from that folder (all of it is held out) and
     everything is written under ``run_dir/eval-<folder name>/`` instead.
-    Returns the tidy metrics table, also written to ``metrics.parquet``.
+    Returns the tidy metrics table, also written to ``metrics.parquet`` beside what a reader
+    needs to know about each metric (``metrics_info.json``).
     """
     from earshot.benchmark.data.audio import load_folder
     from earshot.benchmark.data.windows import load_data, split_by_file
     from earshot.benchmark.train.loop import resolve_device
 
-    run_dir = Path(run_dir)
-    config: RunConfig = config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    run = RunDir(run_dir)
+    config: RunConfig = config_from_dict(run.read_config())
     torch_device = resolve_device(device)
     rate = config.data.sample_rate
+    out = run.evaluation(data)
     if data is not None:
-        audio_set = load_folder(Path(data), rate, min_samples=config.data.window, log=log)
-        test_files, out_dir = audio_set.files, run_dir / f"eval-{Path(data).name}"
+        test_files = load_folder(Path(data), rate, min_samples=config.data.window, log=log).files
     else:
         audio_set = load_data(config.data, log=lambda m: None)
-        test_files, out_dir = split_by_file(audio_set, config.data.test_fraction, config.data.split_seed).test, run_dir
+        test_files = split_by_file(audio_set, config.data.test_fraction, config.data.split_seed).test
     if not test_files:
-        raise ValueError(f"{run_dir}: no held-out files to evaluate on (data.test_fraction is {config.data.test_fraction})")
+        raise ValueError(f"{run.path}: no held-out files to evaluate on (data.test_fraction is {config.data.test_fraction})")
     excerpts = select_excerpts(test_files, config.eval.excerpt_seconds, config.eval.excerpts_per_category, rate)
     by_path = {f.relative: f for f in test_files}
     references = {}
     for e in excerpts:
         audio = by_path[e.source].audio[e.start:e.start + e.samples]
-        references[e.item] = write_wav(out_dir / REFERENCE_DIR / f"{e.item}.wav", audio, rate)
-    (out_dir / EXCERPTS_FILE).write_text(json.dumps([asdict(e) for e in excerpts], indent=2))
+        references[e.item] = write_wav(out.reference_wav(e.item), audio, rate)
+    out.write_excerpts([asdict(e) for e in excerpts])
 
-    jobs = sorted(p for p in (run_dir / "jobs").iterdir() if (p / DONE).exists()) if (run_dir / "jobs").exists() else []
+    jobs = run.finished_jobs()
     if not jobs:
-        raise ValueError(f"{run_dir}: no finished job to evaluate")
+        raise ValueError(f"{run.path}: no finished job to evaluate")
     workers = workers or config.eval.workers or os.cpu_count() or 1
     futures: list[Future] = []
     with metric_pool(workers) as pool:
         for job_dir in jobs:
-            model, loss, state = load_trained(job_dir, torch_device)
+            model, loss, state = load_trained(job_dir.path, torch_device)
             for e in excerpts:
                 recon = reconstruct(model, loss, references[e.item], config.data.window,
                                     config.data.normalize_windows, config.eval.batch, torch_device, config.train.bf16)
                 non_finite = not np.isfinite(recon).all()
-                heard = write_wav(out_dir / RECON_DIR / job_dir.name / f"{e.item}.wav", recon, rate)
+                heard = write_wav(out.recon_wav(job_dir.name, e.item), recon, rate)
                 futures.append(pool.submit(_metrics_task, job_dir.name, state["loss_name"], state["seed"],
                                            asdict(e), references[e.item], heard, rate, non_finite))
             log(f"reconstructed {len(excerpts)} excerpts with {job_dir.name}")
             del model, loss, state
         rows = [row for f in futures for row in f.result()]
     frame = pd.DataFrame(rows, columns=METRIC_COLUMNS)
-    tmp = out_dir / (METRICS_FILE + ".tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, out_dir / METRICS_FILE)
+    out.write_metric_info(metric_catalog())
+    out.write_metrics(frame)
     return frame

@@ -6,9 +6,7 @@ backward, clip, Adam) → log → checkpoint → stop check.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -23,15 +21,7 @@ from earshot.benchmark.config import RunConfig, TrainConfig, parse_budget
 from earshot.benchmark.data.windows import WindowSampler, steps_per_epoch
 from earshot.losses import build_loss
 from earshot.models import GatedConvAutoencoder, build_model
-
-CHECKPOINT = "checkpoint.pt"
-TRAIN_LOG = "train_log.parquet"
-DONE = "done.json"
-FAILED = "failed.json"
-
-
-class NonFiniteLossError(RuntimeError):
-    pass
+from earshot.results.rundir import JobDir
 
 
 @dataclass
@@ -68,27 +58,9 @@ def budget_steps(config: RunConfig) -> tuple[int | None, float | None]:
     return None, value
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def _atomic_json(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
-
-
 def load_trained(job_dir: Path, device: torch.device | str = "cpu"):
     """(model, loss, checkpoint state) of a job, model and loss in eval mode."""
-    state = torch.load(Path(job_dir) / CHECKPOINT, map_location=device, weights_only=False)
+    state = torch.load(JobDir(job_dir).checkpoint, map_location=device, weights_only=False)
     model = GatedConvAutoencoder(**state["model_args"]).to(device)
     model.load_state_dict(state["model"])
     loss = build_loss(state["loss_name"], sample_rate=state["sample_rate"], options=state["config"].get("loss_options")).to(device)
@@ -116,13 +88,13 @@ def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train
     ``progress`` receives a dict (step, total, loss, windows_per_s) at each log step;
     ``on_step`` is called after every completed step (tests use it to kill the process).
     """
-    job_dir = Path(job_dir)
+    job_dir = JobDir(job_dir)
     job = job_dir.name
-    if (job_dir / DONE).exists():
-        done = json.loads((job_dir / DONE).read_text())
+    if job_dir.is_done:
+        done = job_dir.read_done()
         return JobOutcome(job, "skipped", done["steps"], done["seconds"], "already trained")
-    job_dir.mkdir(parents=True, exist_ok=True)
-    (job_dir / FAILED).unlink(missing_ok=True)
+    job_dir.create()
+    job_dir.clear_failed()
     train_cfg, data_cfg = config.train, config.data
     cuda = device.type == "cuda"
     if cuda:
@@ -140,7 +112,7 @@ def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train
     per_epoch = steps_per_epoch(data_cfg.windows_per_epoch, train_cfg.batch)
 
     step, elapsed, log_rows = 0, 0.0, []
-    checkpoint = job_dir / CHECKPOINT
+    checkpoint = job_dir.checkpoint
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
@@ -151,22 +123,23 @@ def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train
         if cuda and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         step, elapsed = state["step"], state["elapsed"]
-        if (job_dir / TRAIN_LOG).exists():
-            old = pd.read_parquet(job_dir / TRAIN_LOG)
+        old = job_dir.read_log()
+        if old is not None:
             log_rows = old[old["step"] <= step].to_dict("records")
 
     def save(step: int) -> None:
         # The log first, then the checkpoint: a kill between the two leaves log rows past
         # the checkpoint's step, which resume drops.
-        _atomic_parquet(pd.DataFrame(log_rows) if log_rows else pd.DataFrame(columns=LOG_COLUMNS),
-                        job_dir / TRAIN_LOG)
-        _atomic_save({
+        job_dir.write_log(pd.DataFrame(log_rows) if log_rows else pd.DataFrame(columns=LOG_COLUMNS))
+        snapshot = {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "loss": loss_fn.state_dict(),
             "sampler": sampler.state_dict(), "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(device) if cuda else None,
             "step": step, "elapsed": elapsed, "model_args": model.init_args, "loss_name": loss_name,
             "sample_rate": data_cfg.sample_rate, "seed": seed, "config": config.model_dump(mode="json"),
-        }, checkpoint)
+        }
+        with job_dir.checkpoint_path() as tmp:
+            torch.save(snapshot, tmp)
 
     step_fn = step_function(model, train_cfg)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and train_cfg.bf16)
@@ -197,7 +170,7 @@ def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train
             value = loss.item()  # syncs with the device; only every log_every steps
             if not math.isfinite(value):
                 message = f"loss is {value} at step {step}; kept the checkpoint of step {_last_checkpoint_step(checkpoint)}"
-                _atomic_json({"message": message, "step": step}, job_dir / FAILED)
+                job_dir.write_failed({"message": message, "step": step})
                 return JobOutcome(job, "failed", step, elapsed, message)
         optimizer.step()
         if at_log:
@@ -217,8 +190,8 @@ def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train
             on_step(step)
 
     save(step)
-    _atomic_json({"steps": step, "seconds": elapsed, "silent_windows_excluded": sampler.silent_windows,
-                  "windows_total": sampler.total_windows}, job_dir / DONE)
+    job_dir.write_done({"steps": step, "seconds": elapsed, "silent_windows_excluded": sampler.silent_windows,
+                        "windows_total": sampler.total_windows})
     return JobOutcome(job, "done", step, elapsed)
 
 

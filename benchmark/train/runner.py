@@ -1,7 +1,8 @@
 """A run: the grid losses × seeds, trained into one run directory.
 
-``runs/<run-id>/`` holds ``config.yaml`` (resolved), ``environment.json``,
-``run.json`` (data, split, skipped files, job status) and ``jobs/<job>/``.
+Read top to bottom as :func:`run_grid` runs it: check the command → open the run
+directory (:class:`earshot.results.rundir.RunDir` owns its layout) → load the data →
+train the jobs (here, or on Ray) → record their outcomes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import platform
 import queue
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import asdict
 from importlib import metadata
@@ -24,12 +24,10 @@ import yaml
 
 from earshot.benchmark.config import ConfigError, RunConfig, config_from_dict, dump_config
 from earshot.benchmark.data.windows import load_data, split_by_file
-from earshot.benchmark.train.loop import _atomic_json, resolve_device, train_job
+from earshot.benchmark.train.loop import resolve_device, train_job
 from earshot.losses import check_all_options, check_expression
+from earshot.results.rundir import RunDir
 
-CONFIG_FILE = "config.yaml"
-RUN_FILE = "run.json"
-ENV_FILE = "environment.json"
 PACKAGES = ("torch", "numpy", "scipy", "soundfile", "soxr", "pandas", "pyarrow", "pydantic", "ray", "earshot")
 
 
@@ -93,20 +91,19 @@ def validate(config: RunConfig, device_name: str, out: Path) -> torch.device:
     return device
 
 
-def prepare_run(config: RunConfig, out: Path, run_id: str | None, resume: bool) -> tuple[Path, RunConfig]:
+def prepare_run(config: RunConfig, out: Path, run_id: str | None, resume: bool) -> tuple[RunDir, RunConfig]:
     """The run directory, created or reopened, and the config it runs with.
 
     A run id that exists with a different config is refused unless ``resume``, in
     which case the run continues with its recorded config.
     """
     run_id = run_id or f"{config.preset}-{config.fingerprint()}"
-    run_dir = Path(out) / run_id
-    recorded = run_dir / CONFIG_FILE
-    if recorded.exists():
+    run = RunDir(Path(out) / run_id)
+    if run.config_file.exists():
         try:
-            old = config_from_dict(yaml.safe_load(recorded.read_text()))
+            old = config_from_dict(run.read_config())
         except (ConfigError, yaml.YAMLError) as exc:
-            raise RunError(f"{recorded}: unreadable recorded config ({exc})") from None
+            raise RunError(f"{run.config_file}: unreadable recorded config ({exc})") from None
         if old.model_dump() != config.model_dump():
             if not resume:
                 changed = _changed_keys(old.model_dump(), config.model_dump())
@@ -115,9 +112,8 @@ def prepare_run(config: RunConfig, out: Path, run_id: str | None, resume: bool) 
             config = old
     elif resume:
         raise RunError(f"--resume: no run {run_id} in {out}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / CONFIG_FILE).write_text(dump_config(config))
-    return run_dir, config
+    run.write_config(dump_config(config))
+    return run, config
 
 
 def _changed_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -130,49 +126,64 @@ def _changed_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
     return keys
 
 
-def _run_record(run_dir: Path) -> dict:
-    path = run_dir / RUN_FILE
-    return json.loads(path.read_text()) if path.exists() else {"jobs": {}}
-
-
-def _write_record(run_dir: Path, record: dict) -> None:
-    _atomic_json(record, run_dir / RUN_FILE)
-
-
+# One load per process and data settings: the driver, and each Ray worker for all its jobs.
 _DATA_CACHE: dict[str, object] = {}
-# The local executor's GPU threads call _load_split together: the first loads, the others wait for it.
-_DATA_LOCK = threading.Lock()
 
 
 def _load_split(config: RunConfig, log: Callable[[str], None]):
     key = json.dumps(config.data.model_dump(mode="json"), sort_keys=True)
-    with _DATA_LOCK:
-        if key not in _DATA_CACHE:
-            audio_set = load_data(config.data, log=log)
-            _DATA_CACHE[key] = (audio_set, split_by_file(audio_set, config.data.test_fraction, config.data.split_seed))
-        return _DATA_CACHE[key]
+    if key not in _DATA_CACHE:
+        audio_set = load_data(config.data, log=log)
+        _DATA_CACHE[key] = (audio_set, split_by_file(audio_set, config.data.test_fraction, config.data.split_seed))
+    return _DATA_CACHE[key]
+
+
+def _record_start(record: dict, run: RunDir, audio_set, split, jobs: list[tuple[str, str, int]]) -> None:
+    """``run.json`` before training: the data, the split, and every job (pending unless already recorded)."""
+    record.update({
+        "run_id": run.name,
+        "data": {"root": str(audio_set.root), "files": len(audio_set.files),
+                 "seconds": {c: audio_set.seconds(c) for c in sorted({f.category for f in audio_set.files})},
+                 "skipped": [{"file": f, "reason": r} for f, r in audio_set.skipped]},
+        "split": {"train": [f.relative for f in split.train], "test": [f.relative for f in split.test]},
+    })
+    for job, loss, seed in jobs:
+        record["jobs"].setdefault(job, {"loss": loss, "seed": seed, "status": "pending"})
+
+
+def _record_outcomes(record: dict, outcomes: list[dict], train_seconds: float) -> None:
+    """``run.json`` after training: each job's status; a job found already trained stays done."""
+    for outcome in outcomes:
+        entry = record["jobs"][outcome["job"]]
+        if outcome["status"] != "skipped" or entry.get("status") != "done":
+            entry.update(status="done" if outcome["status"] == "skipped" else outcome["status"],
+                         steps=outcome["steps"], seconds=outcome["seconds"], message=outcome["message"])
+    record["train_seconds"] = train_seconds
 
 
 def run_job(run_dir: Path, job: str, loss: str, seed: int, device: str,
             progress: Callable[[dict], None] | None = None) -> dict:
-    """Train one job of a run; what the local and the Ray executor both call."""
-    run_dir = Path(run_dir)
-    config = config_from_dict(yaml.safe_load((run_dir / CONFIG_FILE).read_text()))
+    """Train one job of a run from the run directory alone (its recorded config); what a Ray worker runs."""
+    run = RunDir(run_dir)
+    config = config_from_dict(run.read_config())
     _, split = _load_split(config, log=lambda line: None)
-    outcome = train_job(run_dir / "jobs" / job, config, loss, seed, split.train, torch.device(device),
-                        progress=progress)
-    return asdict(outcome)
+    return asdict(train_job(run.job(job).path, config, loss, seed, split.train, torch.device(device),
+                            progress=progress))
 
 
-def _local_jobs(run_dir: Path, jobs: list[tuple[str, str, int]], device: torch.device,
-                progress: Callable[[dict], None] | None, log: Callable[[str], None]) -> list[dict]:
+TrainOne = Callable[[str, str, int, torch.device], dict]  # (job, loss, seed, device) -> outcome
+
+
+def _local_jobs(jobs: list[tuple[str, str, int]], device: torch.device, train_one: TrainOne,
+                log: Callable[[str], None]) -> list[dict]:
+    """Every job through ``train_one`` in this process: in turn on one device; with several GPUs, on each a job."""
     devices = [device]
     if device.type == "cuda" and device.index is None and torch.cuda.device_count() > 1:
         devices = [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
     if len(devices) == 1:
         outcomes = []
         for job, loss, seed in jobs:
-            outcomes.append(run_job(run_dir, job, loss, seed, str(device), progress))
+            outcomes.append(train_one(job, loss, seed, device))
             log_outcome(outcomes[-1], log)
         return outcomes
     # One job per GPU at a time; CUDA kernels release the GIL, so threads keep every GPU busy.
@@ -187,7 +198,7 @@ def _local_jobs(run_dir: Path, jobs: list[tuple[str, str, int]], device: torch.d
     def on_a_free_gpu(job: str, loss: str, seed: int) -> dict:
         gpu = free.get()
         try:
-            return run_job(run_dir, job, loss, seed, str(gpu), progress)
+            return train_one(job, loss, seed, gpu)
         finally:
             free.put(gpu)
 
@@ -199,7 +210,7 @@ def _local_jobs(run_dir: Path, jobs: list[tuple[str, str, int]], device: torch.d
     return outcomes
 
 
-def _ray_jobs(run_dir, jobs, device, address) -> list[dict]:
+def _ray_jobs(run: RunDir, jobs: list[tuple[str, str, int]], device: torch.device, address: str | None) -> list[dict]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
@@ -211,7 +222,7 @@ def _ray_jobs(run_dir, jobs, device, address) -> list[dict]:
     resources = {"num_gpus": 1} if device.type == "cuda" else {"num_cpus": 1}
     remote = ray.remote(**resources)(run_job)
     device_name = "cuda" if device.type == "cuda" else "cpu"
-    refs = [remote.remote(str(Path(run_dir).resolve()), job, loss, seed, device_name) for job, loss, seed in jobs]
+    refs = [remote.remote(str(run.path.resolve()), job, loss, seed, device_name) for job, loss, seed in jobs]
     return ray.get(refs)
 
 
@@ -226,39 +237,25 @@ def run_grid(config: RunConfig, out: Path = Path("runs"), run_id: str | None = N
     if executor not in ("local", "ray"):
         raise RunError(f"--executor {executor!r}: expected local or ray")
     torch_device = validate(config, device, out)
-    run_dir, config = prepare_run(config, out, run_id, resume)
-    (run_dir / ENV_FILE).write_text(json.dumps(environment(torch_device), indent=2))
+    run, config = prepare_run(config, out, run_id, resume)
+    run.write_environment(environment(torch_device))
 
     audio_set, split = _load_split(config, log)
-    record = _run_record(run_dir)
-    record.update({
-        "run_id": run_dir.name,
-        "data": {"root": str(audio_set.root), "files": len(audio_set.files),
-                 "seconds": {c: audio_set.seconds(c) for c in sorted({f.category for f in audio_set.files})},
-                 "skipped": [{"file": f, "reason": r} for f, r in audio_set.skipped]},
-        "split": {"train": [f.relative for f in split.train], "test": [f.relative for f in split.test]},
-    })
     jobs = job_grid(config)
-    for job, loss, seed in jobs:
-        record["jobs"].setdefault(job, {"loss": loss, "seed": seed, "status": "pending"})
-    _write_record(run_dir, record)
+    run.update_record(lambda record: _record_start(record, run, audio_set, split, jobs))
 
     started = time.time()
     if executor == "ray":
-        outcomes = _ray_jobs(run_dir, jobs, torch_device, ray_address)
+        outcomes = _ray_jobs(run, jobs, torch_device, ray_address)
         for outcome in outcomes:
             log_outcome(outcome, log)
     else:
-        outcomes = _local_jobs(run_dir, jobs, torch_device, progress, log)
-    record = _run_record(run_dir)
-    for outcome in outcomes:
-        entry = record["jobs"][outcome["job"]]
-        if outcome["status"] != "skipped" or entry.get("status") != "done":
-            entry.update(status="done" if outcome["status"] == "skipped" else outcome["status"],
-                         steps=outcome["steps"], seconds=outcome["seconds"], message=outcome["message"])
-    record["train_seconds"] = time.time() - started
-    _write_record(run_dir, record)
-    return run_dir
+        def train_one(job: str, loss: str, seed: int, on: torch.device) -> dict:
+            return asdict(train_job(run.job(job).path, config, loss, seed, split.train, on, progress=progress))
+
+        outcomes = _local_jobs(jobs, torch_device, train_one, log)
+    run.update_record(lambda record: _record_outcomes(record, outcomes, time.time() - started))
+    return run.path
 
 
 def log_outcome(outcome: dict, log: Callable[[str], None]) -> None:

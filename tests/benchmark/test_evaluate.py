@@ -14,9 +14,11 @@ from typer.testing import CliRunner
 from earshot.benchmark.data.audio import AudioFile
 from earshot.benchmark.cli.app import app
 from earshot.benchmark.config import load_config
-from earshot.benchmark.evaluate.reconstruct import METRIC_COLUMNS, evaluate_run, reconstruct, select_excerpts, write_wav
+from earshot.benchmark.evaluate.metrics import metric_catalog
+from earshot.benchmark.evaluate.reconstruct import METRIC_COLUMNS, evaluate_run, reconstruct, select_excerpts
 from earshot.benchmark.train.runner import run_grid
 from earshot.losses import build_loss
+from earshot.results.rundir import write_wav
 from tests.helpers import RATE, tone_mix, write_folder
 
 
@@ -101,6 +103,12 @@ def test_a_tiny_run_gives_a_tidy_metrics_table(tiny_run):
     assert names == sorted(f"{e['item']}.wav" for e in excerpts)
     for job in ("mse-seed0", "bark-seed1"):
         assert sorted(p.name for p in (run_dir / "recon" / job).iterdir()) == names
+    # What results needs to know about each metric travels with the metrics, in table order.
+    info = json.loads((run_dir / "metrics_info.json").read_text())
+    assert list(info) == list(metric_catalog()) and set(metrics["metric"]) <= set(info)
+    assert info["si_sdr"]["higher_is_better"] is True and info["lsd"]["unit"] == "dB"
+    assert info["hf_energy_ratio_db_2k"]["ideal"] == 0.0 and info["pesq_wb"]["categories"] == ["mix", "speech"]
+    assert json.loads((run_dir / "run.json").read_text())["layout"] == 2
 
 
 def test_evaluation_is_deterministic(tiny_run):

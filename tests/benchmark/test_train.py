@@ -23,9 +23,10 @@ from earshot.benchmark.cli.app import app
 from earshot.benchmark.config import ConfigError, load_config
 from earshot.benchmark.data.windows import split_by_file
 from earshot.benchmark.train.runner import _local_jobs, run_grid
-from earshot.benchmark.train.loop import CHECKPOINT, DONE, FAILED, TRAIN_LOG, build_optimizer, step_function, train_job
+from earshot.benchmark.train.loop import build_optimizer, step_function, train_job
 from earshot.losses import REGISTRY, Loss
 from earshot.models import build_model
+from earshot.results.rundir import CHECKPOINT_FILE, DONE_FILE, FAILED_FILE, TRAIN_LOG_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,14 +64,14 @@ def test_a_tiny_run_trains_every_job_and_records_the_run(album, tmp_path):
     env = json.loads((run_dir / "environment.json").read_text())
     assert env["packages"]["torch"] and env["device"] == "cpu"
     assert (run_dir / "config.yaml").read_text().count("budget: '20'") == 1
-    log = pd.read_parquet(run_dir / "jobs" / "bark-seed0" / TRAIN_LOG)
+    log = pd.read_parquet(run_dir / "jobs" / "bark-seed0" / TRAIN_LOG_FILE)
     assert list(log["step"]) == list(range(1, 21))
     assert {"step", "epoch", "loss", "lr", "windows_per_s", "wall_s"} <= set(log.columns)
     # Two seeds give two different models; each loss learns something.
-    a = torch.load(run_dir / "jobs" / "mse-seed0" / CHECKPOINT, weights_only=False)["model"]
-    b = torch.load(run_dir / "jobs" / "mse-seed1" / CHECKPOINT, weights_only=False)["model"]
+    a = torch.load(run_dir / "jobs" / "mse-seed0" / CHECKPOINT_FILE, weights_only=False)["model"]
+    b = torch.load(run_dir / "jobs" / "mse-seed1" / CHECKPOINT_FILE, weights_only=False)["model"]
     assert not torch.equal(next(iter(a.values())), next(iter(b.values())))
-    mse_log = pd.read_parquet(run_dir / "jobs" / "mse-seed0" / TRAIN_LOG)
+    mse_log = pd.read_parquet(run_dir / "jobs" / "mse-seed0" / TRAIN_LOG_FILE)
     assert mse_log["loss"].iloc[-5:].mean() < mse_log["loss"].iloc[:5].mean()
 
 
@@ -87,7 +88,7 @@ def test_training_is_deterministic_on_cpu(album, tmp_path):
     weights = []
     for name in ("a", "b"):
         run_dir = run_grid(config, out=tmp_path / name, device="cpu", log=lambda m: None)
-        weights.append(torch.load(run_dir / "jobs" / "mse-seed0" / CHECKPOINT, weights_only=False)["model"])
+        weights.append(torch.load(run_dir / "jobs" / "mse-seed0" / CHECKPOINT_FILE, weights_only=False)["model"])
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
@@ -96,7 +97,7 @@ def test_a_compiled_tiny_run_trains_with_a_finite_loss(album, tmp_path):
                                  "--losses", "mse", "--budget", "3", "--set", "train.compile=true", "--quiet",
                                  "--no-eval"])
     assert result.exit_code == 0, result.output
-    log = pd.read_parquet(next((tmp_path / "r").iterdir()) / "jobs" / "mse-seed0" / TRAIN_LOG)
+    log = pd.read_parquet(next((tmp_path / "r").iterdir()) / "jobs" / "mse-seed0" / TRAIN_LOG_FILE)
     assert list(log["step"]) == [1, 2, 3] and log["loss"].map(math.isfinite).all()
 
 
@@ -143,7 +144,7 @@ def test_a_gemm_run_trains_the_same_model_in_matrix_multiplies(album, tmp_path):
         config = _tiny(album, losses=["mse"], **{"train.budget": "3", "train.conv_impl": impl})
         run_dir = run_grid(config, out=tmp_path / impl, device="cpu", log=lambda m: None)
         assert f"conv_impl: {impl}" in (run_dir / "config.yaml").read_text()
-        losses[impl] = pd.read_parquet(run_dir / "jobs" / "mse-seed0" / TRAIN_LOG)["loss"]
+        losses[impl] = pd.read_parquet(run_dir / "jobs" / "mse-seed0" / TRAIN_LOG_FILE)["loss"]
     # Same seed, same initial weights, same first batch: the same first loss.
     assert losses["gemm"].iloc[0] == pytest.approx(losses["native"].iloc[0], rel=1e-5)
     assert losses["gemm"].map(math.isfinite).all()
@@ -178,18 +179,18 @@ def test_kill_9_then_the_same_command_finishes_with_the_same_weights(album, tmp_
     proc = subprocess.run([sys.executable, "-c", KILLER, str(album), str(killed), "13"], cwd=ROOT,
                           capture_output=True, timeout=120)
     assert proc.returncode == -9
-    assert torch.load(killed / CHECKPOINT, weights_only=False)["step"] == 10
-    assert not (killed / DONE).exists()
+    assert torch.load(killed / CHECKPOINT_FILE, weights_only=False)["step"] == 10
+    assert not (killed / DONE_FILE).exists()
     outcome = train_job(killed, config, "bark", 0, split.train, torch.device("cpu"))
     assert outcome.status == "done" and outcome.steps == 20
 
-    straight = torch.load(tmp_path / "straight" / CHECKPOINT, weights_only=False)
-    resumed = torch.load(killed / CHECKPOINT, weights_only=False)
+    straight = torch.load(tmp_path / "straight" / CHECKPOINT_FILE, weights_only=False)
+    resumed = torch.load(killed / CHECKPOINT_FILE, weights_only=False)
     for key, value in straight["model"].items():
         assert torch.equal(value, resumed["model"][key]), key
-    log = pd.read_parquet(killed / TRAIN_LOG)
+    log = pd.read_parquet(killed / TRAIN_LOG_FILE)
     assert list(log["step"]) == list(range(1, 21))
-    straight_log = pd.read_parquet(tmp_path / "straight" / TRAIN_LOG)
+    straight_log = pd.read_parquet(tmp_path / "straight" / TRAIN_LOG_FILE)
     assert list(log["loss"]) == list(straight_log["loss"])
 
 
@@ -209,21 +210,21 @@ def test_a_nan_loss_fails_that_job_keeps_its_checkpoint_and_the_others_go_on(alb
     assert failed["status"] == "failed" and "nan" in failed["message"].lower()
     assert record["jobs"]["mse-seed0"]["status"] == "done"
     job_dir = run_dir / "jobs" / "test-nan-after-5-seed0"
-    state = torch.load(job_dir / CHECKPOINT, weights_only=False)
+    state = torch.load(job_dir / CHECKPOINT_FILE, weights_only=False)
     assert state["step"] == 4
     assert all(torch.isfinite(v).all() for v in state["model"].values())
-    assert (job_dir / FAILED).exists() and not (job_dir / DONE).exists()
+    assert (job_dir / FAILED_FILE).exists() and not (job_dir / DONE_FILE).exists()
     assert any("FAILED" in line for line in lines)
 
 
 def test_budgets_in_epochs_and_minutes(album, tmp_path):
     config = _tiny(album, losses=["mse"], **{"train.budget": "2e", "data.windows_per_epoch": 12})
     run_dir = run_grid(config, out=tmp_path / "e", device="cpu", log=lambda m: None)
-    log = pd.read_parquet(run_dir / "jobs" / "mse-seed0" / TRAIN_LOG)
+    log = pd.read_parquet(run_dir / "jobs" / "mse-seed0" / TRAIN_LOG_FILE)
     assert log["step"].max() == 6 and list(log["epoch"].unique()) == [1, 2]
     config = _tiny(album, losses=["mse"], **{"train.budget": "0.02m"})
     run_dir = run_grid(config, out=tmp_path / "m", device="cpu", log=lambda m: None)
-    log = pd.read_parquet(run_dir / "jobs" / "mse-seed0" / TRAIN_LOG)
+    log = pd.read_parquet(run_dir / "jobs" / "mse-seed0" / TRAIN_LOG_FILE)
     assert 1.2 <= log["wall_s"].max() < 10
 
 
@@ -243,7 +244,7 @@ def test_mistaken_commands_fail_before_training_with_one_line(album, tmp_path, a
                                  "--quiet", *args])
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
-    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob(CHECKPOINT))
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob(CHECKPOINT_FILE))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -272,23 +273,22 @@ def test_an_existing_run_id_with_another_config_needs_resume(album, tmp_path):
     assert missing.exit_code == 2 and "no run other" in missing.output
 
 
-def test_with_several_gpus_each_job_takes_a_free_gpu_and_no_gpu_runs_two(monkeypatch, tmp_path):
+def test_with_several_gpus_each_job_takes_a_free_gpu_and_no_gpu_runs_two(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
     # Job 0 is long: with GPUs fixed up front (job i on GPU i % 3), job 3 would start on
     # GPU 0 while job 0 still runs there, and GPU 1 or 2 would idle.
     seconds = {f"job{i}": s for i, s in enumerate([0.6, 0.05, 0.1, 0.05, 0.15, 0.05, 0.1])}
     runs, lock = [], threading.Lock()
 
-    def fake_run_job(run_dir, job, loss, seed, device, progress=None):
+    def fake_train_one(job, loss, seed, device):
         start = time.monotonic()
         time.sleep(seconds[job])
         with lock:
-            runs.append((device, job, start, time.monotonic()))
+            runs.append((str(device), job, start, time.monotonic()))
         return {"job": job, "status": "done", "steps": 1, "seconds": seconds[job], "message": ""}
 
-    monkeypatch.setattr("earshot.benchmark.train.runner.run_job", fake_run_job)
     jobs = [(job, "mse", 0) for job in seconds]
-    outcomes = _local_jobs(tmp_path, jobs, torch.device("cuda"), None, lambda m: None)
+    outcomes = _local_jobs(jobs, torch.device("cuda"), fake_train_one, lambda m: None)
 
     assert [o["job"] for o in outcomes] == list(seconds)
     assert sorted(job for _, job, _, _ in runs) == sorted(seconds)
@@ -315,10 +315,10 @@ def test_the_ray_executor_gives_the_same_run_directory(album, tmp_path, monkeypa
     assert sorted(p.name for p in (remote / "jobs").iterdir()) == sorted(p.name for p in (local / "jobs").iterdir())
     # Ray tasks run torch with one thread, so sums run in another order: MSE's weights agree
     # to float noise; the bark loss's log amplifies that noise, so its losses agree loosely.
-    a = torch.load(local / "jobs" / "mse-seed0" / CHECKPOINT, weights_only=False)["model"]
-    b = torch.load(remote / "jobs" / "mse-seed0" / CHECKPOINT, weights_only=False)["model"]
+    a = torch.load(local / "jobs" / "mse-seed0" / CHECKPOINT_FILE, weights_only=False)["model"]
+    b = torch.load(remote / "jobs" / "mse-seed0" / CHECKPOINT_FILE, weights_only=False)["model"]
     assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
-    local_log = pd.read_parquet(local / "jobs" / "bark-seed0" / TRAIN_LOG)
-    ray_log = pd.read_parquet(remote / "jobs" / "bark-seed0" / TRAIN_LOG)
+    local_log = pd.read_parquet(local / "jobs" / "bark-seed0" / TRAIN_LOG_FILE)
+    ray_log = pd.read_parquet(remote / "jobs" / "bark-seed0" / TRAIN_LOG_FILE)
     assert list(local_log["step"]) == list(ray_log["step"])
     assert abs(local_log["loss"].iloc[-1] - ray_log["loss"].iloc[-1]) < 0.05 * abs(local_log["loss"].iloc[-1])

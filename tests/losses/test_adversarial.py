@@ -13,9 +13,10 @@ import torch
 from earshot.benchmark.data.audio import load_folder
 from earshot.benchmark.config import load_config
 from earshot.benchmark.data.windows import split_by_file
-from earshot.benchmark.train.loop import CHECKPOINT, train_job
+from earshot.benchmark.train.loop import train_job
 from earshot.losses import build_loss
 from earshot.losses.adversarial import AdversarialLoss
+from earshot.results.rundir import CHECKPOINT_FILE
 from tests.helpers import RATE, write_folder
 
 WINDOW = 2048
@@ -112,10 +113,10 @@ def test_a_training_job_killed_midway_resumes_to_the_same_discriminator(tmp_path
     train_job(tmp_path / "straight", config, "adversarial", 0, files, device)
     with pytest.raises(Killed):
         train_job(tmp_path / "resumed", config, "adversarial", 0, files, device, on_step=kill_at_7)
-    assert torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=False)["step"] == 5
+    assert torch.load(tmp_path / "resumed" / CHECKPOINT_FILE, weights_only=False)["step"] == 5
     train_job(tmp_path / "resumed", config, "adversarial", 0, files, device)
-    a = torch.load(tmp_path / "straight" / CHECKPOINT, weights_only=False)
-    b = torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=False)
+    a = torch.load(tmp_path / "straight" / CHECKPOINT_FILE, weights_only=False)
+    b = torch.load(tmp_path / "resumed" / CHECKPOINT_FILE, weights_only=False)
     assert a["step"] == b["step"] == 8
     assert a["loss"].keys() == b["loss"].keys() and "_extra_state" in a["loss"]
     for key, value in a["loss"].items():

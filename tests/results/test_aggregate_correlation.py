@@ -9,9 +9,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from earshot.results.aggregate import (ALL, best_loss, compare_runs, metric_summary, paired_differences, per_item_table,
-                               summary_table)
+from earshot.benchmark.evaluate.metrics import metric_catalog
+from earshot.results.aggregate import (ALL, best_loss, compare_runs, metric_order, metric_summary, paired_differences,
+                                       per_item_table, summary_table)
 from earshot.results.correlation import metric_rating_correlation, paired_scores
+
+CATALOG = metric_catalog()  # what evaluation writes into a run as metrics_info.json
 
 ITEMS = {"speech-01": "speech", "speech-02": "speech", "drums-01": "drums", "music-01": "music"}
 
@@ -54,16 +57,28 @@ def test_per_item_table_averages_seeds():
     assert per_item_table(_metrics({"mse": 0.0}), "nope").empty
 
 
-@pytest.mark.parametrize("metric, higher, values, best", [
-    ("si_sdr", True, {"mse": 1.0, "bark": 2.0}, "bark"),
-    ("lsd", False, {"mse": 1.0, "bark": 2.0}, "mse"),
-    ("hf_energy_ratio_db_2k", None, {"mse": -5.0, "bark": 1.0}, "bark"),  # closest to 0 dB
-    ("error_flatness", None, {"mse": 0.1, "bark": 0.2}, None),  # descriptive: unmarked
-    ("si_sdr", True, {"mse": 1.0, "bark": 1.0}, None),  # tie
-    ("si_sdr", True, {"mse": 1.0, "bark": math.nan}, None),  # nothing to compare with
+@pytest.mark.parametrize("metric, values, best", [
+    ("si_sdr", {"mse": 1.0, "bark": 2.0}, "bark"),
+    ("lsd", {"mse": 1.0, "bark": 2.0}, "mse"),
+    ("hf_energy_ratio_db_2k", {"mse": -5.0, "bark": 1.0}, "bark"),  # closest to its ideal 0 dB
+    ("hf_energy_ratio_db_4k", {"mse": -0.5, "bark": 1.0}, "mse"),
+    ("error_flatness", {"mse": 0.1, "bark": 0.2}, None),  # descriptive: unmarked
+    ("si_sdr", {"mse": 1.0, "bark": 1.0}, None),  # tie
+    ("si_sdr", {"mse": 1.0, "bark": math.nan}, None),  # nothing to compare with
 ])
-def test_best_loss(metric, higher, values, best):
-    assert best_loss(pd.Series(values), higher, metric) == best
+def test_best_loss_follows_the_metric_catalog(metric, values, best):
+    info = CATALOG[metric]
+    assert best_loss(pd.Series(values), info["higher_is_better"], info["ideal"]) == best
+
+
+def test_best_loss_closest_to_a_nonzero_ideal():
+    assert best_loss(pd.Series({"a": 0.2, "b": 0.9, "c": 0.6}), None, 1.0) == "b"
+
+
+def test_metrics_in_the_catalogs_order_then_unknown_ones():
+    metrics = pd.concat([_metrics({"mse": 0.0}, m) for m in ("zz_new", "lsd", "si_sdr", "aa_new")])
+    assert metric_order(metrics, CATALOG) == ["si_sdr", "lsd", "aa_new", "zz_new"]
+    assert metric_order(metrics, {}) == ["aa_new", "lsd", "si_sdr", "zz_new"]  # a run without metrics_info.json
 
 
 def test_compare_runs():
@@ -91,12 +106,15 @@ def test_system_level_correlation_on_monotone_data():
     metrics = pd.concat([_metrics(offsets, "si_sdr", seeds=1), _metrics({k: -v for k, v in offsets.items()}, "lsd",
                                                                         seeds=1)])
     ratings = _ratings({f"{k}-seed0": 20 + 10 * v for k, v in offsets.items()})
-    table = metric_rating_correlation(metrics, ratings).set_index(["metric", "level"])
+    table = metric_rating_correlation(metrics, ratings, CATALOG).set_index(["metric", "level"])
     assert table.loc[("si_sdr", "system"), "n"] == 5  # the reference and anchor are not systems
     assert table.loc[("si_sdr", "system"), "spearman"] == pytest.approx(1.0)
     assert table.loc[("lsd", "system"), "kendall"] == pytest.approx(-1.0)
     assert table.loc[("si_sdr", "system"), "spearman_p"] == pytest.approx(2 / math.factorial(5))  # exact
-    assert not table.loc[("lsd", "system"), "higher_is_better"]  # lower is better, and it correlates negatively
+    assert table.loc[("lsd", "system"), "higher_is_better"] == False  # noqa: E712 (a numpy bool: lower is better)
+    assert table.loc[("si_sdr", "system"), "higher_is_better"] == True  # noqa: E712
+    # Rows in the catalog's order: si_sdr before lsd, as in the report's tables.
+    assert list(table.xs("system", level="level").index) == ["si_sdr", "lsd"]
 
 
 def test_item_level_matches_scipy():
@@ -105,7 +123,7 @@ def test_item_level_matches_scipy():
     ratings = _ratings({f"{k}-seed0": 30 + 10 * v for k, v in offsets.items()}, noise=15.0, seed=5)
     joined = paired_scores(metrics, ratings, "item")
     assert len(joined) == 12  # 3 systems × 4 items
-    table = metric_rating_correlation(metrics, ratings, levels=("item",)).iloc[0]
+    table = metric_rating_correlation(metrics, ratings, CATALOG, levels=("item",)).iloc[0]
     rho = stats.spearmanr(joined["value"], joined["score"])
     tau = stats.kendalltau(joined["value"], joined["score"])
     assert table["spearman"] == pytest.approx(rho.statistic) and table["kendall"] == pytest.approx(tau.statistic)
@@ -116,8 +134,8 @@ def test_item_level_matches_scipy():
 def test_correlation_without_matching_jobs_is_empty_or_nan():
     metrics = _metrics({"a": 0.0}, seeds=1)
     ratings = _ratings({"other-seed0": 50.0})
-    assert metric_rating_correlation(metrics, ratings).empty
-    few = metric_rating_correlation(metrics, _ratings({"a-seed0": 50.0}), levels=("system",))
+    assert metric_rating_correlation(metrics, ratings, CATALOG).empty
+    few = metric_rating_correlation(metrics, _ratings({"a-seed0": 50.0}), CATALOG, levels=("system",))
     assert few.loc[0, "n"] == 1 and math.isnan(few.loc[0, "spearman"])
 
 
