@@ -1,5 +1,7 @@
 """Results: what a run's metrics and its listening tests say.
 
+- :mod:`earshot.results.rundir` the run directory's layout: every path and file name in it, its
+  atomic writers and 16-bit PCM (``benchmark`` and ``listening_app`` write runs through it);
 - :mod:`earshot.results.store` reads a run directory (tolerating gaps);
 - :mod:`earshot.results.stats` shared statistics (t and hierarchical-bootstrap intervals, Holm,
   rank-biserial, correlation intervals);
