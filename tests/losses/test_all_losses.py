@@ -10,11 +10,13 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from earshot.benchmark.config import load_config
 from earshot.benchmark.evaluate.reconstruct import evaluate_run
 from earshot.benchmark.train.runner import run_grid
 from earshot.losses import REGISTRY, build_loss, describe_losses
+from earshot.losses.categorical import mulaw_quantize
 from tests.helpers import RATE, write_folder
 
 WINDOW = 2048
@@ -27,6 +29,26 @@ def target() -> torch.Tensor:
     return x / x.abs().amax(dim=1, keepdim=True)
 
 
+def head_for(loss, waveform: torch.Tensor) -> torch.Tensor:
+    """A confident head that says ``waveform``, in the language of the loss's head kind."""
+    if loss.head_kind == "waveform":
+        return waveform[:, None].clone()
+    if loss.head_kind == "mu-law logits":
+        return 50.0 * F.one_hot(mulaw_quantize(waveform), loss.head_channels).permute(0, 2, 1).float()
+    if loss.head_kind == "logistic mixture":  # component 0 takes it all, centred on the sample, at the sharpest scale
+        logits, means, log_scales = torch.zeros(3, waveform.shape[0], loss.head_channels // 3, waveform.shape[1])
+        logits[:, 0], means[:, 0], log_scales[:] = 30.0, waveform, loss.log_scale_min
+        return torch.cat([logits, means, log_scales], dim=1)
+    raise AssertionError(f"no test head for a {loss.head_kind!r} head: add one here")
+
+
+def degraded(target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Waveforms a user would call worse than the target: noisy, 6 dB quieter, low-passed."""
+    noise = 0.1 * torch.randn(target.shape, generator=torch.Generator().manual_seed(3))
+    smoothed = F.avg_pool1d(target[:, None], 9, stride=1, padding=4, count_include_pad=False)[:, 0]
+    return {"noisy": (target + noise).clamp(-1, 1), "quieter": 0.5 * target, "low-passed": smoothed}
+
+
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_loss_shapes_gradients_decoding_and_state(name, target):
     torch.manual_seed(0)
@@ -36,17 +58,38 @@ def test_every_loss_shapes_gradients_decoding_and_state(name, target):
     assert value.shape == () and math.isfinite(value.item())
     value.backward()
     assert torch.isfinite(head.grad).all() and head.grad.abs().sum() > 0
+    before = [p.detach().clone() for p in loss.parameters()]
     logged = loss.extra_step(head.detach(), target)
-    assert all(isinstance(v, float) for v in logged.values())
-    assert loss.decode(head.detach()).shape == (2, WINDOW)
-    # The checkpoint round trip the trainer does, into a freshly built loss.
+    assert all(isinstance(v, float) and math.isfinite(v) for v in logged.values())
+    # A loss with weights of its own (a discriminator) trains them in extra_step and logs it; others do neither.
+    assert bool(logged) == bool(before)
+    assert not any(torch.equal(b, p) for b, p in zip(before, loss.parameters()))
+    decoded = loss.decode(head.detach())
+    assert decoded.shape == (2, WINDOW) and torch.isfinite(decoded).all()
+    # The checkpoint round trip the trainer does, into a freshly built (differently seeded) loss.
     torch.manual_seed(1)
     fresh = build_loss(name, RATE)
     fresh.load_state_dict(loss.state_dict())
-    assert torch.equal(fresh.decode(head.detach()), loss.decode(head.detach()))
+    assert torch.equal(fresh.decode(head.detach()), decoded)
+    assert torch.equal(fresh(head.detach(), target), loss(head.detach(), target))
     # Buffers follow .to() (a device move; "meta" stands in for a GPU here).
     if list(loss.buffers()):
         assert all(b.device.type == "meta" for b in build_loss(name, RATE).to("meta").buffers())
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_loss_is_lowest_on_the_target_and_its_head_decodes_back_to_it(name, target):
+    torch.manual_seed(0)
+    loss = build_loss(name, RATE)
+    perfect = loss(head_for(loss, target), target).item()
+    for kind, worse in degraded(target).items():
+        assert loss(head_for(loss, worse), target).item() > perfect, kind
+    if loss.head_kind == "waveform" and not list(loss.parameters()):
+        assert perfect == pytest.approx(0.0, abs=1e-6)  # a plain distance: nothing left on identical inputs
+    # Half the coarsest mu-law step (at ±1) is 0.0218; the other heads carry the waveform itself.
+    tolerance = 0.022 if loss.head_kind == "mu-law logits" else 1e-5
+    decoded = loss.decode(head_for(loss, target))
+    assert decoded.shape == target.shape and (decoded - target).abs().max() < tolerance
 
 
 def test_describe_lists_every_loss_with_its_head():
