@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from earshot.benchmark.bench import bench_training
@@ -15,11 +16,74 @@ from tests.helpers import write_folder
 runner = CliRunner()
 
 
+def table_rows(output: str) -> dict[str, list[str]]:
+    """A rich table's rows by first cell, each cell's wrapped lines joined: ``{name: [cell, ...]}``."""
+    rows: dict[str, list[str]] = {}
+    for line in output.splitlines():
+        if not line.startswith("│"):
+            continue
+        cells = [c.strip() for c in line.strip("│").split("│")]
+        if cells[0]:
+            rows[cells[0]] = cells
+        else:  # a wrapped line of the row above
+            last = rows[next(reversed(rows))]
+            rows[last[0]] = [f"{a} {b}".strip() for a, b in zip(last, cells)]
+    return rows
+
+
 def test_losses_lists_every_registered_loss():
     result = runner.invoke(app, ["losses"])
     assert result.exit_code == 0
     for name in ("mse", "bark", "bark-norm"):
         assert name in result.output
+    rows = table_rows(result.output)
+    assert rows == {name: [name, str(cls.head_channels), cls.description] for name, cls in REGISTRY.items()}
+    assert rows["mulaw-ce"][1] == "256" and rows["dmol"][1] == "30" and rows["mse"][1] == "1"
+
+
+def test_losses_lists_a_newly_registered_loss():
+    from earshot.losses import register
+    from earshot.losses.time import MSELoss
+
+    class Scaled(MSELoss):
+        name, description = "test-scaled", "a loss registered by a user"
+
+    register(Scaled)
+    try:
+        rows = table_rows(runner.invoke(app, ["losses"]).output)
+    finally:
+        del REGISTRY["test-scaled"]
+    assert rows["test-scaled"] == ["test-scaled", "1", "a loss registered by a user"]
+
+
+#: Every command a user can type, by group (the README and the docs name them).
+COMMANDS = {
+    (): {"run", "eval", "losses", "config", "bench", "report", "compare", "data", "listen"},
+    ("data",): {"build", "info"},
+    ("listen",): {"prepare", "open", "close", "list", "invite", "export", "serve", "analyze"},
+}
+
+
+@pytest.mark.parametrize("group", sorted(COMMANDS))
+def test_help_lists_every_command_and_each_has_its_own_help(group):
+    import typer
+
+    command = typer.main.get_command(app)
+    for name in group:
+        command = command.commands[name]
+    assert set(command.commands) == COMMANDS[group]
+    # The Commands panel of --help: "│ name   summary │", a wrapped summary indented under it.
+    listed = {}
+    for line in runner.invoke(app, [*group, "--help"]).output.splitlines():
+        words = line.strip("│ ").split(maxsplit=1)
+        if line.startswith("│ ") and line[2] != " " and not words[0].startswith("-"):
+            listed[words[0]] = words[1] if len(words) > 1 else ""
+    assert set(listed) == COMMANDS[group]
+    for name in COMMANDS[group]:
+        # Each has a summary in the listing, and its own --help that works.
+        assert listed[name], name
+        result = runner.invoke(app, [*group, name, "--help"])
+        assert result.exit_code == 0 and "Usage:" in result.output, (name, result.output)
 
 
 def test_config_prints_the_resolved_preset_with_overrides():
