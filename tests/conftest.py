@@ -1,15 +1,92 @@
-"""Shared fixtures."""
+"""Shared fixtures: audio folders, and per test session one tiny trained-and-evaluated run and one
+built-in corpus, each built once and shared read-only."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import write_folder
+from tests.helpers import assert_unchanged, snapshot, write_folder
+
+#: The session run's audio: every category the tiny preset evaluates, a few seconds each.
+TINY_ALBUM = {"speech": [2.5, 2.5, 2.0, 2.0], "drums": [2.0, 2.0], "music": [2.5, 2.0]}
+#: The session corpus: the smallest build that still draws on every kind of source.
+CORPUS_MINUTES = 1.5
+
+
+def pytest_configure(config) -> None:
+    # One torch thread here and in every process the tests start (set before torch is imported):
+    # on a busy 2-core machine torch's spinning threads made the tiny runs 5x slower, and a job
+    # resumed in another process (the kill -9 test) must add up in the same order as this one.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture
 def audio_folder(tmp_path: Path) -> Path:
     return write_folder(tmp_path / "album", {"speech": [3.0, 2.0, 2.5, 1.5], "drums": [2.0, 1.5],
                                              "music": [2.5, 2.0], "mix": [2.0, 1.8]})
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The session's run: preset tiny (jobs mse-seed0, mse-seed1, bark-seed0, bark-seed1) trained
+    and evaluated on the CPU on ``TINY_ALBUM``. Returns its directory; read it, never write it
+    (take ``tiny_run_copy``): the session fails at teardown if it changed."""
+    from earshot.benchmark.config import load_config
+    from earshot.benchmark.evaluate.reconstruct import evaluate_run
+    from earshot.benchmark.train.runner import run_grid
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    album = write_folder(root / "album", TINY_ALBUM)
+    run_dir = run_grid(load_config("tiny", {"data.path": str(album), "seeds": 2}), out=root / "runs", device="cpu",
+                       log=lambda m: None)
+    evaluate_run(run_dir, device="cpu", workers=1, log=lambda m: None)
+    before = snapshot(root)
+    yield run_dir
+    assert_unchanged(root, before, "the session's tiny run or its audio (take tiny_run_copy to change a run)")
+
+
+@pytest.fixture
+def tiny_run_copy(tiny_run: Path, tmp_path: Path) -> Path:
+    """A copy of the session's run under ``tmp_path`` (same run id, same audio), for a test that changes it."""
+    return Path(shutil.copytree(tiny_run, tmp_path / "runs" / tiny_run.name))
+
+
+@pytest.fixture(scope="session")
+def _session_corpus(tmp_path_factory) -> tuple[Path, Path]:
+    from earshot.benchmark.data import corpus
+
+    missing = corpus.missing_packages()
+    if missing:
+        pytest.skip("Debian packages for the corpus are missing: " + " ".join(missing)
+                    + f" (install: {corpus.INSTALL_HINT} " + " ".join(missing) + ")")
+    # A cache folder of the session's own, never the user's ($XDG_CACHE_HOME/earshot).
+    cache = tmp_path_factory.mktemp("corpus-cache")
+    path = corpus.ensure_corpus(minutes=CORPUS_MINUTES, cache_dir=cache)
+    before = snapshot(cache)
+    yield cache, path
+    assert_unchanged(cache, before, "the session's corpus (copy it into tmp_path to change it)")
+
+
+def _corpus_for(request) -> tuple[Path, Path]:
+    if request.node.get_closest_marker("corpus") is None:
+        pytest.fail(f"{request.node.nodeid} uses the built corpus: mark it @pytest.mark.corpus, which "
+                    "`-m 'not corpus'` deselects on a machine without the Debian packages")
+    return request.getfixturevalue("_session_corpus")
+
+
+@pytest.fixture
+def built_corpus(request) -> Path:
+    """The session's corpus (``CORPUS_MINUTES``), built once by ``ensure_corpus`` into a temporary
+    cache folder; read it, never write it. Only for tests marked ``corpus``; skips (naming the
+    packages) where the Debian packages it is made from are missing."""
+    return _corpus_for(request)[1]
+
+
+@pytest.fixture
+def corpus_cache(request) -> Path:
+    """The temporary cache folder ``built_corpus`` was built into (``ensure_corpus(cache_dir=...)``)."""
+    return _corpus_for(request)[0]

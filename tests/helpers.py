@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -31,3 +32,25 @@ def write_folder(root: Path, layout: dict[str, list[float]], rate: int = RATE) -
                      subtype="PCM_16")
             seed += 1
     return root
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Size and modification time of everything under ``root``, by relative path."""
+    return {p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
+
+
+def assert_unchanged(root: Path, before: dict[str, tuple[int, int]], what: str) -> None:
+    """Raises AssertionError naming what was added, removed or rewritten under ``root`` since ``before``."""
+    after = snapshot(root)
+    changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    assert not changed, f"a test changed {what}: {changed[:10]}"
+
+
+def copy_trained(run_dir: Path, dest: Path) -> Path:
+    """Copies what training wrote (config, environment, record, jobs) and nothing of an evaluation
+    into ``dest``, to evaluate afresh; returns ``dest``."""
+    dest.mkdir(parents=True)
+    for name in ("config.yaml", "environment.json", "run.json"):
+        shutil.copy2(run_dir / name, dest / name)
+    shutil.copytree(run_dir / "jobs", dest / "jobs")
+    return dest

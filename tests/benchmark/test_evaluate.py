@@ -13,13 +13,11 @@ from typer.testing import CliRunner
 
 from earshot.benchmark.data.audio import AudioFile
 from earshot.benchmark.cli.app import app
-from earshot.benchmark.config import load_config
 from earshot.benchmark.evaluate.metrics import metric_catalog
 from earshot.benchmark.evaluate.reconstruct import METRIC_COLUMNS, evaluate_run, reconstruct, select_excerpts
-from earshot.benchmark.train.runner import run_grid
 from earshot.losses import build_loss
 from earshot.results.rundir import write_wav
-from tests.helpers import RATE, tone_mix, write_folder
+from tests.helpers import RATE, copy_trained, tone_mix, write_folder
 
 
 class _Identity(torch.nn.Module):
@@ -77,17 +75,15 @@ def test_wav_writing_clips_and_quantises_what_the_listener_hears(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("eval")
-    album = write_folder(root / "album", {"speech": [2.5, 2.5, 2.0, 2.0], "drums": [2.0, 2.0], "music": [2.5, 2.0]})
-    config = load_config("tiny", {"data.path": str(album), "seeds": 2})
-    run_dir = run_grid(config, out=root / "runs", device="cpu", log=lambda m: None)
-    return run_dir, album
+def two_worker_evaluation(tiny_run, tmp_path_factory):
+    """The session's run as training left it, copied and evaluated afresh by two metric workers
+    (the session's was one): the copy's directory and the table evaluate_run returned."""
+    run_dir = copy_trained(tiny_run, tmp_path_factory.mktemp("eval") / "runs" / tiny_run.name)
+    return run_dir, evaluate_run(run_dir, device="cpu", workers=2, log=lambda m: None)
 
 
-def test_a_tiny_run_gives_a_tidy_metrics_table(tiny_run):
-    run_dir, _ = tiny_run
-    metrics = evaluate_run(run_dir, device="cpu", workers=2, log=lambda m: None)
+def test_a_tiny_run_gives_a_tidy_metrics_table(two_worker_evaluation):
+    run_dir, metrics = two_worker_evaluation
     assert list(metrics.columns) == METRIC_COLUMNS
     stored = pd.read_parquet(run_dir / "metrics.parquet")
     pd.testing.assert_frame_equal(stored, metrics)
@@ -111,15 +107,14 @@ def test_a_tiny_run_gives_a_tidy_metrics_table(tiny_run):
     assert json.loads((run_dir / "run.json").read_text())["layout"] == 2
 
 
-def test_evaluation_is_deterministic(tiny_run):
-    run_dir, _ = tiny_run
-    a = evaluate_run(run_dir, device="cpu", workers=1, log=lambda m: None)
-    b = evaluate_run(run_dir, device="cpu", workers=2, log=lambda m: None)
+def test_evaluation_is_deterministic(tiny_run, two_worker_evaluation):
+    a = pd.read_parquet(tiny_run / "metrics.parquet")  # one worker, when the session's run was built
+    b = two_worker_evaluation[1]
     pd.testing.assert_frame_equal(a, b)
 
 
-def test_eval_on_other_audio_and_the_cli(tiny_run, tmp_path):
-    run_dir, _ = tiny_run
+def test_eval_on_other_audio_and_the_cli(tiny_run_copy, tmp_path):
+    run_dir = tiny_run_copy
     other = write_folder(tmp_path / "other album", {"speech": [2.5]})
     result = CliRunner().invoke(app, ["eval", str(run_dir), "--data", str(other), "--device", "cpu"])
     assert result.exit_code == 0, result.output

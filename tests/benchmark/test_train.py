@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
 from tests.helpers import write_folder
 from typer.testing import CliRunner
 
@@ -54,6 +55,10 @@ def _tiny(album, **overrides):
     return load_config("tiny", {"data.path": str(album), **overrides})
 
 
+def _album_of(run_dir: Path) -> Path:
+    return Path(yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["path"])
+
+
 def test_a_tiny_run_trains_every_job_and_records_the_run(album, tmp_path):
     config = _tiny(album, losses=["mse", "bark"], seeds=2)
     run_dir = run_grid(config, out=tmp_path / "runs", device="cpu", log=lambda m: None)
@@ -75,20 +80,21 @@ def test_a_tiny_run_trains_every_job_and_records_the_run(album, tmp_path):
     assert mse_log["loss"].iloc[-5:].mean() < mse_log["loss"].iloc[:5].mean()
 
 
-def test_a_finished_job_is_never_trained_again(album, tmp_path):
-    config = _tiny(album, losses=["mse"])
+def test_a_finished_job_is_never_trained_again(tiny_run_copy):
+    # The session run's config again, into the folder that holds (a copy of) that run.
+    config = _tiny(_album_of(tiny_run_copy), seeds=2)
     lines = []
-    run_grid(config, out=tmp_path / "runs", device="cpu", log=lines.append)
-    run_grid(config, out=tmp_path / "runs", device="cpu", log=lines.append)
-    assert lines[-1] == "job mse-seed0: already trained (20 steps)"
+    run_grid(config, out=tiny_run_copy.parent, device="cpu", log=lines.append)
+    jobs = ("mse-seed0", "mse-seed1", "bark-seed0", "bark-seed1")
+    assert sorted(lines[-4:]) == sorted(f"job {job}: already trained (20 steps)" for job in jobs)
 
 
-def test_training_is_deterministic_on_cpu(album, tmp_path):
-    config = _tiny(album, losses=["mse"])
-    weights = []
-    for name in ("a", "b"):
-        run_dir = run_grid(config, out=tmp_path / name, device="cpu", log=lambda m: None)
-        weights.append(torch.load(run_dir / "jobs" / "mse-seed0" / CHECKPOINT_FILE, weights_only=False)["model"])
+def test_training_is_deterministic_on_cpu(tiny_run, tmp_path):
+    # The session run's job mse-seed0 trained again, alone in a run of its own: the same weights.
+    config = _tiny(_album_of(tiny_run), losses=["mse"])
+    run_dir = run_grid(config, out=tmp_path / "b", device="cpu", log=lambda m: None)
+    weights = [torch.load(run / "jobs" / "mse-seed0" / CHECKPOINT_FILE, weights_only=False)["model"]
+               for run in (tiny_run, run_dir)]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 

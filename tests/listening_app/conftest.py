@@ -1,4 +1,4 @@
-"""Fixtures for the listening test: one real (tiny) run, databases, a server, PostgreSQL."""
+"""Fixtures for the listening test: the session's tiny run, databases, a server, PostgreSQL."""
 
 from __future__ import annotations
 
@@ -20,32 +20,15 @@ from earshot.listening_app import store
 from earshot.listening_app.cli import server_command
 from earshot.listening_app.prepare import prepare_test
 from earshot.listening_app.settings import TestSettings
-from tests.helpers import write_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def run_dir(tmp_path_factory) -> Path:
-    """One trained and evaluated tiny run (jobs mse-seed0, bark-seed0) for every test."""
-    from earshot.benchmark.config import load_config
-    from earshot.benchmark.evaluate.reconstruct import evaluate_run
-    from earshot.benchmark.train.runner import run_grid
-
-    import torch
-
-    tmp = tmp_path_factory.mktemp("listen-run")
-    album = write_folder(tmp / "album", {"speech": [2.5, 2.5, 2.0, 2.0], "drums": [2.0, 2.0], "music": [2.5, 2.0]})
-    # One thread: on a shared 2-core machine torch's spinning threads made this 10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        run = run_grid(load_config("tiny", {"data.path": str(album)}), out=tmp / "runs", device="cpu",
-                       log=lambda m: None)
-        evaluate_run(run, device="cpu", workers=1, log=lambda m: None)
-    finally:
-        torch.set_num_threads(threads)
-    return run
+def run_dir(tiny_run) -> Path:
+    """The session's tiny run (tests/conftest.py), which a test only prepares listening tests from
+    (seed 0: conditions mse-seed0 and bark-seed0)."""
+    return tiny_run
 
 
 def free_port() -> int:

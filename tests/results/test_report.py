@@ -17,23 +17,8 @@ from typer.testing import CliRunner
 from earshot.results.cli import analyze, compare, report
 from earshot.results.report import build_sections, example_items, render_latex, render_markdown, write_report
 from earshot.results.store import load_run
-from tests.helpers import write_folder
 
 SECTIONS = ("run", "training", "metrics", "claims", "listen", "listening")
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    from earshot.benchmark.config import load_config
-    from earshot.benchmark.evaluate.reconstruct import evaluate_run
-    from earshot.benchmark.train.runner import run_grid
-
-    tmp = tmp_path_factory.mktemp("report")
-    album = write_folder(tmp / "album", {"speech": [2.5, 2.5, 2.0, 2.0], "drums": [2.0, 2.0], "music": [2.5, 2.0]})
-    run_dir = run_grid(load_config("tiny", {"data.path": str(album), "seeds": 2}), out=tmp / "runs", device="cpu",
-                       log=lambda m: None)
-    evaluate_run(run_dir, device="cpu", workers=1, log=lambda m: None)
-    return run_dir
 
 
 @pytest.fixture(autouse=True)
@@ -85,10 +70,11 @@ def _losses(run_dir: Path) -> list[str]:
     return sorted({j["loss"] for j in json.loads((run_dir / "run.json").read_text())["jobs"].values()})
 
 
-def test_html_report_is_complete_and_self_contained(tiny_run, tmp_path):
-    ratings = _simulated_ratings(tiny_run, tmp_path / "ratings.csv")
-    path = write_report(tiny_run, ratings=ratings)
-    assert path == tiny_run / "report" / "index.html"
+def test_html_report_is_complete_and_self_contained(tiny_run_copy, tmp_path):
+    run_dir = tiny_run_copy  # the report is written into the run
+    ratings = _simulated_ratings(run_dir, tmp_path / "ratings.csv")
+    path = write_report(run_dir, ratings=ratings)
+    assert path == run_dir / "report" / "index.html"
     text, page = _parse(path)
     ids = {attrs.get("id") for _, attrs in page.tags}
     assert set(SECTIONS) <= ids
@@ -99,9 +85,9 @@ def test_html_report_is_complete_and_self_contained(tiny_run, tmp_path):
         assert tag not in ("script", "link", "iframe")
     assert "@import" not in text and "url(" not in text
     audio = [attrs for tag, attrs in page.tags if tag == "audio"]
-    items = len(example_items(load_run(tiny_run)))
+    items = len(example_items(load_run(run_dir)))
     assert items == 3
-    assert len(audio) == items * (len(_losses(tiny_run)) + 1)
+    assert len(audio) == items * (len(_losses(run_dir)) + 1)
     assert all(a["src"].startswith("data:audio/wav;base64,") for a in audio)
     assert sum(1 for tag, attrs in page.tags if tag == "img" and attrs["src"].startswith("data:image/png")) >= 6
     for phrase in ("Post-screening", "8 before, 7 after", "r-bad", "Friedman", "Wilcoxon", "Metrics against ears",
