@@ -17,7 +17,7 @@ import torch
 
 from earshot.benchmark.config import RunConfig
 from earshot.benchmark.data.windows import NORMALIZE_EPS
-from earshot.benchmark.train.loop import build_optimizer, resolve_device, seed_everything, step_function
+from earshot.benchmark.train.loop import TrainStep, build_optimizer, resolve_device, seed_everything
 from earshot.losses import REGISTRY, build_loss, check_all_options, check_expression
 from earshot.models import build_model, count_parameters, training_flops_per_window
 
@@ -40,16 +40,13 @@ def _peak_mb(device: torch.device) -> float:
 
 
 class _Stepper:
-    """One training step of one loss, set up as the trainer sets it up."""
+    """One loss's training step (:class:`TrainStep`, training's own), set up as the trainer sets it up, on a fixed batch."""
 
     def __init__(self, config: RunConfig, loss_name: str, device: torch.device) -> None:
-        self.device = device
-        self.loss = build_loss(loss_name, sample_rate=config.data.sample_rate, options=config.loss_options).to(device)
-        self.model = build_model(config.model, config.data.window, self.loss.head_channels).to(device)
-        self.step_fn = step_function(self.model, config.train)
-        self.optimizer = build_optimizer(self.model, config.train, device)
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16,
-                                       enabled=device.type == "cuda" and config.train.bf16)
+        loss = build_loss(loss_name, sample_rate=config.data.sample_rate, options=config.loss_options).to(device)
+        self.model = build_model(config.model, config.data.window, loss.head_channels).to(device)
+        self.train_step = TrainStep(self.model, loss, build_optimizer(self.model, config.train, device),
+                                    config.train, device)
         generator = torch.Generator(device=device).manual_seed(0)
         # Band-limited noise with a speech-like spectral tilt: realistic loss values.
         noise = torch.randn(config.train.batch, config.data.window, generator=generator, device=device)
@@ -58,13 +55,7 @@ class _Stepper:
         self.batch = self.batch / (self.batch.abs().amax(dim=1, keepdim=True) + NORMALIZE_EPS)
 
     def step(self) -> None:
-        with self.autocast:
-            head = self.step_fn(self.batch)
-        loss = self.loss(head.float(), self.batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.loss.extra_step(head.detach().float(), self.batch)
-        self.optimizer.step()
+        self.train_step(lambda size: self.batch)
 
 
 def _check_losses(config: RunConfig, names: list[str]) -> None:

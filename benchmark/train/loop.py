@@ -1,7 +1,7 @@
 """Training one job (one loss, one seed), resumable from its last checkpoint.
 
-Read top to bottom: budget → checkpoint/resume → step (sample, forward, loss,
-backward, clip, Adam) → log → checkpoint → stop check.
+Read top to bottom: budget → checkpoint/resume → step (:class:`TrainStep`: sample,
+forward, loss, backward, clip, Adam) → log → checkpoint → stop check.
 """
 
 from __future__ import annotations
@@ -80,6 +80,46 @@ def step_function(model: GatedConvAutoencoder, train_cfg: TrainConfig) -> Callab
     return torch.compile(model, mode=train_cfg.compile_mode) if train_cfg.compile else model
 
 
+class TrainStep:
+    """One training step: the one ``train_job`` runs and ``earshot bench`` times.
+
+    sample → forward (:func:`step_function`, under bf16 autocast on CUDA when
+    ``train.bf16``) → loss → zero_grad → backward → gradient clip (``train.grad_clip``)
+    → the loss's extra step (a discriminator's update) → the optimiser's step.
+    """
+
+    def __init__(self, model: GatedConvAutoencoder, loss_fn: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 train_cfg: TrainConfig, device: torch.device) -> None:
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.batch, self.grad_clip = train_cfg.batch, train_cfg.grad_clip
+        self.forward = step_function(model, train_cfg)
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and train_cfg.bf16)
+
+    def __call__(self, sample: Callable[[int], torch.Tensor],
+                 before_update: Callable[[torch.Tensor], bool] | None = None) -> tuple[torch.Tensor, dict] | None:
+        """One step on ``sample(train.batch)``.
+
+        ``before_update`` receives the loss after backward and the loss's extra step;
+        when it returns False the optimiser leaves the parameters as they are.
+
+        Returns:
+            (the loss, the extra step's values to log), or None when ``before_update`` refused the update.
+        """
+        batch = sample(self.batch)
+        with self.autocast:
+            head = self.forward(batch)
+        loss = self.loss_fn(head.float(), batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        extra = self.loss_fn.extra_step(head.detach().float(), batch)
+        if before_update is not None and not before_update(loss):
+            return None
+        self.optimizer.step()
+        return loss, extra
+
+
 def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train_files,
               device: torch.device, progress: Callable[[dict], None] | None = None,
               on_step: Callable[[int], None] | None = None) -> JobOutcome:
@@ -141,8 +181,7 @@ def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train
         with job_dir.checkpoint_path() as tmp:
             torch.save(snapshot, tmp)
 
-    step_fn = step_function(model, train_cfg)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and train_cfg.bf16)
+    train_step = TrainStep(model, loss_fn, optimizer, train_cfg, device)
     model.train()
     last_log_time, last_log_step = time.perf_counter(), step
     start_time, start_elapsed = time.perf_counter(), elapsed
@@ -152,27 +191,29 @@ def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train
             return step >= max_steps
         return elapsed >= max_minutes * 60
 
-    while not finished():
-        batch = sampler.sample(train_cfg.batch)
-        with autocast:
-            head = step_fn(batch)
-        loss = loss_fn(head.float(), batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if train_cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
-        extra = loss_fn.extra_step(head.detach().float(), batch)
+    at_log = at_save = False
+    value = math.nan
+
+    def count_and_check(loss: torch.Tensor) -> bool:
+        # Before the optimiser's update: count the step and, at a log or checkpoint step
+        # only (reading the loss syncs with the device), refuse a non-finite loss.
+        nonlocal step, elapsed, at_log, at_save, value
         step += 1
         elapsed = start_elapsed + time.perf_counter() - start_time
         at_log = step % train_cfg.log_every == 0 or finished()
         at_save = step % train_cfg.checkpoint_every == 0 or step % per_epoch == 0
-        if at_log or at_save:
-            value = loss.item()  # syncs with the device; only every log_every steps
-            if not math.isfinite(value):
-                message = f"loss is {value} at step {step}; kept the checkpoint of step {_last_checkpoint_step(checkpoint)}"
-                job_dir.write_failed({"message": message, "step": step})
-                return JobOutcome(job, "failed", step, elapsed, message)
-        optimizer.step()
+        if not (at_log or at_save):
+            return True
+        value = loss.item()
+        return math.isfinite(value)
+
+    while not finished():
+        stepped = train_step(sampler.sample, before_update=count_and_check)
+        if stepped is None:
+            message = f"loss is {value} at step {step}; kept the checkpoint of step {_last_checkpoint_step(checkpoint)}"
+            job_dir.write_failed({"message": message, "step": step})
+            return JobOutcome(job, "failed", step, elapsed, message)
+        _, extra = stepped
         if at_log:
             now = time.perf_counter()
             rate = (step - last_log_step) * train_cfg.batch / max(now - last_log_time, 1e-9)
