@@ -56,6 +56,7 @@ import soundfile as sf
 import soxr
 
 from earshot.benchmark.data.audio import CATEGORIES as ALL_CATEGORIES, OTHER
+from earshot.results.rundir import pcm16
 
 __all__ = [
     "CORPUS_VERSION",
@@ -72,7 +73,8 @@ __all__ = [
 ]
 
 # Bump whenever a recipe changes what gets written: it is part of the cache key.
-CORPUS_VERSION = 1
+# 2: samples scaled by 2^15 (earshot's one 16-bit PCM scaling), not 2^15 - 1.
+CORPUS_VERSION = 2
 
 # Every category of material but "other", the category of a user's unsorted files.
 CATEGORIES = tuple(c for c in ALL_CATEGORIES if c != OTHER)
@@ -955,7 +957,7 @@ def build_corpus(out_dir: Path, minutes: float = 10.0, sample_rate: int = 11025)
         cat_seconds = 0.0
         for n, clip in enumerate(per_cat[cat]):
             rel = f"{cat}/{clip.name}_{n:03d}.wav"
-            pcm = np.round(np.clip(clip.audio, -1.0, 1.0) * 32767.0).astype("<i2")
+            pcm = pcm16(clip.audio)
             path = out_dir / rel
             sf.write(str(path), pcm, sample_rate, subtype="PCM_16", format="WAV")
             seconds = len(pcm) / sample_rate
@@ -1015,7 +1017,7 @@ def _corpus_key(minutes: float, sample_rate: int) -> str:
 
 
 def default_corpus_dir(minutes: float = 10.0, sample_rate: int = 11025) -> Path:
-    """Where ``ensure_corpus`` keeps this corpus: ``<user cache>/earshot/corpus-v1-10min-11025``."""
+    """Where ``ensure_corpus`` keeps this corpus: ``<user cache>/earshot/corpus-v2-10min-11025``."""
     return _user_cache_root() / _corpus_key(minutes, sample_rate)
 
 

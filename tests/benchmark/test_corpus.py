@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ import pytest
 import soundfile as sf
 
 from earshot.benchmark.data import corpus
+from earshot.results import rundir
+from tests.helpers import CORPUS_MINUTES
 
 pytestmark = pytest.mark.corpus
 
@@ -26,7 +29,7 @@ needs_packages = pytest.mark.skipif(
     + f" (install: {corpus.INSTALL_HINT} " + " ".join(_MISSING) + ")",
 )
 
-SMALL_MINUTES = 1.5
+SMALL_MINUTES = CORPUS_MINUTES  # the session's corpus, built_corpus (tests/conftest.py)
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -35,15 +38,27 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def two_builds(tmp_path_factory) -> tuple[Path, Path]:
-    a = corpus.build_corpus(tmp_path_factory.mktemp("a") / "corpus", minutes=SMALL_MINUTES)
-    b = corpus.build_corpus(tmp_path_factory.mktemp("b") / "corpus", minutes=SMALL_MINUTES)
-    return a, b
+def forced_rebuild(built_corpus, tmp_path_factory) -> tuple[Path, int]:
+    """The session's corpus copied into a cache of its own and rebuilt there by
+    ``ensure_corpus(force=True)``: the rebuilt folder and how many builds that took."""
+    cache = tmp_path_factory.mktemp("forced")
+    shutil.copytree(built_corpus, cache / built_corpus.name)
+    calls = []
+    real_build = corpus.build_corpus
+
+    def counting_build(*args, **kwargs):
+        calls.append(args)
+        return real_build(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(corpus, "build_corpus", counting_build)
+        path = corpus.ensure_corpus(minutes=SMALL_MINUTES, cache_dir=cache, force=True)
+    return path, len(calls)
 
 
 @needs_packages
-def test_build_is_deterministic(two_builds):
-    a, b = two_builds
+def test_build_is_deterministic(built_corpus, forced_rebuild):
+    a, b = built_corpus, forced_rebuild[0]
     fa, fb = _files(a), _files(b)
     assert sorted(fa) == sorted(fb)
     assert "manifest.json" in fa
@@ -52,8 +67,8 @@ def test_build_is_deterministic(two_builds):
 
 
 @needs_packages
-def test_manifest_is_complete(two_builds):
-    root = two_builds[0]
+def test_manifest_is_complete(built_corpus):
+    root = built_corpus
     m = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
     assert m["sample_rate"] == 11025
     assert m["minutes"] == SMALL_MINUTES
@@ -84,7 +99,7 @@ def test_manifest_is_complete(two_builds):
         assert corpus.MIN_CLIP_SECONDS <= c["seconds"] <= 30.0
         x, _ = sf.read(str(path), dtype="int16")
         peak = np.abs(x.astype(np.int32)).max()
-        assert 0 < peak <= 32767 * corpus.PEAK_CEILING + 1, c["path"]  # nothing clips
+        assert 0 < peak <= rundir.PCM16_SCALE * corpus.PEAK_CEILING + 1, c["path"]  # nothing clips
         seconds[c["category"]] += c["seconds"]
         packages.update(c["source_packages"])
         if c["synthetic"]:
@@ -99,6 +114,21 @@ def test_manifest_is_complete(two_builds):
     assert {"fillets-ng-data-cs", "flite", "openttd-openmsx", "timgm6mb-soundfont"} <= packages
     assert packages & {"fretsonfire-songs-muldjord", "fretsonfire-songs-sectoid"}
     assert packages & {"sonic-pi-samples", "hydrogen-data"}
+
+
+@needs_packages
+def test_clips_are_written_with_earshots_one_pcm_scaling(monkeypatch, tmp_path):
+    written = []
+
+    def recording_pcm16(audio):
+        written.append(rundir.pcm16(audio))
+        return written[-1]
+
+    monkeypatch.setattr(corpus, "pcm16", recording_pcm16)
+    root = corpus.build_corpus(tmp_path / "corpus", minutes=0.5)
+    clips = json.loads((root / "manifest.json").read_text(encoding="utf-8"))["clips"]
+    on_disk = [sf.read(str(root / c["path"]), dtype="int16")[0].astype("<i2").tobytes() for c in clips]
+    assert sorted(on_disk) == sorted(pcm.tobytes() for pcm in written)
 
 
 def test_the_corpus_builds_every_category_but_other():
@@ -142,11 +172,11 @@ def test_default_corpus_dir_is_in_the_user_cache(monkeypatch, tmp_path):
 
 
 @needs_packages
-def test_ensure_corpus_builds_once_then_reuses(monkeypatch, tmp_path):
-    path = corpus.ensure_corpus(minutes=0.5, cache_dir=tmp_path)
+def test_ensure_corpus_builds_once_then_reuses(monkeypatch, built_corpus, corpus_cache):
+    path = built_corpus  # ensure_corpus(minutes=SMALL_MINUTES, cache_dir=corpus_cache), once per session
     manifest = path / "manifest.json"
-    assert manifest.is_file() and path.parent == tmp_path
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp folder left
+    assert manifest.is_file() and path.parent == corpus_cache
+    assert [p.name for p in corpus_cache.iterdir()] == [path.name]  # no temp folder left
     stamp = manifest.stat().st_mtime_ns
 
     def no_rebuild(*args, **kwargs):
@@ -154,23 +184,15 @@ def test_ensure_corpus_builds_once_then_reuses(monkeypatch, tmp_path):
 
     monkeypatch.setattr(corpus, "build_corpus", no_rebuild)
     monkeypatch.setattr(corpus, "missing_packages", lambda: [])
-    assert corpus.ensure_corpus(minutes=0.5, cache_dir=tmp_path) == path
+    assert corpus.ensure_corpus(minutes=SMALL_MINUTES, cache_dir=corpus_cache) == path
     assert manifest.stat().st_mtime_ns == stamp
 
 
 @needs_packages
-def test_ensure_corpus_force_rebuilds(monkeypatch, tmp_path):
-    path = corpus.ensure_corpus(minutes=0.5, cache_dir=tmp_path)
-    before = (path / "manifest.json").read_bytes()
-    calls = []
-    real_build = corpus.build_corpus
-
-    def counting_build(*args, **kwargs):
-        calls.append(args)
-        return real_build(*args, **kwargs)
-
-    monkeypatch.setattr(corpus, "build_corpus", counting_build)
-    assert corpus.ensure_corpus(minutes=0.5, cache_dir=tmp_path, force=True) == path
-    assert len(calls) == 1
+def test_ensure_corpus_force_rebuilds(built_corpus, forced_rebuild):
+    path, builds = forced_rebuild
+    before = (built_corpus / "manifest.json").read_bytes()
+    assert path.name == built_corpus.name
+    assert builds == 1
     assert (path / "manifest.json").read_bytes() == before  # same packages, same corpus
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
