@@ -38,7 +38,7 @@ class Step:
     page: str
     passed: Callable[[Position], bool]
     applies: Callable[[Position], bool] = lambda position: True
-    revisit: bool = False  # a rater past it may still open its page (it records nothing)
+    revisit: bool = False  # a rater past it may open its page again (not a trial: each is submitted once)
 
 
 STEPS: tuple[Step, ...] = (
