@@ -25,6 +25,7 @@ _API = {
     "build_loss": "earshot.losses",
     "build_model": "earshot.models",
     "load_run": "earshot.results.store",
+    "RunDir": "earshot.results.rundir",
     "write_report": "earshot.results.report",
 }
 
