@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import assert_unchanged, snapshot, write_folder
+from tests.helpers import CORPUS_MINUTES, assert_unchanged, snapshot, write_folder
 
 #: The session run's audio: every category the tiny preset evaluates, a few seconds each.
 TINY_ALBUM = {"speech": [2.5, 2.5, 2.0, 2.0], "drums": [2.0, 2.0], "music": [2.5, 2.0]}
-#: The session corpus: the smallest build that still draws on every kind of source.
-CORPUS_MINUTES = 1.5
 
 
 def pytest_configure(config) -> None:
@@ -56,37 +54,32 @@ def tiny_run_copy(tiny_run: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def _session_corpus(tmp_path_factory) -> tuple[Path, Path]:
+def corpus_cache(tmp_path_factory) -> Path:
+    """The session's own cache folder for the corpus, never the user's (``$XDG_CACHE_HOME/earshot``)."""
+    return tmp_path_factory.mktemp("corpus-cache")
+
+
+@pytest.fixture(scope="session")
+def built_corpus(corpus_cache: Path) -> Path:
+    """The session's corpus: ``ensure_corpus(minutes=CORPUS_MINUTES, cache_dir=corpus_cache)``, built
+    once. Returns its folder; read it, never write it: the session fails at teardown if it changed.
+    Skips, naming them, where the Debian packages it is made from are missing."""
     from earshot.benchmark.data import corpus
 
     missing = corpus.missing_packages()
     if missing:
         pytest.skip("Debian packages for the corpus are missing: " + " ".join(missing)
                     + f" (install: {corpus.INSTALL_HINT} " + " ".join(missing) + ")")
-    # A cache folder of the session's own, never the user's ($XDG_CACHE_HOME/earshot).
-    cache = tmp_path_factory.mktemp("corpus-cache")
-    path = corpus.ensure_corpus(minutes=CORPUS_MINUTES, cache_dir=cache)
-    before = snapshot(cache)
-    yield cache, path
-    assert_unchanged(cache, before, "the session's corpus (copy it into tmp_path to change it)")
+    path = corpus.ensure_corpus(minutes=CORPUS_MINUTES, cache_dir=corpus_cache)
+    before = snapshot(corpus_cache)
+    yield path
+    assert_unchanged(corpus_cache, before, "the session's corpus (copy it into tmp_path to change it)")
 
 
-def _corpus_for(request) -> tuple[Path, Path]:
-    if request.node.get_closest_marker("corpus") is None:
-        pytest.fail(f"{request.node.nodeid} uses the built corpus: mark it @pytest.mark.corpus, which "
-                    "`-m 'not corpus'` deselects on a machine without the Debian packages")
-    return request.getfixturevalue("_session_corpus")
-
-
-@pytest.fixture
-def built_corpus(request) -> Path:
-    """The session's corpus (``CORPUS_MINUTES``), built once by ``ensure_corpus`` into a temporary
-    cache folder; read it, never write it. Only for tests marked ``corpus``; skips (naming the
-    packages) where the Debian packages it is made from are missing."""
-    return _corpus_for(request)[1]
-
-
-@pytest.fixture
-def corpus_cache(request) -> Path:
-    """The temporary cache folder ``built_corpus`` was built into (``ensure_corpus(cache_dir=...)``)."""
-    return _corpus_for(request)[0]
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items) -> None:
+    # Before -m selects: a test that uses the corpus is a corpus test, so `-m "not corpus"`
+    # (a machine without the Debian packages) never builds it.
+    for item in items:
+        if {"built_corpus", "corpus_cache"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.corpus)

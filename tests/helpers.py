@@ -1,4 +1,4 @@
-"""Audio the tests write themselves."""
+"""Audio the tests write themselves, and what the session's shared run and corpus need."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import numpy as np
 import soundfile as sf
 
 RATE = 11025
+#: The session's corpus (tests/conftest.py): the smallest build that still draws on every kind of source.
+CORPUS_MINUTES = 1.5
 
 
 def tone_mix(seconds: float, rate: int = RATE, seed: int = 0) -> np.ndarray:
