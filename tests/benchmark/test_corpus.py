@@ -17,7 +17,6 @@ import pytest
 import soundfile as sf
 
 from earshot.benchmark.data import corpus
-from tests.helpers import CORPUS_MINUTES
 from earshot.results import rundir
 from tests.helpers import CORPUS_MINUTES
 
