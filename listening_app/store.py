@@ -513,7 +513,15 @@ def submit_trial(db_url: str | None, token: str, item_id: int, rating_list: list
 
 
 def export_frame(db_url: str | None, test: str | None = None) -> pd.DataFrame:
-    """Every submitted rating with everything recorded about it, one row per rating."""
+    """Every submitted rating with everything recorded about it, one row per rating.
+
+    Returns:
+        The ratings table, exactly the columns of ``results.listening.RATINGS_TABLE_COLUMNS``
+        (documented there): what ``listen export`` writes and what ``results`` receives.
+    """
+    # Here, not at the top: results' statistics import scipy, which the rater pages never need.
+    from earshot.results.listening import RATINGS_TABLE_COLUMNS
+
     query = (sa.select(tests.c.name.label("test"), raters.c.name.label("rater"), items.c.name.label("item"),
                        items.c.category, stimuli.c.condition, stimuli.c.kind, ratings.c.score, ratings.c.play_count,
                        ratings.c.play_seconds, stimuli.c.gain_db, trials.c.seconds_spent, trials.c.submitted_at,
@@ -527,10 +535,7 @@ def export_frame(db_url: str | None, test: str | None = None) -> pd.DataFrame:
     if test is not None:
         query = query.where(tests.c.name == test)
     with engine_for(db_url).connect() as conn:
-        frame = pd.DataFrame(conn.execute(query).mappings().all())
-    if frame.empty:
-        frame = pd.DataFrame(columns=["test", "rater", "item", "category", "condition", "kind", "score", "play_count",
-                                      "play_seconds", "gain_db", "seconds_spent", "submitted_at", "submissions"])
+        frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=RATINGS_TABLE_COLUMNS)
     return frame
 
 

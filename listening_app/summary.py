@@ -1,21 +1,46 @@
-"""The admin page's live view of a test, computed by the ``results`` package."""
+"""The admin page's live view of a test: the analysis and tables of the ``results`` package.
+
+The page shows what the report and ``earshot listen analyze`` show for the same ratings,
+in the same strings: post-screening per rater, then the MUSHRA means with their
+intervals over the raters who passed it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import pandas as pd
 
-from earshot.results.listening import condition_summary, post_screen
-
-SCREENING_COLUMNS = ["rater", "items", "reference_below_fraction", "mid_anchor_above_fraction", "excluded", "reason"]
-
-
-def live_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per condition: mean and 95 % t-interval over raters (each averaged over items first)."""
-    return condition_summary(frame)
+from earshot.results import present
+from earshot.results.listening import analyze_ratings
+from earshot.results.rundir import RunDir
 
 
-def screening_status(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per rater: the ITU-R BS.1534-3 post-screening outcome so far, and why."""
-    if frame.empty:
-        return pd.DataFrame(columns=SCREENING_COLUMNS)
-    return post_screen(frame).raters[SCREENING_COLUMNS]
+@dataclass
+class LiveView:
+    """What the admin page shows about a test's ratings so far."""
+
+    notes: list[str]  # raters who have not finished, every rater excluded, no ratings yet
+    screening: str  # the screening rules and N before and after; '' before the first rating
+    raters: present.Table | None  # post-screening per rater
+    summary: list[present.Table]  # MUSHRA means [95 % CI]: systems, then the hidden reference and anchors
+
+
+def system_order(run_dir: str | Path) -> list[str]:
+    """The jobs of the run a test was made from, in the run's order (the report lists systems in
+    it); [] when the run is no longer there, and systems are then listed alphabetically."""
+    try:
+        return list(RunDir(Path(run_dir)).read_record().get("jobs") or {})
+    except (OSError, ValueError):  # moved, unreadable or half-written run.json
+        return []
+
+
+def live_view(ratings: pd.DataFrame, name: str, order: list[str] | None = None) -> LiveView:
+    """The live view of one test's ratings (the ratings table of ``earshot listen export``),
+    systems in ``order`` (see :func:`system_order`)."""
+    result = analyze_ratings(ratings, name, with_mixed_model=False, system_order=order)
+    if result.screening is None:
+        return LiveView(result.notes, "", None, [])
+    return LiveView(result.notes, present.screening_sentence(result.screening),
+                    present.screening_table(result.screening), present.mushra_tables(result.summary))

@@ -9,6 +9,11 @@
 - :mod:`earshot.results.claims` the seed's three claims, checked;
 - :mod:`earshot.results.listening` MUSHRA readers, post-screening and tests (ITU-R BS.1534-3);
 - :mod:`earshot.results.correlation` metrics against ears;
-- :mod:`earshot.results.plots` figures; :mod:`earshot.results.report` the HTML / Markdown / LaTeX report;
-- :mod:`earshot.results.cli` the ``report``, ``compare`` and ``listen analyze`` commands.
+- :mod:`earshot.results.present` how every result is shown: tables of display strings, one
+  formatting rule per quantity, for the report, the CLI and the listening app's admin page;
+- :mod:`earshot.results.plots` figures; :mod:`earshot.results.report` the HTML / Markdown / LaTeX report.
+
+``results`` reads runs and ratings tables (the columns of ``earshot listen export``,
+:data:`earshot.results.listening.RATINGS_TABLE_COLUMNS`); it never imports the harness or the
+listening app, whose CLI (``earshot.benchmark.cli``) hands it what they hold.
 """

@@ -51,7 +51,28 @@ ANCHOR_THRESHOLD = 90.0  # score: the mid anchor rated above this counts against
 ANCHOR_MAX_FRACTION = 0.15
 FRACTION_TOLERANCE = 1e-9  # so that 3/20 is "exactly 15 %", whatever the float rounding
 
-RATING_COLUMNS = ["rater", "item", "condition", "score", "kind"]
+RATING_COLUMNS = ["rater", "item", "condition", "score", "kind"]  # what the statistics here use
+
+#: The ratings table: how ratings cross from the listening app to ``results``, one row per
+#: submitted rating. It is what ``earshot listen export`` writes and what the CLI hands the
+#: report and ``listen analyze``; ``results`` never reads the listening database itself.
+#:
+#: - ``test``: the listening test's name;
+#: - ``rater``: the rater's name (or an anonymous id);
+#: - ``item``: the excerpt (the run's item name, e.g. ``speech-0``); ``category``: its category;
+#: - ``condition``: the run's job for a system (``mse-seed0``), ``reference`` for the hidden
+#:   reference, ``anchor-low`` / ``anchor-mid`` for the anchors; ``kind``: ``system``,
+#:   ``reference`` or ``anchor``;
+#: - ``score``: the MUSHRA score, 0–100;
+#: - ``play_count``, ``play_seconds``: how often and how long the rater played this stimulus;
+#: - ``gain_db``: the level-matching gain applied to the stimulus;
+#: - ``seconds_spent``, ``submitted_at``, ``submissions``: the trial's time on page, its last
+#:   submission (UTC) and how many times it was submitted.
+#:
+#: Only ``rater, item, condition, score`` are required by the statistics (``kind`` is derived
+#: from the condition's name when absent), so a hand-made long CSV works too.
+RATINGS_TABLE_COLUMNS = ["test", "rater", "item", "category", "condition", "kind", "score", "play_count",
+                         "play_seconds", "gain_db", "seconds_spent", "submitted_at", "submissions"]
 KIND_ORDER = {"system": 0, "reference": 1, "anchor": 2}
 
 

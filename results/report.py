@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from earshot.results import aggregate, listening, plots
+from earshot.results import aggregate, listening, plots, present
+from earshot.results.present import Table, number
+from earshot.results.rundir import write_text_atomic
 from earshot.results.store import RunData, load_run
 
 EXAMPLE_ITEMS = 3  # items shown with spectrograms and players (one per category first)
@@ -32,19 +33,6 @@ FORMATS = ("html", "md", "latex")
 # ---------------------------------------------------------------------------
 # Format-neutral content
 # ---------------------------------------------------------------------------
-
-
-@dataclass
-class Table:
-    """A table of already formatted cells; ``bold`` marks (row, column) cells, e.g. the best value."""
-
-    columns: list[str]
-    rows: list[list[str]]
-    caption: str = ""
-    bold: set[tuple[int, int]] = field(default_factory=set)
-    main: bool = True  # part of the LaTeX output
-    align_numbers: bool = True  # HTML: right-align numeric cells (not in key-value tables)
-    collapsed: bool = False  # HTML: inside a <details>
 
 
 @dataclass
@@ -86,105 +74,28 @@ class Sub:
     text: str
 
 
-def fmt(value, digits: int = 3) -> str:
-    """A number for a table: 3 significant digits, '–' for NaN/None."""
-    if value is None:
-        return "–"
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if not math.isfinite(number):
-        return "–"
-    if number != 0 and (abs(number) >= 1e5 or abs(number) < 1e-3):
-        return f"{number:.{digits - 1}e}"
-    return f"{number:.{digits}g}" if abs(number) < 10 ** digits else f"{number:.0f}"
-
-
-def fmt_ci(mean, low, high) -> str:
-    if not np.isfinite(low if low is not None else np.nan):
-        return fmt(mean)
-    return f"{fmt(mean)} [{fmt(low)}, {fmt(high)}]"
-
-
-def fmt_p(p) -> str:
-    if p is None or not np.isfinite(p):
-        return "–"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def p_text(p) -> str:
-    """'p = 0.012' or 'p < 0.001', for sentences."""
-    text = fmt_p(p)
-    return f"p {text}" if text.startswith("<") else f"p = {text}"
-
-
-def frame_table(frame: pd.DataFrame, caption: str = "", formats: dict | None = None, **options) -> Table:
-    """A DataFrame as a :class:`Table`, numbers through :func:`fmt` unless ``formats`` says otherwise."""
-    formats = formats or {}
-    rows = []
-    for _, row in frame.iterrows():
-        cells = []
-        for column in frame.columns:
-            value = row[column]
-            if column in formats:
-                cells.append(formats[column](value))
-            elif isinstance(value, (bool, np.bool_)):
-                cells.append("yes" if value else "no")
-            elif isinstance(value, (int, np.integer)):
-                cells.append(str(int(value)))
-            elif isinstance(value, (float, np.floating)):
-                cells.append(fmt(value))
-            else:
-                cells.append("" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value))
-        rows.append(cells)
-    return Table([str(c) for c in frame.columns], rows, caption, **options)
-
-
 # ---------------------------------------------------------------------------
 # Listening tests: where the ratings come from
 # ---------------------------------------------------------------------------
 
 
-def default_db_url() -> str:
-    """The listening app's database: ``$EARSHOT_DB``, else its SQLite file."""
-    from earshot.listening_app.store import default_db_url as listening_default
+def listening_tests(ratings: str | Path | list[tuple[str, pd.DataFrame]] | None) -> list[tuple[str, pd.DataFrame]]:
+    """The listening tests as ``[(name, ratings frame)]``.
 
-    return listening_default()
+    ``ratings`` is a ratings file (CSV, long or webMUSHRA: one test named after the file), or
+    ``[(test name, frame)]`` with frames in the columns of
+    :data:`earshot.results.listening.RATINGS_TABLE_COLUMNS` (what ``earshot listen export``
+    writes), or None (no listening test). ``results`` never opens the listening database.
 
-
-def _sqlite_file(db_url: str) -> Path | None:
-    """The file of a ``sqlite:///`` URL, None for other databases."""
-    match = re.match(r"^sqlite:///(.+)$", db_url)
-    return Path(match.group(1)) if match else None
-
-
-def load_listening_tests(run_dir: Path, ratings: str | Path | None = None, db_url: str | None = None,
-                         test: str | None = None) -> tuple[list[tuple[str, pd.DataFrame]], list[str]]:
-    """The listening tests of a run as ``[(name, ratings)]``, and notes on what was not found.
-
-    A ratings file (long CSV or webMUSHRA) wins over the database. The database is read
-    through ``listening_app.store`` (imported here, so ``results`` works without the app);
-    a missing SQLite file is not created.
+    Raises:
+        results.listening.RatingsError: a ratings file that cannot be read.
     """
-    if ratings is not None:
+    if ratings is None:
+        return []
+    if isinstance(ratings, (str, Path)):
         path = Path(ratings)
-        return [(path.name, listening.read_ratings(path))], []
-    db_url = db_url or default_db_url()
-    sqlite_file = _sqlite_file(db_url)
-    if sqlite_file is not None and not sqlite_file.is_file():
-        return [], [f"no listening test: no database at {sqlite_file} (run the listening app, or pass --ratings FILE)"]
-    try:
-        from earshot.listening_app.store import ratings_frame, tests_for_run
-    except ImportError as exc:
-        return [], [f"no listening test: the listening app's store cannot be imported ({exc})"]
-    try:
-        names = [test] if test else list(tests_for_run(db_url, run_dir))
-        if not names:
-            return [], [f"no listening test has been created from this run in {db_url}"]
-        return [(name, ratings_frame(db_url, name)) for name in names], []
-    except Exception as exc:  # a database from another version, a locked file: say so, keep the report
-        return [], [f"no listening test: reading {db_url} failed ({exc.__class__.__name__}: {exc})"]
+        return [(path.name, listening.read_ratings(path))]
+    return [(str(name), frame) for name, frame in ratings]
 
 
 # ---------------------------------------------------------------------------
@@ -194,7 +105,7 @@ def load_listening_tests(run_dir: Path, ratings: str | Path | None = None, db_ur
 
 def _run_section(run: RunData) -> Section:
     section = Section("run", "What was run")
-    cfg = run.config_dict
+    cfg = run.config
     data, model, train, ev = (cfg.get(k) or {} for k in ("data", "model", "train", "eval"))
     section.add(f"Run {run.run_id} in {run.path}.")
     for text in run.missing:
@@ -224,8 +135,8 @@ def _run_section(run: RunData) -> Section:
     rows = []
     for category in sorted(seconds):
         tests = sum(1 for f in test_files if str(f).split("/")[0] == category)
-        rows.append([category, fmt(seconds[category] / 60), str(tests)])
-    rows.append(["all", fmt(sum(seconds.values()) / 60), str(len(test_files))])
+        rows.append([category, number(seconds[category] / 60), str(tests)])
+    rows.append(["all", number(sum(seconds.values()) / 60), str(len(test_files))])
     section.add(f"{info.get('files', '–')} files from {info.get('root', '–')}; split by file: "
                 f"{len(split.get('train') or [])} train, {len(test_files)} test.")
     section.add(Table(["category", "minutes", "test files"], rows, "audio per category", bold={(len(rows) - 1, 0)}))
@@ -241,7 +152,7 @@ def _run_section(run: RunData) -> Section:
     jobs = run.jobs
     if jobs:
         rows = [[job, str(j.get("loss")), str(j.get("seed")), str(j.get("status")), str(j.get("steps", "–")),
-                 fmt(j.get("seconds")), str(j.get("message") or "")] for job, j in jobs.items()]
+                 number(j.get("seconds")), str(j.get("message") or "")] for job, j in jobs.items()]
         section.add(Table(["job", "loss", "seed", "status", "steps", "training time (s)", "message"], rows,
                           "training per job"))
         for job, j in jobs.items():
@@ -252,8 +163,8 @@ def _run_section(run: RunData) -> Section:
         section.add(Note("no jobs recorded in run.json"))
     total = sum(float(j.get("seconds") or 0) for j in jobs.values())
     if jobs:
-        section.add(f"Training time summed over jobs: {fmt(total)} s"
-                    + (f"; wall time of the last training invocation: {fmt(run.run['train_seconds'])} s "
+        section.add(f"Training time summed over jobs: {number(total)} s"
+                    + (f"; wall time of the last training invocation: {number(run.run['train_seconds'])} s "
                        f"(a resumed run only counts what it trained)." if run.run.get("train_seconds") is not None
                        else "."))
 
@@ -263,7 +174,7 @@ def _run_section(run: RunData) -> Section:
             ["device", f"{env.get('device', '–')} ({env.get('device_name', '–')})"],
             ["CPUs", str(env.get("cpu_count", "–"))], ["git commit", str(env.get("git_commit", "–"))]]
     rows += [[name, str(version)] for name, version in (env.get("packages") or {}).items()]
-    section.add(Table(["", "version"], rows, "environment.json", main=False, align_numbers=False))
+    section.add(Table(["", "version"], rows, run.dir.environment_file.name, main=False, align_numbers=False))
     return section
 
 
@@ -284,42 +195,17 @@ def _training_section(run: RunData) -> Section:
 
 
 def _metric_tables(run: RunData, summary: pd.DataFrame, categories: list[str], order: list[str]) -> list:
-    from earshot.benchmark.evaluate.metrics import METRICS
-
     blocks = []
     losses = [name for name in run.losses if name in set(summary["loss"])]
     for category in categories:
-        rows_for = summary[summary["category"] == category]
-        if rows_for.empty:
-            continue
-        blocks.append(Sub(f"{category}" + (" (every category pooled)" if category == aggregate.ALL else "")))
-        rows, bold = [], set()
-        for metric in [m for m in order if m in set(rows_for["metric"])]:
-            spec = METRICS.get(metric)
-            by_loss = rows_for[rows_for["metric"] == metric].set_index("loss")
-            means = by_loss["mean"].reindex(losses)
-            best = aggregate.best_loss(means, spec.higher_is_better if spec else None, metric)
-            direction = {True: "↑", False: "↓"}.get(spec.higher_is_better if spec else None,
-                                                    "→0" if "_db" in metric else "")
-            cells = [metric, (spec.unit if spec else "") or "–", direction]
-            for j, loss in enumerate(losses):
-                if loss in by_loss.index:
-                    r = by_loss.loc[loss]
-                    cells.append(fmt_ci(r["mean"], r["ci_low"], r["ci_high"]))
-                else:
-                    cells.append("missing")
-                if loss == best:
-                    bold.add((len(rows), 3 + j))
-            rows.append(cells)
-        caption = (f"{category}: mean [95 % hierarchical-bootstrap interval] over seeds × items; best per row in "
-                   f"bold (↑ higher better, ↓ lower better, →0 closest to 0 dB; unmarked: descriptive)")
-        blocks.append(Table(["metric", "unit", "better", *losses], rows, caption, bold=bold))
+        table = present.metric_summary_table(summary, category, losses, order, run.metric_info)
+        if table is not None:
+            blocks.append(Sub(f"{category}" + (" (every category pooled)" if category == aggregate.ALL else "")))
+            blocks.append(table)
     return blocks
 
 
 def _metrics_section(run: RunData) -> tuple[Section, pd.DataFrame]:
-    from earshot.benchmark.evaluate.metrics import METRICS
-
     section = Section("metrics", "Objective metrics")
     metrics = run.metrics
     if metrics.empty:
@@ -338,17 +224,15 @@ def _metrics_section(run: RunData) -> tuple[Section, pd.DataFrame]:
                 "items within each seed; 2000 resamples, seeded), so the spread between training seeds is part of "
                 "the interval.")
     summary = aggregate.metric_summary(metrics)
-    order = aggregate.metric_order(metrics)
+    order = aggregate.metric_order(metrics, run.metric_info)
     categories = [aggregate.ALL] + sorted(set(metrics["category"]))
     losses = [name for name in run.losses if name in losses_with_metrics]
     for block in _metric_tables(run, summary, categories, order):
         section.add(block)
-    units = {name: spec.unit for name, spec in METRICS.items()}
-    directions = {name: spec.higher_is_better for name, spec in METRICS.items()}
     section.add(Sub("Bar charts"))
     section.add("Per metric: each loss's mean per category (all = pooled) with its 95 % interval as the error bar; "
                 "n/a categories (a metric that does not apply) have no bar.")
-    section.add(Image(plots.to_png(plots.metric_bars(summary, categories, losses, order, units, directions)),
+    section.add(Image(plots.to_png(plots.metric_bars(summary, categories, losses, order, run.metric_info)),
                       "metrics", "metric means with 95 % intervals per category"))
 
     differences = aggregate.all_paired_differences(metrics, losses)
@@ -356,17 +240,7 @@ def _metrics_section(run: RunData) -> tuple[Section, pd.DataFrame]:
         section.add(Sub("Paired differences between losses"))
         section.add("a − b on the same seed and item, pooled over categories, with the hierarchical bootstrap "
                     "interval; an interval that excludes 0 is in bold.")
-        pooled = differences[differences["category"] == aggregate.ALL]
-        rows, bold = [], set()
-        for _, r in pooled.iterrows():
-            if r["pairs"] == 0:
-                continue
-            if np.isfinite(r["ci_low"]) and (r["ci_low"] > 0 or r["ci_high"] < 0):
-                bold.add((len(rows), 3))
-            rows.append([r["metric"], f"{r['a']} − {r['b']}", str(r["pairs"]),
-                         fmt_ci(r["mean"], r["ci_low"], r["ci_high"])])
-        section.add(Table(["metric", "difference", "pairs", "mean [95 % CI]"], rows,
-                          "paired differences, every category pooled", bold=bold))
+        section.add(present.paired_differences_table(differences, run.metric_info))
 
     per_item = [m for m in PER_ITEM_METRICS if m in order]
     if per_item:
@@ -374,7 +248,7 @@ def _metrics_section(run: RunData) -> tuple[Section, pd.DataFrame]:
         for metric in per_item:
             wide = aggregate.per_item_table(metrics, metric)
             wide = wide.reindex(columns=[l for l in losses if l in wide.columns]).reset_index()
-            section.add(frame_table(wide, f"{metric} per item, mean over seeds", main=False, collapsed=True))
+            section.add(present.per_item_table(wide, metric, run.metric_info))
     return section, summary
 
 
@@ -389,11 +263,7 @@ def _claims_section(run: RunData) -> Section:
     section.add("Each claim is the paired difference bark − mse per (seed, item) with a 95 % Student-t interval; "
                 "supported when the interval lies wholly on the claimed side of 0, contradicted when wholly on "
                 "the other, else inconclusive.")
-    rows = [[c["statement"], c["metric"], str(c["pairs"]), fmt_ci(c["mean"], c["ci_low"], c["ci_high"]),
-             c["verdict"]] for _, c in claims.iterrows()]
-    bold = {(i, 4) for i, r in enumerate(rows) if r[4] != "inconclusive"}
-    section.add(Table(["claim", "metric", "pairs", "bark − mse [95 % CI]", "verdict"], rows, "the seed's claims",
-                      bold=bold))
+    section.add(present.claims_table(claims, run.metric_info))
     if set(claims["pairs"]) == {0}:
         section.add(Note("no (seed, item) pair has both bark and mse: the run lacks one of them"))
     return section
@@ -441,10 +311,10 @@ def _examples_section(run: RunData) -> Section:
         section.add(Sub(item))
         ref = _read_wav(run.reference_wav(item))
         if ref is None:
-            section.add(Note(f"{item}: reference/{item}.wav is missing"))
+            section.add(Note(f"{item}: {run.dir.relative(run.reference_wav(item))} is missing"))
             continue
         signals = {"reference": ref[0]}
-        players = [Audio(ref[2], f"{item}: reference", f"reference/{item}.wav")]
+        players = [Audio(ref[2], f"{item}: reference", run.dir.relative(run.reference_wav(item)))]
         for loss in run.losses:
             job = example_job(run, loss)
             recon = _read_wav(run.recon_wav(job, item)) if job else None
@@ -452,7 +322,7 @@ def _examples_section(run: RunData) -> Section:
                 section.add(Note(f"{item}: no reconstruction by {loss} (no finished job with its audio)"))
                 continue
             signals[f"{loss} ({job})"] = recon[0]
-            players.append(Audio(recon[2], f"{item}: {loss} ({job})", f"recon/{job}/{item}.wav"))
+            players.append(Audio(recon[2], f"{item}: {loss} ({job})", run.dir.relative(run.recon_wav(job, item))))
         section.add(Image(plots.to_png(plots.spectrogram_row(signals, ref[1], item)), f"spectrogram-{item}",
                           f"spectrograms of {item}"))
         for player in players:
@@ -485,52 +355,28 @@ def _listening_section(run: RunData, tests: list[tuple[str, pd.DataFrame]], note
         if result.screening is None:
             continue
         scr = result.screening
-        section.add(f"Post-screening: {scr.rules}. Raters: {scr.n_before} before, {scr.n_after} after"
-                    + (f"; excluded: {', '.join(scr.excluded)}." if scr.excluded else "; none excluded."))
-        raters = scr.raters[["rater", "items", "reference_below", "reference_items", "mid_anchor_above",
-                             "mid_anchor_items", "excluded", "reason"]]
-        section.add(frame_table(raters, "post-screening per rater (ITU-R BS.1534-3 §4.1.2)",
-                                bold={(i, 6) for i in range(len(raters)) if raters["excluded"].iloc[i]}))
+        section.add(present.screening_sentence(scr))
+        section.add(present.screening_table(scr))
         if result.summary.empty:
             continue
         summary = result.summary
-        for kind_set, caption in ((("system",), "systems"), (("reference", "anchor"), "hidden reference and anchors")):
-            part = summary[summary["kind"].isin(kind_set)]
-            if len(part):
-                rows = [[r["condition"], r["kind"], str(r["raters"]), str(r["ratings"]),
-                         fmt_ci(r["mean"], r["ci_low"], r["ci_high"]), fmt(r["median"])] for _, r in part.iterrows()]
-                section.add(Table(["condition", "kind", "raters", "ratings", "mean [95 % t-CI]", "median"], rows,
-                                  f"MUSHRA scores, {caption}: mean over raters of each rater's mean over items"))
+        for table in present.mushra_tables(summary):
+            section.add(table)
         section.add(Image(plots.to_png(plots.mushra_means(summary, colours)), f"mushra-means-{name}",
                           "MUSHRA means with 95 % intervals"))
         order = list(summary["condition"])
         section.add(Image(plots.to_png(plots.mushra_boxes(result.analysed, order, colours,
                                                                 screened=scr.n_after > 0)), f"mushra-boxes-{name}",
                           "MUSHRA ratings per condition"))
-        fr = result.friedman
-        if fr.get("note"):
-            section.add(Note(f"Friedman test not computed: {fr['note']}"))
-        else:
-            section.add(f"Friedman test over the {fr['conditions']} systems with {fr['blocks']} raters as blocks: "
-                        f"χ² = {fmt(fr['statistic'])}, {p_text(fr['pvalue'])}, "
-                        f"Kendall's W = {fmt(fr['kendalls_w'])}.")
+        friedman = present.friedman_sentence(result.friedman)
+        section.add(Note(friedman) if result.friedman.get("note") else friedman)
         if len(result.pairwise):
-            pw = result.pairwise
-            rows = [[r["a"], r["b"], str(r["n"]), fmt(r["mean_difference"]), fmt(r["statistic"]), fmt_p(r["pvalue"]),
-                     fmt_p(r["p_holm"]), "yes" if r["significant"] else "no", fmt(r["rank_biserial"])]
-                    for _, r in pw.iterrows()]
-            section.add(Table(["a", "b", "raters", "mean a − b", "W", "p", "p (Holm)", "significant",
-                               "r (rank-biserial)"],
-                              rows, "pairwise Wilcoxon signed-rank tests between systems, Holm-corrected, α = 0.05",
-                              bold={(i, 7) for i, r in enumerate(rows) if r[7] == "yes"}))
+            section.add(present.pairwise_table(result.pairwise))
         mixed = result.mixed
         if mixed is not None:
             if len(mixed["fixed"]):
-                section.add(frame_table(mixed["fixed"], "linear mixed model score ~ condition + (1|rater) + (1|item) "
-                                        "(statsmodels MixedLM, REML)", formats={"pvalue": fmt_p}, main=False))
-                v = mixed["variance"]
-                section.add(f"Variance components: rater {fmt(v['rater'])}, item {fmt(v['item'])}, "
-                            f"residual {fmt(v['residual'])} (score²).")
+                section.add(present.mixed_model_table(mixed["fixed"]))
+                section.add(present.variance_sentence(mixed["variance"]))
             if mixed["note"]:
                 section.add(Note(mixed["note"], "note"))
         _correlation_blocks(section, run, result.analysed)
@@ -544,39 +390,27 @@ def _correlation_blocks(section: Section, run: RunData, ratings: pd.DataFrame) -
     if run.metrics.empty:
         section.add(Note("no metrics to correlate with the ratings"))
         return
-    table = metric_rating_correlation(run.metrics, ratings)
+    table = metric_rating_correlation(run.metrics, ratings, run.metric_info)
     if table.empty:
         section.add(Note("no rated condition matches a job of this run"))
         return
     systems = table.loc[table["level"] == "system", "n"]
     if len(systems) and systems.max() < 3:
         section.add(Note(f"system-level correlation needs at least 3 rated systems (this test has {systems.max()})"))
-    rows = []
-    for _, r in table.iterrows():
-        direction = {True: "↑", False: "↓"}.get(r["higher_is_better"], "")
-        rows.append([r["metric"], direction, r["level"], str(r["n"]),
-                     fmt_ci(r["spearman"], r["spearman_low"], r["spearman_high"]), fmt_p(r["spearman_p"]),
-                     fmt_ci(r["kendall"], r["kendall_low"], r["kendall_high"]), fmt_p(r["kendall_p"])])
-    section.add(Table(["metric", "better", "level", "n", "Spearman ρ [95 % CI]", "p", "Kendall τ [95 % CI]", "p"],
-                      rows,
-                      "rank correlation of each metric with MUSHRA scores: system level = per condition means, item "
-                      "level = per condition × item; 95 % Fisher-z intervals (– where n is too small). A good ↓ "
-                      "metric correlates negatively."))
+    section.add(present.correlation_table(table))
 
 
-def build_sections(run_dir: str | Path, ratings: str | Path | None = None, db_url: str | None = None,
-                   test: str | None = None, screening_options: dict | None = None,
-                   with_listening: bool = True) -> tuple[RunData, list[Section]]:
-    """Everything in the report, format-neutral."""
+def build_sections(run_dir: str | Path, ratings: str | Path | list[tuple[str, pd.DataFrame]] | None = None,
+                   listening_notes: list[str] | None = None,
+                   screening_options: dict | None = None) -> tuple[RunData, list[Section]]:
+    """Everything in the report, format-neutral; ``ratings`` as :func:`listening_tests` takes them,
+    ``listening_notes`` say what the caller could not find (shown in the listening section)."""
     run = load_run(run_dir)
     sections = [_run_section(run), _training_section(run)]
     metrics_section, _ = _metrics_section(run)
     sections += [metrics_section, _claims_section(run), _examples_section(run)]
-    if with_listening:
-        tests, notes = load_listening_tests(run.path, ratings, db_url, test)
-    else:
-        tests, notes = [], ["listening test not included (--no-listening)"]
-    sections.append(_listening_section(run, tests, notes, screening_options))
+    sections.append(_listening_section(run, listening_tests(ratings), list(listening_notes or []),
+                                       screening_options))
     return run, sections
 
 
@@ -745,10 +579,14 @@ def _latex_column(table: Table, j: int) -> str:
     return "l"
 
 
-def write_report(run_dir: str | Path, format: str = "html", ratings: str | Path | None = None,
-                 db_url: str | None = None, test: str | None = None, screening_options: dict | None = None,
-                 with_listening: bool = True) -> Path:
+def write_report(run_dir: str | Path, format: str = "html",
+                 ratings: str | Path | list[tuple[str, pd.DataFrame]] | None = None,
+                 listening_notes: list[str] | None = None, screening_options: dict | None = None) -> Path:
     """Write ``RUN/report/index.html`` (or ``index.md`` with PNGs, or ``index.tex``); returns its path.
+
+    ``ratings``: a ratings file, or ``[(test name, ratings frame)]`` in the columns of
+    ``earshot listen export`` (see :func:`listening_tests`); None: no listening test.
+    ``listening_notes``: what the caller could not find, shown in the listening section.
 
     Raises:
         FileNotFoundError: not a run directory.
@@ -757,22 +595,20 @@ def write_report(run_dir: str | Path, format: str = "html", ratings: str | Path 
     """
     if format not in FORMATS:
         raise ValueError(f"unknown report format {format!r} (one of {', '.join(FORMATS)})")
-    run, sections = build_sections(run_dir, ratings, db_url, test, screening_options, with_listening)
-    out_dir = run.path / "report"
+    run, sections = build_sections(run_dir, ratings, listening_notes, screening_options)
+    out_dir = run.dir.report_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     if format == "html":
-        target = out_dir / "index.html"
+        target = run.dir.report_file("html")
         text = render_html(run, sections)
     elif format == "md":
-        target = out_dir / "index.md"
+        target = run.dir.report_file("md")
         previous = _markdown_images(target.read_text(encoding="utf-8")) if target.exists() else set()
         text = render_markdown(run, sections, out_dir)
         for stale in previous - _markdown_images(text):  # only PNGs an earlier report of ours linked
             (out_dir / stale).unlink(missing_ok=True)
     else:
-        target = out_dir / "index.tex"
+        target = run.dir.report_file("tex")
         text = render_latex(run, sections)
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)  # atomic: a reader never sees half a report
+    write_text_atomic(target, text)  # a reader never sees half a report
     return target

@@ -8,21 +8,16 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+
+from earshot.benchmark.cli.render import console, print_table
+from earshot.benchmark.cli.render import fail as _fail
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="earshot: what does my loss function do to the sound?")
 data_app = typer.Typer(no_args_is_help=True, help="The audio data: the built-in corpus or your own folder.")
 app.add_typer(data_app, name="data")
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def _user_errors():
@@ -122,18 +117,28 @@ def run(
 
 def _evaluate(run_dir: Path, device: str, data: Optional[Path], workers: Optional[int]) -> None:
     from earshot.benchmark.evaluate.reconstruct import evaluate_run
-    from earshot.results.claims import check_claims
 
     try:
         metrics = evaluate_run(run_dir, device=device, data=data, workers=workers,
                                log=lambda m: console.print(m, highlight=False))
     except (*_user_errors(), ValueError) as exc:
         _fail(str(exc))
-    summary = (metrics.groupby(["metric", "loss"])["value"].mean().unstack("loss"))
-    table = Table("metric", *summary.columns, title="mean over seeds × items (NaN rows skipped)")
-    for metric, row in summary.iterrows():
-        table.add_row(metric, *(f"{v:.3f}" for v in row.values))
-    console.print(table)
+    print_evaluation(run_dir, metrics)
+
+
+def print_evaluation(run_dir: Path, metrics) -> None:
+    """What ``earshot eval`` prints about a run's metrics: the report's pooled table of means with
+    their intervals, the metrics skipped or failed, and the seed's claims checked."""
+    from earshot.benchmark.evaluate.metrics import metric_catalog
+    from earshot.results import present
+    from earshot.results.aggregate import ALL, metric_order, metric_summary
+    from earshot.results.claims import check_claims
+    from earshot.results.store import load_run
+
+    metric_info = metric_catalog()
+    losses = [name for name in load_run(run_dir).losses if name in set(metrics["loss"])]
+    summary = metric_summary(metrics, per_category=False)
+    print_table(present.metric_summary_table(summary, ALL, losses, metric_order(metrics, metric_info), metric_info))
     failures = metrics[metrics["error"].notna()]
     skipped = failures[failures["error"].str.startswith("skipped")]
     for metric, reasons in skipped.groupby("metric")["error"]:
@@ -142,16 +147,7 @@ def _evaluate(run_dir: Path, device: str, data: Optional[Path], workers: Optiona
     if len(failed):
         console.print(f"{len(failed)} metric values could not be computed (NaN, reason in metrics.parquet's error "
                       f"column; most common: {failed['error'].value_counts().index[0]})", highlight=False)
-    claims = check_claims(metrics)
-    table = Table(title="the seed's claims, checked (paired by seed and item)")
-    for name in ("#", "metric", "pairs", "bark − mse", "95 % CI", "verdict"):
-        table.add_column(name, no_wrap=True)
-    for number, (_, c) in enumerate(claims.iterrows(), 1):
-        interval = "n/a" if c["ci_low"] != c["ci_low"] else f"[{c['ci_low']:.3f}, {c['ci_high']:.3f}]"
-        table.add_row(str(number), c["metric"], str(c["pairs"]), f"{c['mean']:.3f}", interval, c["verdict"])
-    console.print(table)
-    for number, (_, c) in enumerate(claims.iterrows(), 1):
-        console.print(f"  {number}. {c['statement']}", highlight=False)
+    print_table(present.claims_table(check_claims(metrics), metric_info))
 
 
 @app.command("eval")
@@ -162,8 +158,10 @@ def eval_run(
     workers: Optional[int] = typer.Option(None, help="Metric processes (default: the CPU count)."),
 ) -> None:
     """(Re)do the reconstruction and metrics of a run; prints the claims check."""
-    if not (run_dir / "config.yaml").is_file():
-        _fail(f"{run_dir}: not a run directory (no config.yaml)")
+    from earshot.results.rundir import RunDir
+
+    if not RunDir(run_dir).config_file.is_file():
+        _fail(f"{run_dir}: not a run directory (no {RunDir(run_dir).config_file.name})")
     _evaluate(run_dir, device, data, workers)
 
 
@@ -313,15 +311,32 @@ def bench(
     console.print_json(text) if output is None else console.print(f"wrote {output}")
 
 
+def _metric_info_first(command, *run_params: str):
+    """``command``, first writing ``metrics_info.json`` from the metric registry into each run
+    (named by ``run_params``) evaluated before evaluation wrote it, so old runs report as new ones."""
+    import functools
+
+    @functools.wraps(command)
+    def with_metric_info(**params):
+        from earshot.benchmark.evaluate.metrics import metric_catalog
+        from earshot.results.rundir import RunDir
+
+        for name in run_params:
+            RunDir(params[name]).ensure_metric_info(metric_catalog)
+        return command(**params)
+
+    return with_metric_info
+
+
 def _add_commands() -> None:
     """The listening test and the reports live in their own packages; their commands join here."""
+    from earshot.benchmark.cli.results_commands import analyze, compare, report
     from earshot.listening_app.cli import listen_app
-    from earshot.results.cli import analyze, compare, report
 
     listen_app.command("analyze")(analyze)
     app.add_typer(listen_app, name="listen")
-    app.command("report")(report)
-    app.command("compare")(compare)
+    app.command("report")(_metric_info_first(report, "run_dir"))
+    app.command("compare")(_metric_info_first(compare, "run_a", "run_b"))
 
 
 _add_commands()

@@ -11,7 +11,7 @@ import streamlit as st
 
 from earshot.listening_app import store
 from earshot.listening_app.state import admin_password, app_state, db_url
-from earshot.listening_app.summary import live_summary, screening_status
+from earshot.listening_app.summary import live_view, system_order
 
 st.title("Listening tests: admin")
 password = admin_password()
@@ -72,10 +72,14 @@ buffer = io.BytesIO()
 export.to_parquet(buffer, index=False)
 st.download_button("Download parquet", buffer.getvalue(), file_name=f"{name}.parquet",
                    mime="application/octet-stream", key="admin_parquet")
-ratings = store.ratings_frame(db_url(), name)
-st.subheader("Live summary (mean and 95 % CI over raters)")
-st.dataframe(live_summary(ratings), hide_index=True, key="admin_summary")
+view = live_view(export, name, system_order(test.run_dir))
+st.subheader("Live summary (mean and 95 % CI over the raters who pass post-screening)")
+for note in view.notes:
+    st.caption(note)
+for table, key in zip(view.summary, ("admin_summary", "admin_summary_controls")):
+    st.caption(table.caption)
+    st.dataframe(table.frame(), hide_index=True, key=key)
 st.subheader("Post-screening (ITU-R BS.1534-3)")
-st.caption("Excluded: hidden reference below 90 on more than 15 % of items, or mid anchor above 90 on "
-           "more than 15 %.")
-st.dataframe(screening_status(ratings), hide_index=True, key="admin_screening")
+if view.raters is not None:
+    st.caption(view.screening)
+    st.dataframe(view.raters.frame(), hide_index=True, key="admin_screening")

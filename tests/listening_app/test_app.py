@@ -184,7 +184,8 @@ def test_live_summary_and_screening_per_rater():
     assert "3 before, 2 after; excluded: c." in view.screening
     # The means are over the raters who passed: a and b, each averaged over items first (50, 50).
     systems = view.summary[0].frame().set_index("condition")
-    assert systems.loc["mse-seed0", "raters"] == "2" and systems.loc["mse-seed0", "mean [95 % t-CI]"] == "50.0 [50.0, 50.0]"
+    assert systems.loc["mse-seed0", "raters"] == "2"
+    assert systems.loc["mse-seed0", "mean [95 % t-CI]"] == "50.0 [50.0, 50.0]"
     reference = view.summary[1].frame().set_index("condition")
     assert reference.loc["reference", "mean [95 % t-CI]"] == "98.8 [82.9, 114.6]"  # 100 and 97.5, t with 1 df
     empty = live_view(frame.iloc[:0], "t")

@@ -14,7 +14,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from earshot.results.cli import analyze, compare, report
+from earshot.benchmark.cli.results_commands import analyze, compare, report
 from earshot.results.report import build_sections, example_items, render_latex, render_markdown, write_report
 from earshot.results.store import load_run
 
@@ -135,7 +135,7 @@ def test_markdown_again_removes_only_the_plots_it_no_longer_links(tiny_run, tmp_
     assert mushra
     mine = with_test.parent / "my-figure.png"
     mine.write_bytes(b"not the report's")
-    again = write_report(run_dir, format="md", with_listening=False)
+    again = write_report(run_dir, format="md")
     assert not list(again.parent.glob("mushra-*.png"))
     assert mine.read_bytes() == b"not the report's"
     linked = [line.split("(")[1].rstrip(")") for line in again.read_text().splitlines() if line.startswith("![")]

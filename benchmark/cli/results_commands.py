@@ -1,0 +1,164 @@
+"""``earshot report``, ``earshot compare`` and ``earshot listen analyze``.
+
+The CLI composes the packages: it reads the ratings (a file, or the listening database
+through ``listening_app.store``) and hands ``results`` plain frames in the columns of
+``earshot listen export``; ``results`` never opens the database. Every table printed here
+comes from :mod:`earshot.results.present`, the same tables the report and the admin page show.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import typer
+
+from earshot.benchmark.cli.render import console, fail, print_table
+
+
+def _sqlite_file(db_url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL, None for other databases."""
+    match = re.match(r"^sqlite:///(.+)$", db_url)
+    return Path(match.group(1)) if match else None
+
+
+def _database_url(db: str | None) -> str:
+    from earshot.listening_app.store import default_db_url
+
+    return db or default_db_url()
+
+
+def run_listening_tests(run_dir: Path, db: str | None, test: str | None) -> tuple[list[tuple[str, pd.DataFrame]],
+                                                                                    list[str]]:
+    """The listening tests made from a run, as ``[(name, ratings table)]``, and notes on what was not found.
+
+    A missing SQLite file is not created; a database that cannot be read becomes a note, so
+    the report is still written.
+    """
+    url = _database_url(db)
+    sqlite_file = _sqlite_file(url)
+    if sqlite_file is not None and not sqlite_file.is_file():
+        return [], [f"no listening test: no database at {sqlite_file} (run the listening app, or pass --ratings FILE)"]
+    from earshot.listening_app.store import export_frame, tests_for_run
+
+    try:
+        names = [test] if test else tests_for_run(url, run_dir)
+        if not names:
+            return [], [f"no listening test has been created from this run in {url}"]
+        return [(name, export_frame(url, name)) for name in names], []
+    except Exception as exc:  # a database from another version, a locked file: say so, keep the report
+        return [], [f"no listening test: reading {url} failed ({exc.__class__.__name__}: {exc})"]
+
+
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory (runs/<run-id>)."),
+    format: str = typer.Option("html", "--format", help="html (one self-contained file), md or latex."),
+    db: Optional[str] = typer.Option(None, "--db", help="Listening-test database URL (default: $EARSHOT_DB or "
+                                                        "the listening app's SQLite file)."),
+    ratings: Optional[Path] = typer.Option(None, "--ratings", help="Ratings CSV (long or webMUSHRA) instead of "
+                                                                   "the database."),
+    test: Optional[str] = typer.Option(None, "--test", help="Only this listening test (default: every test of "
+                                                            "the run)."),
+    listening: bool = typer.Option(True, "--listening/--no-listening", help="Include the listening test."),
+) -> None:
+    """Write RUN/report/index.html (or index.md / index.tex): metrics, listening test, audio."""
+    from earshot.results.listening import RatingsError
+    from earshot.results.report import write_report
+
+    if not listening:
+        tests, notes = None, ["listening test not included (--no-listening)"]
+    elif ratings is not None:
+        tests, notes = ratings, []
+    else:
+        tests, notes = run_listening_tests(run_dir, db, test)
+    try:
+        path = write_report(run_dir, format=format, ratings=tests, listening_notes=notes)
+    except (FileNotFoundError, ValueError, RatingsError) as exc:
+        fail(str(exc))
+    console.print(f"report: [bold]{path}[/]")
+
+
+def compare(
+    run_a: Path = typer.Argument(..., help="The first run directory (A)."),
+    run_b: Path = typer.Argument(..., help="The second run directory (B)."),
+    category: str = typer.Option("all", help="A category, or all (every category pooled)."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Also write every category's comparison to this CSV."),
+) -> None:
+    """Two runs side by side: each loss's metric means in A and B, and B − A."""
+    from earshot.results.aggregate import compare_runs, metric_order
+    from earshot.results.present import compare_table
+    from earshot.results.store import load_run
+
+    try:
+        a, b = load_run(run_a), load_run(run_b)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    for run in (a, b):
+        if run.metrics.empty:
+            fail(f"{run.path}: no metrics.parquet (run earshot eval {run.path} first)")
+    table = compare_runs(a.metrics, b.metrics)
+    if csv:
+        table.to_csv(csv, index=False)
+    if category not in set(table["category"]):
+        fail(f"no metrics for category {category!r} (have: all, {', '.join(sorted(set(table['category']) - {'all'}))})")
+    order = metric_order(pd.concat([a.metrics, b.metrics], ignore_index=True), {**b.metric_info, **a.metric_info})
+    print_table(compare_table(table, category, a.run_id, b.run_id, order, {**b.metric_info, **a.metric_info}))
+    if csv:
+        console.print(f"wrote {csv}")
+
+
+def analyze(
+    test: Optional[str] = typer.Argument(None, help="Test name in the database (default: every test)."),
+    ratings: Optional[Path] = typer.Option(None, "--ratings", help="Ratings CSV (long or webMUSHRA) instead of "
+                                                                   "the database."),
+    db: Optional[str] = typer.Option(None, "--db", help="Database URL (default: $EARSHOT_DB or the app's SQLite)."),
+    blocks: str = typer.Option("rater", help="Unit of the tests: rater (default) or trial (rater × item)."),
+    mixed: bool = typer.Option(False, "--mixed/--no-mixed", help="Also fit the linear mixed model."),
+) -> None:
+    """Post-screening, MUSHRA means with CIs, Friedman and pairwise Wilcoxon tests."""
+    from earshot.results import present
+    from earshot.results.listening import RatingsError, analyze_ratings, read_ratings
+
+    if ratings is not None:
+        try:
+            frames = [(ratings.name, read_ratings(ratings))]
+            orders = {}  # a file names no run: systems alphabetically
+        except RatingsError as exc:
+            fail(str(exc))
+    else:
+        url = _database_url(db)
+        sqlite_file = _sqlite_file(url)
+        if sqlite_file is not None and not sqlite_file.is_file():
+            fail(f"no listening database at {sqlite_file}; pass --db URL or --ratings FILE")
+        from earshot.listening_app.store import export_frame, list_tests
+        from earshot.listening_app.summary import system_order
+
+        frame = export_frame(url, test)
+        frames = [(test, frame)] if test else [(str(name), rows) for name, rows in frame.groupby("test")]
+        # Systems in the order of the run each test was made from, as the report and admin page list them.
+        orders = {info.name: system_order(info.run_dir) for info in list_tests(url)}
+    if not frames:
+        fail("no ratings found")
+    for name, frame in frames:
+        result = analyze_ratings(frame, name, blocks=blocks, with_mixed_model=mixed,
+                                 system_order=orders.get(name))
+        console.rule(f"test {name}")
+        for note in result.notes:
+            console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        if result.screening is None:
+            continue
+        console.print(present.screening_sentence(result.screening), highlight=False, soft_wrap=True)
+        print_table(present.screening_table(result.screening))
+        for table in present.mushra_tables(result.summary):
+            print_table(table)
+        console.print(present.friedman_sentence(result.friedman, blocks), highlight=False, soft_wrap=True)
+        if len(result.pairwise):
+            print_table(present.pairwise_table(result.pairwise, blocks))
+        if result.mixed is not None:
+            if len(result.mixed["fixed"]):
+                print_table(present.mixed_model_table(result.mixed["fixed"]))
+                console.print(present.variance_sentence(result.mixed["variance"]), highlight=False, soft_wrap=True)
+            if result.mixed["note"]:
+                console.print(f"[yellow]note:[/] {result.mixed['note']}", highlight=False, soft_wrap=True)

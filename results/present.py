@@ -1,0 +1,362 @@
+"""How results are shown: each kind of result as a table of display strings, one rule per quantity.
+
+Every number that the report (HTML, Markdown, LaTeX), the CLI (``eval``, ``report``,
+``compare``, ``listen analyze``) and the listening app's admin page show is formatted
+here, into a :class:`Table` (or a sentence); the renderers lay cells out and format
+nothing, so the same run prints the same strings everywhere.
+
+The formatting rules, one per quantity:
+
+- **a metric value** (a mean, an interval bound, a difference of two losses or of two
+  runs): decimals by the metric's unit, :data:`UNIT_DECIMALS` (dB 2, MOS and MOS-LQO 2,
+  0–1 scores and fractions 3); a metric without one of these units shows
+  :data:`SIGNIFICANT_DIGITS` significant digits of its mean;
+- **an interval**: ``mean [low, high]``, both bounds at the mean's decimals; the mean
+  alone when there is no interval (too few values);
+- **a MUSHRA score** (0–100) and differences and variances of scores:
+  :data:`SCORE_DECIMALS` decimal;
+- **a correlation or effect size** (Spearman ρ, Kendall τ, rank-biserial r, Kendall's W):
+  :data:`CORRELATION_DECIMALS` decimals; **a test statistic** (χ², Wilcoxon's W):
+  :data:`STATISTIC_DECIMALS`;
+- **a p-value**: 3 decimals, or ``< 0.001`` below that;
+- **a count**: an integer; **a yes/no**: ``yes`` / ``no``; **a missing value**: ``–``;
+- **words** (claims, verdicts, reasons, names) are never shortened;
+- **anything else** (durations, minutes, sizes in the run's description):
+  :func:`number`, 3 significant digits.
+
+What a table needs to know about a metric (its unit, whether higher is better, its ideal
+value) comes as ``metric_info``: the run's own record of the metric catalog
+(``RunData.metric_info``), a dict metric → ``{"unit", "higher_is_better", "ideal", ...}``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from earshot.results import aggregate
+
+MISSING = "–"
+UNIT_DECIMALS = {"dB": 2, "MOS": 2, "MOS-LQO": 2, "0-1": 3, "fraction": 3}
+SIGNIFICANT_DIGITS = 3  # a metric of another unit (a unitless distance), and descriptive numbers
+MAX_DECIMALS = 6  # a unitless metric's mean below 1e-4 still shows at most this many decimals
+SCORE_DECIMALS = 1
+CORRELATION_DECIMALS = 2
+STATISTIC_DECIMALS = 2
+P_DECIMALS = 3
+P_FLOOR = 0.001  # below this a p-value prints as "< 0.001"
+
+DIRECTION_MARKS = {True: "↑", False: "↓"}
+IDEAL_ZERO_MARK = "→0"
+
+
+@dataclass
+class Table:
+    """A table of display strings; ``bold`` marks (row, column) cells, e.g. the best value."""
+
+    columns: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+    bold: set[tuple[int, int]] = field(default_factory=set)
+    main: bool = True  # part of the LaTeX output
+    align_numbers: bool = True  # HTML: right-align numeric cells (not in key-value tables)
+    collapsed: bool = False  # HTML: inside a <details>
+
+    def frame(self) -> pd.DataFrame:
+        """The table as a DataFrame of strings (for ``st.dataframe``), columns as headed."""
+        return pd.DataFrame(self.rows, columns=self.columns)
+
+
+# ---------------------------------------------------------------------------
+# One rule per quantity
+# ---------------------------------------------------------------------------
+
+
+def _finite(value) -> float | None:
+    try:
+        number_ = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number_ if math.isfinite(number_) else None
+
+
+def fixed(value, decimals: int) -> str:
+    """``value`` with ``decimals`` decimals; ``–`` for None, NaN or infinity."""
+    finite = _finite(value)
+    if finite is None:
+        return MISSING
+    text = f"{finite:.{decimals}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.00"
+
+
+def significant_decimals(value, digits: int = SIGNIFICANT_DIGITS) -> int:
+    """The decimals that show ``digits`` significant digits of ``value`` (0 for large values)."""
+    finite = _finite(value)
+    if finite is None or finite == 0:
+        return digits - 1
+    return int(min(MAX_DECIMALS, max(0, digits - 1 - math.floor(math.log10(abs(finite))))))
+
+
+def interval(mean, low, high, decimals: int) -> str:
+    """``mean [low, high]``, every number at ``decimals``; the mean alone without an interval."""
+    if _finite(low) is None or _finite(high) is None:
+        return fixed(mean, decimals)
+    return f"{fixed(mean, decimals)} [{fixed(low, decimals)}, {fixed(high, decimals)}]"
+
+
+def metric_decimals(metric: str, metric_info: dict, mean=None) -> int:
+    """Decimals for a metric's values: by its unit, else ``SIGNIFICANT_DIGITS`` of ``mean``."""
+    unit = (metric_info.get(metric) or {}).get("unit")
+    if unit in UNIT_DECIMALS:
+        return UNIT_DECIMALS[unit]
+    return significant_decimals(mean)
+
+
+def metric_value(metric: str, value, metric_info: dict) -> str:
+    return fixed(value, metric_decimals(metric, metric_info, value))
+
+
+def metric_interval(metric: str, mean, low, high, metric_info: dict) -> str:
+    return interval(mean, low, high, metric_decimals(metric, metric_info, mean))
+
+
+def score(value) -> str:
+    """A MUSHRA score, or a difference of scores."""
+    return fixed(value, SCORE_DECIMALS)
+
+
+def score_interval(mean, low, high) -> str:
+    return interval(mean, low, high, SCORE_DECIMALS)
+
+
+def correlation(value) -> str:
+    return fixed(value, CORRELATION_DECIMALS)
+
+
+def statistic(value) -> str:
+    return fixed(value, STATISTIC_DECIMALS)
+
+
+def p_value(p) -> str:
+    """``0.012``, ``< 0.001``, or ``–``."""
+    finite = _finite(p)
+    if finite is None:
+        return MISSING
+    return f"< {P_FLOOR:g}" if finite < P_FLOOR else f"{finite:.{P_DECIMALS}f}"
+
+
+def p_text(p) -> str:
+    """``p = 0.012`` or ``p < 0.001``, for sentences."""
+    text = p_value(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def yes_no(value) -> str:
+    return "yes" if bool(value) else "no"
+
+
+def count(value) -> str:
+    finite = _finite(value)
+    return MISSING if finite is None else str(int(finite))
+
+
+def number(value, digits: int = SIGNIFICANT_DIGITS) -> str:
+    """A descriptive number (minutes, seconds): ``digits`` significant digits, ``–`` when missing."""
+    if value is None:
+        return MISSING
+    try:
+        finite = float(value)
+    except (TypeError, ValueError):
+        return str(value)  # a value recorded as text ("5000 steps"): shown as it is
+    if not math.isfinite(finite):
+        return MISSING
+    if finite != 0 and (abs(finite) >= 1e5 or abs(finite) < 1e-3):
+        return f"{finite:.{digits - 1}e}"
+    return f"{finite:.{digits}g}" if abs(finite) < 10 ** digits else f"{finite:.0f}"
+
+
+def direction(metric: str, metric_info: dict) -> str:
+    """↑ (higher is better), ↓ (lower is better), →0 (closest to its ideal 0 is best) or ''."""
+    info = metric_info.get(metric) or {}
+    mark = DIRECTION_MARKS.get(info.get("higher_is_better"), "")
+    if not mark and info.get("ideal") == 0:
+        return IDEAL_ZERO_MARK
+    return mark
+
+
+# ---------------------------------------------------------------------------
+# Objective metrics
+# ---------------------------------------------------------------------------
+
+
+def metric_summary_table(summary: pd.DataFrame, category: str, losses: list[str], order: list[str],
+                         metric_info: dict) -> Table | None:
+    """One category of :func:`aggregate.metric_summary`: a row per metric, a ``mean [CI]`` column
+    per loss, the best loss of each row in bold; None when the category has no rows."""
+    rows_for = summary[summary["category"] == category]
+    if rows_for.empty:
+        return None
+    rows, bold = [], set()
+    for metric in [m for m in order if m in set(rows_for["metric"])]:
+        info = metric_info.get(metric) or {}
+        by_loss = rows_for[rows_for["metric"] == metric].set_index("loss")
+        best = aggregate.best_loss(by_loss["mean"].reindex(losses), info.get("higher_is_better"), info.get("ideal"))
+        cells = [metric, info.get("unit") or MISSING, direction(metric, metric_info)]
+        for j, loss in enumerate(losses):
+            if loss in by_loss.index:
+                r = by_loss.loc[loss]
+                cells.append(metric_interval(metric, r["mean"], r["ci_low"], r["ci_high"], metric_info))
+            else:
+                cells.append("missing")
+            if loss == best:
+                bold.add((len(rows), 3 + j))
+        rows.append(cells)
+    caption = (f"{category}: mean [95 % hierarchical-bootstrap interval] over seeds × items; best per row in "
+               f"bold (↑ higher better, ↓ lower better, →0 closest to 0 dB; unmarked: descriptive)")
+    return Table(["metric", "unit", "better", *losses], rows, caption, bold=bold)
+
+
+def paired_differences_table(differences: pd.DataFrame, metric_info: dict) -> Table:
+    """The pooled rows of :func:`aggregate.all_paired_differences`; an interval excluding 0 in bold."""
+    pooled = differences[differences["category"] == aggregate.ALL]
+    rows, bold = [], set()
+    for _, r in pooled.iterrows():
+        if r["pairs"] == 0:
+            continue
+        low, high = _finite(r["ci_low"]), _finite(r["ci_high"])
+        if low is not None and high is not None and (low > 0 or high < 0):
+            bold.add((len(rows), 3))
+        rows.append([r["metric"], f"{r['a']} − {r['b']}", count(r["pairs"]),
+                     metric_interval(r["metric"], r["mean"], r["ci_low"], r["ci_high"], metric_info)])
+    return Table(["metric", "difference", "pairs", "mean [95 % CI]"], rows,
+                 "paired differences, every category pooled", bold=bold)
+
+
+def per_item_table(wide: pd.DataFrame, metric: str, metric_info: dict) -> Table:
+    """:func:`aggregate.per_item_table` (reset to ``category, item`` columns): a metric per item and loss."""
+    keys = [c for c in ("category", "item") if c in wide.columns]
+    losses = [c for c in wide.columns if c not in keys]
+    rows = [[str(r[k]) for k in keys] + [metric_value(metric, r[loss], metric_info) for loss in losses]
+            for _, r in wide.iterrows()]
+    return Table([*keys, *map(str, losses)], rows, f"{metric} per item, mean over seeds", main=False, collapsed=True)
+
+
+def claims_table(claims: pd.DataFrame, metric_info: dict) -> Table:
+    """:func:`claims.check_claims` as a table: statement, metric, pairs, difference with its interval,
+    verdict (in bold when not inconclusive)."""
+    difference = str(claims["difference"].iloc[0]) if len(claims) else "bark − mse"
+    rows = [[c["statement"], c["metric"], count(c["pairs"]),
+             metric_interval(c["metric"], c["mean"], c["ci_low"], c["ci_high"], metric_info), c["verdict"]]
+            for _, c in claims.iterrows()]
+    bold = {(i, 4) for i, r in enumerate(rows) if r[4] != "inconclusive"}
+    return Table(["claim", "metric", "pairs", f"{difference} [95 % CI]", "verdict"], rows, "the seed's claims",
+                 bold=bold)
+
+
+def compare_table(comparison: pd.DataFrame, category: str, run_a: str, run_b: str, order: list[str],
+                  metric_info: dict) -> Table:
+    """One category of :func:`aggregate.compare_runs`: each loss's mean [CI] in A and B, and B − A
+    with its (normal-approximation) interval."""
+    rows = comparison[comparison["category"] == category]
+    rank = {name: i for i, name in enumerate(order)}
+    rows = rows.assign(_order=rows["metric"].map(rank).fillna(len(rank))).sort_values(["_order", "loss"])
+    cells = [[r["metric"], r["loss"],
+              metric_interval(r["metric"], r["mean_a"], r["ci_low_a"], r["ci_high_a"], metric_info),
+              metric_interval(r["metric"], r["mean_b"], r["ci_low_b"], r["ci_high_b"], metric_info),
+              interval(r["difference"], r["diff_ci_low"], r["diff_ci_high"],
+                       metric_decimals(r["metric"], metric_info, r["mean_a"]))]
+             for _, r in rows.iterrows()]
+    return Table(["metric", "loss", f"A: {run_a}", f"B: {run_b}", "B − A"], cells,
+                 f"{category}: mean [95 % CI] over seeds × items")
+
+
+# ---------------------------------------------------------------------------
+# Listening tests
+# ---------------------------------------------------------------------------
+
+
+def screening_sentence(screening) -> str:
+    """The post-screening rules and its outcome, N before and after, in one sentence."""
+    return (f"Post-screening: {screening.rules}. Raters: {screening.n_before} before, {screening.n_after} after"
+            + (f"; excluded: {', '.join(screening.excluded)}." if screening.excluded else "; none excluded."))
+
+
+SCREENING_COLUMNS = ["rater", "items", "reference_below", "reference_items", "mid_anchor_above", "mid_anchor_items",
+                     "excluded", "reason"]
+
+
+def screening_table(screening) -> Table:
+    """Post-screening per rater: counts, excluded (bold when yes) and why."""
+    raters = screening.raters
+    rows = [[str(r["rater"]), count(r["items"]), count(r["reference_below"]), count(r["reference_items"]),
+             count(r["mid_anchor_above"]), count(r["mid_anchor_items"]), yes_no(r["excluded"]), str(r["reason"])]
+            for _, r in raters.iterrows()]
+    return Table(SCREENING_COLUMNS, rows, "post-screening per rater (ITU-R BS.1534-3 §4.1.2)",
+                 bold={(i, 6) for i, row in enumerate(rows) if row[6] == "yes"})
+
+
+MUSHRA_GROUPS = ((("system",), "systems"), (("reference", "anchor"), "hidden reference and anchors"))
+
+
+def mushra_tables(summary: pd.DataFrame) -> list[Table]:
+    """:func:`listening.condition_summary` as one table for the systems and one for the controls."""
+    tables = []
+    for kinds, caption in MUSHRA_GROUPS:
+        part = summary[summary["kind"].isin(kinds)] if len(summary) else summary
+        if len(part):
+            rows = [[r["condition"], r["kind"], count(r["raters"]), count(r["ratings"]),
+                     score_interval(r["mean"], r["ci_low"], r["ci_high"]), score(r["median"])]
+                    for _, r in part.iterrows()]
+            tables.append(Table(["condition", "kind", "raters", "ratings", "mean [95 % t-CI]", "median"], rows,
+                                f"MUSHRA scores, {caption}: mean over raters of each rater's mean over items"))
+    return tables
+
+
+def friedman_sentence(friedman: dict, blocks: str = "rater") -> str:
+    """The Friedman test in one sentence, or why it was not computed."""
+    if friedman.get("note"):
+        return f"Friedman test not computed: {friedman['note']}"
+    return (f"Friedman test over the {friedman['conditions']} systems with {friedman['blocks']} {blocks}s as "
+            f"blocks: χ² = {statistic(friedman['statistic'])}, {p_text(friedman['pvalue'])}, "
+            f"Kendall's W = {correlation(friedman['kendalls_w'])}.")
+
+
+def pairwise_table(pairwise: pd.DataFrame, blocks: str = "rater") -> Table:
+    """Pairwise Wilcoxon tests (Holm): a significant pair's ``yes`` in bold."""
+    rows = [[r["a"], r["b"], count(r["n"]), score(r["mean_difference"]), statistic(r["statistic"]),
+             p_value(r["pvalue"]), p_value(r["p_holm"]), yes_no(r["significant"]), correlation(r["rank_biserial"])]
+            for _, r in pairwise.iterrows()]
+    return Table(["a", "b", f"{blocks}s", "mean a − b", "W", "p", "p (Holm)", "significant", "r (rank-biserial)"],
+                 rows, "pairwise Wilcoxon signed-rank tests between systems, Holm-corrected, α = 0.05",
+                 bold={(i, 7) for i, row in enumerate(rows) if row[7] == "yes"})
+
+
+def mixed_model_table(fixed_effects: pd.DataFrame) -> Table:
+    """The mixed model's fixed effects: estimate [95 % CI] in score points, p."""
+    rows = [[str(r["term"]), score_interval(r["estimate"], r["ci_low"], r["ci_high"]), p_value(r["pvalue"])]
+            for _, r in fixed_effects.iterrows()]
+    return Table(["term", "estimate [95 % CI]", "p"], rows,
+                 "linear mixed model score ~ condition + (1|rater) + (1|item) (statsmodels MixedLM, REML)",
+                 main=False)
+
+
+def variance_sentence(variance: dict) -> str:
+    return (f"Variance components: rater {score(variance.get('rater'))}, item {score(variance.get('item'))}, "
+            f"residual {score(variance.get('residual'))} (score²).")
+
+
+def correlation_table(table: pd.DataFrame) -> Table:
+    """:func:`correlation.metric_rating_correlation`: ρ and τ with Fisher-z intervals and p per metric and level."""
+    rows = [[r["metric"], DIRECTION_MARKS.get(r["higher_is_better"], ""), r["level"], count(r["n"]),
+             interval(r["spearman"], r["spearman_low"], r["spearman_high"], CORRELATION_DECIMALS),
+             p_value(r["spearman_p"]),
+             interval(r["kendall"], r["kendall_low"], r["kendall_high"], CORRELATION_DECIMALS),
+             p_value(r["kendall_p"])]
+            for _, r in table.iterrows()]
+    return Table(["metric", "better", "level", "n", "Spearman ρ [95 % CI]", "p", "Kendall τ [95 % CI]", "p"], rows,
+                 "rank correlation of each metric with MUSHRA scores: system level = per condition means, item "
+                 "level = per condition × item; 95 % Fisher-z intervals (– where n is too small). A good ↓ "
+                 "metric correlates negatively.")
