@@ -79,7 +79,7 @@ class _JobProgress:
 def run(
     preset: str = typer.Option("quick", help="tiny (tests), quick (2-core CPU) or seed (the faithful reproduction, GPU)."),
     losses: Optional[str] = typer.Option(None, help="Comma-separated losses: names or weighted sums, e.g. mse,mse+0.1*bark."),
-    grid: Optional[str] = typer.Option(None, help="A named list of losses from the preset, e.g. all-losses."),
+    grid: Optional[str] = typer.Option(None, help="all-losses (every registered loss) or a named list of losses from the preset."),
     seeds: Optional[int] = typer.Option(None, help="Seeds per loss."),
     data: Optional[Path] = typer.Option(None, help="A folder of audio (default: the built-in corpus)."),
     budget: Optional[str] = typer.Option(None, help="Per job: steps (5000), epochs (200e) or minutes (3m)."),
