@@ -77,10 +77,10 @@ class Table:
 
 def _finite(value) -> float | None:
     try:
-        number_ = float(value)
+        as_float = float(value)
     except (TypeError, ValueError):
         return None
-    return number_ if math.isfinite(number_) else None
+    return as_float if math.isfinite(as_float) else None
 
 
 def fixed(value, decimals: int) -> str:

@@ -85,6 +85,14 @@ def test_report_cli_and_admin_page_print_the_same_tables(rated_run, capsys):
             assert _has_row(html_rows, row), (table.caption, row)
             assert _has_row(md_rows, row), (table.caption, row)
             assert _has_row(cli_rows, row), (table.caption, row)
+    # The export is the ratings table: analysed from its CSV it gives the same means.
+    exported = run / "ratings.csv"
+    assert runner.invoke(app, ["listen", "export", TEST, "--db", db, "--out", str(exported)]).exit_code == 0
+    from_file = runner.invoke(app, ["listen", "analyze", "--ratings", str(exported)])
+    assert from_file.exit_code == 0, from_file.output
+    for table in present.mushra_tables(result.summary):
+        for row in table.rows:
+            assert _has_row(from_file.output.splitlines(), row), (table.caption, row)
     sentence = present.screening_sentence(result.screening)
     assert "5 before, 4 after; excluded: r4." in sentence
     assert sentence in html.unescape(page) and sentence in analyzed.output
