@@ -9,8 +9,10 @@ The formatting rules, one per quantity:
 
 - **a metric value** (a mean, an interval bound, a difference of two losses or of two
   runs): decimals by the metric's unit, :data:`UNIT_DECIMALS` (dB 2, MOS and MOS-LQO 2,
-  0–1 scores and fractions 3); a metric without one of these units shows
-  :data:`SIGNIFICANT_DIGITS` significant digits of its mean;
+  0–1 scores and fractions 3), more when the mean is so small that it would show fewer
+  than :data:`MIN_SIGNIFICANT_DIGITS` significant digits (an error flatness of 0.0061,
+  not 0.006); a metric without one of these units shows :data:`SIGNIFICANT_DIGITS`
+  significant digits of its mean;
 - **an interval**: ``mean [low, high]``, both bounds at the mean's decimals; the mean
   alone when there is no interval (too few values);
 - **a MUSHRA score** (0–100) and differences and variances of scores:
@@ -42,6 +44,7 @@ from earshot.results import aggregate
 MISSING = "–"
 UNIT_DECIMALS = {"dB": 2, "MOS": 2, "MOS-LQO": 2, "0-1": 3, "fraction": 3}
 SIGNIFICANT_DIGITS = 3  # a metric of another unit (a unitless distance), and descriptive numbers
+MIN_SIGNIFICANT_DIGITS = 2  # a metric with a unit never shows fewer of its mean
 MAX_DECIMALS = 6  # a unitless metric's mean below 1e-4 still shows at most this many decimals
 SCORE_DECIMALS = 1
 CORRELATION_DECIMALS = 2
@@ -108,10 +111,11 @@ def interval(mean, low, high, decimals: int) -> str:
 
 
 def metric_decimals(metric: str, metric_info: dict, mean=None) -> int:
-    """Decimals for a metric's values: by its unit, else ``SIGNIFICANT_DIGITS`` of ``mean``."""
+    """Decimals for a metric's values: by its unit (at least ``MIN_SIGNIFICANT_DIGITS`` of
+    ``mean``), else ``SIGNIFICANT_DIGITS`` of ``mean``."""
     unit = (metric_info.get(metric) or {}).get("unit")
     if unit in UNIT_DECIMALS:
-        return UNIT_DECIMALS[unit]
+        return max(UNIT_DECIMALS[unit], significant_decimals(mean, MIN_SIGNIFICANT_DIGITS))
     return significant_decimals(mean)
 
 

@@ -25,6 +25,8 @@ INFO = {"si_sdr": {"unit": "dB", "higher_is_better": True, "ideal": None},
     ("mrstft", 1234.5, 1000.0, 1500.0, "1234 [1000, 1500]"),  # no unit: 3 significant digits of the mean
     ("mrstft", 0.012345, 0.01, 0.0151, "0.0123 [0.0100, 0.0151]"),
     ("unknown", 2.5, 2.0, 3.0, "2.50 [2.00, 3.00]"),
+    ("error_flatness", 0.00612, 0.00581, 0.0066, "0.0061 [0.0058, 0.0066]"),  # 2 significant digits at least
+    ("si_sdr", -0.0123, -0.03, 0.01, "-0.012 [-0.030, 0.010]"),
 ])
 def test_an_interval_keeps_the_means_precision(metric, mean, low, high, expected):
     text = present.metric_interval(metric, mean, low, high, INFO)
