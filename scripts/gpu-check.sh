@@ -45,15 +45,16 @@ data_args=()
 earshot run --preset "$PRESET" --losses mse,bark --budget "$BUDGET" --device "$DEVICE" "${data_args[@]}" \
   --out "$RUNS" --run-id gpu-check --quiet 2>&1 | tail -60
 "$PY" - "$RUNS/gpu-check" "$OUT_DIR" <<'PY'
-import shutil, sys, pathlib, pandas as pd
-run, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-for log in sorted(run.glob("jobs/*/train_log.parquet")):
-    frame = pd.read_parquet(log)
-    print(f"{log.parent.name}: {int(frame.step.max())} steps, loss {frame.loss.iloc[0]:.4g} -> "
+import shutil, sys, pathlib
+from earshot.results.rundir import RunDir
+run, out = RunDir(sys.argv[1]), pathlib.Path(sys.argv[2])
+for job in run.finished_jobs():
+    frame = job.read_log()
+    print(f"{job.name}: {int(frame.step.max())} steps, loss {frame.loss.iloc[0]:.4g} -> "
           f"{frame.loss.iloc[-1]:.4g}, median {frame.windows_per_s.median():.0f} windows/s")
-    shutil.copy(log, out / f"train-{log.parent.name}.parquet")
-if (run / "metrics.parquet").exists():
-    shutil.copy(run / "metrics.parquet", out / "metrics.parquet")
+    shutil.copy(job.train_log, out / f"train-{job.name}.parquet")
+if run.metrics_file.exists():
+    shutil.copy(run.metrics_file, out / run.metrics_file.name)
 PY
 
 echo "== batch ${BATCH[2]}: mse with torch.compile =="
