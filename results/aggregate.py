@@ -12,6 +12,9 @@ which removes the item's own difficulty from the comparison.
 from __future__ import annotations
 
 import itertools
+import math
+from collections.abc import Iterable
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -82,8 +85,57 @@ def per_item_table(metrics: pd.DataFrame, metric: str) -> pd.DataFrame:
     return rows.pivot_table(index=["category", "item"], columns="loss", values="value", aggfunc="mean")
 
 
+class Contrast(NamedTuple):
+    """A paired difference ``a − b``: its mean, interval and the number of finite (seed, item) pairs."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+
+def _contrast(rows: pd.DataFrame, a: str, b: str, confidence: float) -> Contrast | None:
+    """``a − b`` over ``rows`` (one metric), paired by (seed, item); None when either loss is absent."""
+    wide = rows.pivot_table(index=["seed", "item"], columns="loss", values="value", aggfunc="mean")
+    if a not in wide or b not in wide:
+        return None
+    diff = (wide[a] - wide[b]).rename("value").reset_index()
+    matrix = diff.pivot_table(index="seed", columns="item", values="value", aggfunc="mean", dropna=False)
+    mean, low, high = hierarchical_bootstrap_ci(matrix.to_numpy(dtype=float), confidence)
+    return Contrast(mean, low, high, int(np.isfinite(diff["value"].astype(float)).sum()))
+
+
+def paired_difference(metrics: pd.DataFrame, metric: str, a: str, b: str,
+                      category: str | Iterable[str] | None = None, confidence: float = 0.95) -> Contrast:
+    """The one estimate of ``a − b`` on ``metric``: the contrast every table and every claim prints.
+
+    Paired by (seed, item), with the hierarchical bootstrap interval of
+    :func:`results.stats.hierarchical_bootstrap_ci`; :func:`paired_differences` (the tables)
+    computes each of its rows through the same code, so a contrast prints the same interval
+    wherever it appears.
+
+    Arguments:
+        metrics: the tidy metrics table.
+        metric: the metric's name.
+        a, b: the two losses (or systems); the difference is ``a − b``.
+        category: one category, several (pooled), or None / ``"all"`` for every category.
+        confidence: coverage of the interval.
+
+    Returns:
+        A :class:`Contrast` ``(mean, low, high, n)``; NaN mean and bounds with ``n = 0`` when
+        either loss has no value of the metric there.
+    """
+    rows = metrics[(metrics["metric"] == metric) & metrics["loss"].isin([a, b])]
+    if category is not None and category != ALL:
+        rows = rows[rows["category"].isin([category] if isinstance(category, str) else list(category))]
+    found = _contrast(rows, a, b, confidence) if len(rows) else None
+    return found or Contrast(math.nan, math.nan, math.nan, 0)
+
+
 def paired_differences(metrics: pd.DataFrame, a: str, b: str, confidence: float = 0.95) -> pd.DataFrame:
     """``a − b`` per metric and category, paired by (seed, item), with bootstrap intervals.
+
+    Each row is the :func:`paired_difference` of that metric and category.
 
     Returns:
         Columns ``metric, category, a, b, pairs, mean, ci_low, ci_high``; ``pairs`` counts
@@ -92,15 +144,11 @@ def paired_differences(metrics: pd.DataFrame, a: str, b: str, confidence: float 
     rows = []
     frame = _with_all_category(metrics[metrics["loss"].isin([a, b])])
     for (metric, category), group in frame.groupby(["metric", "category"], sort=False):
-        wide = group.pivot_table(index=["seed", "item"], columns="loss", values="value", aggfunc="mean")
-        if a not in wide or b not in wide:
+        found = _contrast(group, a, b, confidence)
+        if found is None:
             continue
-        diff = (wide[a] - wide[b]).rename("value").reset_index()
-        matrix = diff.pivot_table(index="seed", columns="item", values="value", aggfunc="mean", dropna=False)
-        mean, low, high = hierarchical_bootstrap_ci(matrix.to_numpy(dtype=float), confidence)
-        rows.append({"metric": metric, "category": category, "a": a, "b": b,
-                     "pairs": int(np.isfinite(diff["value"].astype(float)).sum()), "mean": mean, "ci_low": low,
-                     "ci_high": high})
+        rows.append({"metric": metric, "category": category, "a": a, "b": b, "pairs": found.n,
+                     "mean": found.mean, "ci_low": found.low, "ci_high": found.high})
     return pd.DataFrame(rows, columns=DIFFERENCE_COLUMNS)
 
 
