@@ -13,7 +13,9 @@ through :class:`RunDir` (a grep test keeps the file names out of every other mod
       recon/<job>/<item>.wav each job's reconstruction of it
       metrics.parquet        tidy: one row per job × item × metric
       metrics_info.json      per metric: direction, ideal, unit, categories (layout 2)
+      hypotheses.yaml        the hypotheses declared for the run (run.json: its sha256, when declared)
       eval-<folder>/         the same measurement files, for an evaluation on another folder
+
       report/                index.html | index.md (+ PNGs) | index.tex
 
 Layout 1 (runs written before ``run.json`` recorded ``"layout"``) is the same without
@@ -52,7 +54,9 @@ REFERENCE_DIR = "reference"
 RECON_DIR = "recon"
 METRICS_FILE = "metrics.parquet"
 METRIC_INFO_FILE = "metrics_info.json"
+HYPOTHESES_FILE = "hypotheses.yaml"
 EVAL_PREFIX = "eval-"
+
 REPORT_DIR = "report"
 REPORT_INDEX = "index"  # report/index.<format suffix>
 WAV_SUFFIX = ".wav"
@@ -255,6 +259,8 @@ class RunDir(Measurements):
         self.run_file = self.path / RUN_FILE
         self.jobs_dir = self.path / JOBS_DIR
         self.report_dir = self.path / REPORT_DIR
+        self.hypotheses_file = self.path / HYPOTHESES_FILE
+
 
     @property
     def name(self) -> str:
@@ -310,9 +316,38 @@ class RunDir(Measurements):
         """The run id ``run.json`` records, else the folder's name."""
         return str(self.read_record().get("run_id") or self.path.name)
 
+    # hypotheses.yaml
+
+    def record_hypotheses(self, source: str, text: str) -> dict:
+        """Record the declared hypotheses: ``text`` (the file's content) as ``hypotheses.yaml``, and
+        in ``run.json`` its ``source`` name, sha256, the time (UTC, ISO 8601) and whether any job had
+        finished. The same content declared again keeps its first record. Returns the record."""
+        import hashlib
+        from datetime import datetime, timezone
+
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        recorded = self.read_record().get("hypotheses")
+        if recorded and recorded.get("sha256") == digest and self.hypotheses_file.is_file():
+            return recorded
+        entry = {"source": source, "sha256": digest,
+                 "declared_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                 "before_training": not self.finished_jobs()}
+        self.create()
+        write_text_atomic(self.hypotheses_file, text)
+        self.update_record(lambda record: record.update(hypotheses=entry))
+        return entry
+
+    def read_hypotheses(self) -> tuple[str, dict] | None:
+        """The recorded hypotheses file's text and its ``run.json`` entry, or None when none is recorded."""
+        entry = self.read_record().get("hypotheses")
+        if not entry or not self.hypotheses_file.is_file():
+            return None
+        return self.hypotheses_file.read_text(encoding="utf-8"), entry
+
     # jobs/
 
     def job(self, name: str) -> JobDir:
+
         return JobDir(self.jobs_dir / name)
 
     def finished_jobs(self) -> list[JobDir]:
