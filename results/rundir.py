@@ -13,6 +13,9 @@ through :class:`RunDir` (a grep test keeps the file names out of every other mod
       recon/<job>/<item>.wav each job's reconstruction of it
       metrics.parquet        tidy: one row per job × item × metric
       metrics_info.json      per metric: direction, ideal, unit, categories (layout 2)
+      eval_cache.json        what each system's metrics were computed from (checkpoint, inputs, metric versions)
+      adequacy.json          per job: its own loss on held-out windows, for the model and the PCA baseline
+      baseline/pca-<k>.npz   the fitted PCA baseline (mean, basis, the key it was fitted under)
       hypotheses.yaml        the hypotheses declared for the run (run.json: its sha256, when declared)
       eval-<folder>/         the same measurement files, for an evaluation on another folder
 
@@ -28,6 +31,7 @@ package, so ``benchmark``, ``results`` and ``listening_app`` can all use it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from contextlib import contextmanager
@@ -54,9 +58,13 @@ REFERENCE_DIR = "reference"
 RECON_DIR = "recon"
 METRICS_FILE = "metrics.parquet"
 METRIC_INFO_FILE = "metrics_info.json"
+EVAL_CACHE_FILE = "eval_cache.json"
 HYPOTHESES_FILE = "hypotheses.yaml"
 EVAL_PREFIX = "eval-"
 
+ADEQUACY_FILE = "adequacy.json"
+BASELINE_DIR = "baseline"
+BASELINE_SUFFIX = ".npz"
 REPORT_DIR = "report"
 REPORT_INDEX = "index"  # report/index.<format suffix>
 WAV_SUFFIX = ".wav"
@@ -124,6 +132,25 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> np.ndarray:
     pcm = pcm16(audio)
     sf.write(path, pcm, sample_rate, subtype="PCM_16")
     return pcm.astype(np.float32) / PCM16_SCALE
+
+
+def read_wav(path: Path) -> np.ndarray:
+    """A wav's samples as 1-D float32, equal to what :func:`write_wav` returned when it wrote them.
+
+    Raises:
+        soundfile.LibsndfileError: missing or unreadable file.
+    """
+    data, _ = sf.read(Path(path), dtype="float32", always_2d=False)
+    return data
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's content, hex. Raises FileNotFoundError."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _read_json(path: Path, default):
@@ -198,6 +225,8 @@ class Measurements:
         self.recon_dir = self.path / RECON_DIR
         self.metrics_file = self.path / METRICS_FILE
         self.metric_info_file = self.path / METRIC_INFO_FILE
+        self.adequacy_file = self.path / ADEQUACY_FILE
+        self.eval_cache_file = self.path / EVAL_CACHE_FILE
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"
@@ -238,6 +267,28 @@ class Measurements:
     def write_metric_info(self, catalog: dict[str, dict]) -> None:
         write_json_atomic(self.metric_info_file, catalog)
 
+    def read_adequacy(self) -> dict | None:
+        """``adequacy.json``: ``{"baseline": {...}, "jobs": {job: {...}}}`` (``results.adequacy`` reads it);
+        None when the file is missing (a run evaluated before it was written)."""
+        return _read_json(self.adequacy_file, None)
+
+    def write_adequacy(self, record: dict) -> None:
+        write_json_atomic(self.adequacy_file, record)
+
+    def read_eval_cache(self) -> dict:
+        """What the stored metrics were computed from (``benchmark.evaluate.reconstruct`` defines the
+        keys); ``{}`` when the file is missing or unreadable, so that everything is recomputed."""
+        try:
+            cache = _read_json(self.eval_cache_file, {})
+        except ValueError:
+            return {}
+        return cache if isinstance(cache, dict) else {}
+
+    def write_eval_cache(self, cache: dict) -> None:
+        """Write the evaluation cache; write it after the metrics it describes, so a killed
+        evaluation leaves a cache that matches the stored metrics or one that misses."""
+        write_json_atomic(self.eval_cache_file, cache)
+
     def ensure_metric_info(self, catalog: Callable[[], dict[str, dict]]) -> bool:
         """Write ``metrics_info.json`` from ``catalog()`` where the metrics lack it; returns whether it wrote.
 
@@ -261,6 +312,7 @@ class RunDir(Measurements):
         self.report_dir = self.path / REPORT_DIR
         self.hypotheses_file = self.path / HYPOTHESES_FILE
 
+        self.baseline_dir = self.path / BASELINE_DIR
 
     @property
     def name(self) -> str:
@@ -355,6 +407,25 @@ class RunDir(Measurements):
         if not self.jobs_dir.is_dir():
             return []
         return [job for job in (JobDir(p) for p in sorted(self.jobs_dir.iterdir()) if p.is_dir()) if job.is_done]
+
+    # baseline/
+
+    def baseline_file(self, name: str) -> Path:
+        """``baseline/<name>.npz``: a fitted baseline system's arrays."""
+        return self.baseline_dir / f"{name}{BASELINE_SUFFIX}"
+
+    def read_baseline(self, name: str) -> dict | None:
+        """A fitted baseline's arrays by name (a ``key`` string among them); None when missing or unreadable."""
+        try:
+            with np.load(self.baseline_file(name)) as arrays:
+                return {k: (str(v) if v.dtype.kind == "U" else v) for k, v in arrays.items()}
+        except (OSError, ValueError):
+            return None
+
+    def write_baseline(self, name: str, arrays: dict) -> None:
+        """Keep a fitted baseline's arrays (strings, e.g. its key, stored as 0-d string arrays)."""
+        with atomic_path(self.baseline_file(name)) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
 
     # eval-<folder>/ and report/
 

@@ -9,9 +9,8 @@ from typing import List, Optional
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
-from earshot.benchmark.cli.render import console, print_table
+from earshot.benchmark.cli.render import console, json_document, print_table
 from earshot.benchmark.cli.render import fail as _fail
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -26,8 +25,26 @@ def _user_errors():
     from earshot.benchmark.data.corpus import CorpusError
     from earshot.benchmark.train.runner import RunError
     from earshot.losses import UnknownLossError
+    from earshot.results.hypotheses import HypothesisError
 
-    return (ConfigError, DataError, CorpusError, RunError, UnknownLossError)
+    return (ConfigError, DataError, CorpusError, RunError, UnknownLossError, HypothesisError)
+
+
+HYPOTHESES_HELP = ("A YAML file of declared hypotheses (name, metric, treatment, baseline, direction, categories, "
+                   "smallest_effect); default: those recorded in the run, else the seed's three claims.")
+
+
+def checked_hypotheses(path: Path | None, losses: list[str]) -> tuple[str, str]:
+    """(source, text) of the hypotheses file ``path`` (None: the seed's default set), checked against the
+    metric catalog and, for a user's file, ``losses``. Raises HypothesisError (one line)."""
+    from earshot.benchmark.evaluate.metrics import metric_catalog
+    from earshot.results.hypotheses import SEED_HYPOTHESES_FILE, read, validate
+
+    hypotheses, text = read(path or SEED_HYPOTHESES_FILE)
+    source = str(path) if path else SEED_HYPOTHESES_FILE.name
+    validate(hypotheses, source, metric_catalog(), losses if path else None)
+    return source, text
+
 
 
 def _config(preset: str, sets: list[str] | None, **flags):
@@ -57,10 +74,7 @@ class _JobProgress:
         if self.quiet:
             return
         job = info["job"]
-        if info["total"] is not None:
-            total, done = info["total"], info["step"]
-        else:
-            total, done = info["minutes"] * 60, min(info["elapsed"], info["minutes"] * 60)
+        total, done = info["total"], info["step"]
         if job not in self.tasks:
             self.tasks[job] = self.bar.add_task(job, total=total, job=job, loss=float("nan"), rate=0.0)
         self.bar.update(self.tasks[job], completed=done, loss=info["loss"], rate=info["windows_per_s"])
@@ -82,7 +96,8 @@ def run(
     grid: Optional[str] = typer.Option(None, help="all-losses (every registered loss) or a named list of losses from the preset."),
     seeds: Optional[int] = typer.Option(None, help="Seeds per loss."),
     data: Optional[Path] = typer.Option(None, help="A folder of audio (default: the built-in corpus)."),
-    budget: Optional[str] = typer.Option(None, help="Per job: steps (5000), epochs (200e) or minutes (3m)."),
+    budget: Optional[str] = typer.Option(None, help="Per job: steps (5000), epochs (200e) or minutes (3m: every job "
+                                                    "trains the steps the slowest loss trains in 3 minutes)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     executor: str = typer.Option("local", help="local or ray."),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster address (default: a local Ray)."),
@@ -92,8 +107,12 @@ def run(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override any config field: train.lr=1e-4."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (for CI)."),
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Evaluate the trained jobs afterwards."),
+    hypotheses: Optional[Path] = typer.Option(None, "--hypotheses", help="A YAML file of declared hypotheses, "
+                                              "checked before training and recorded in the run (default: the "
+                                              "seed's three claims)."),
 ) -> None:
     """Train the grid losses × seeds into one run directory, then evaluate it."""
+
     from earshot.benchmark.config import select_grid
     from earshot.benchmark.train.runner import run_grid
 
@@ -104,41 +123,51 @@ def run(
                          seeds=seeds, **{"data.path": str(data) if data else None, "train.budget": budget})
         if grid:
             config = select_grid(config, grid)
+        declared = checked_hypotheses(hypotheses, list(config.losses))
+
         with _JobProgress(quiet or bool(os.environ.get("CI"))) as progress:
             run_dir = run_grid(config, out=out, run_id=run_id, device=device, executor=executor,
                                ray_address=ray_address, resume=resume, log=lambda m: console.print(m, highlight=False),
-                               progress=progress)
+                               progress=progress, check_metrics=evaluate, hypotheses=declared)
+
     except _user_errors() as exc:
         _fail(str(exc))
     if evaluate:
         _evaluate(run_dir, device, None, None)
+
     console.print(f"run directory: [bold]{run_dir}[/]")
 
 
-def _evaluate(run_dir: Path, device: str, data: Optional[Path], workers: Optional[int]) -> None:
+def _evaluate(run_dir: Path, device: str, data: Optional[Path], workers: Optional[int], force: bool = False,
+              hypotheses: Optional[Path] = None) -> None:
+
     from earshot.benchmark.evaluate.reconstruct import evaluate_run
 
     try:
-        metrics = evaluate_run(run_dir, device=device, data=data, workers=workers,
+        metrics = evaluate_run(run_dir, device=device, data=data, workers=workers, force=force,
                                log=lambda m: console.print(m, highlight=False))
     except (*_user_errors(), ValueError) as exc:
         _fail(str(exc))
-    print_evaluation(run_dir, metrics)
+    print_evaluation(run_dir, metrics, hypotheses)
 
 
-def print_evaluation(run_dir: Path, metrics) -> None:
+def print_evaluation(run_dir: Path, metrics, hypotheses: Optional[Path] = None) -> None:
     """What ``earshot eval`` prints about a run's metrics: the report's pooled table of means with
-    their intervals, the metrics skipped or failed, and the seed's claims checked."""
+    their intervals, the metrics skipped or failed, and the declared hypotheses checked (``hypotheses``,
+    a file given after the fact, else those recorded in the run, else the seed's)."""
     from earshot.benchmark.evaluate.metrics import metric_catalog
     from earshot.results import present
     from earshot.results.aggregate import ALL, metric_order, metric_summary
-    from earshot.results.claims import check_claims
+    from earshot.results.claims import check_hypotheses
+    from earshot.results.hypotheses import HypothesisError, declared_for_run
     from earshot.results.store import load_run
+
 
     metric_info = metric_catalog()
     losses = [name for name in load_run(run_dir).losses if name in set(metrics["loss"])]
     summary = metric_summary(metrics, per_category=False)
-    print_table(present.metric_summary_table(summary, ALL, losses, metric_order(metrics, metric_info), metric_info))
+    print_table(present.metric_summary_table(summary, ALL, losses, metric_order(metrics, metric_info), metric_info,
+                                             metrics))
     failures = metrics[metrics["error"].notna()]
     skipped = failures[failures["error"].str.startswith("skipped")]
     for metric, reasons in skipped.groupby("metric")["error"]:
@@ -147,7 +176,16 @@ def print_evaluation(run_dir: Path, metrics) -> None:
     if len(failed):
         console.print(f"{len(failed)} metric values could not be computed (NaN, reason in metrics.parquet's error "
                       f"column; most common: {failed['error'].value_counts().index[0]})", highlight=False)
-    print_table(present.claims_table(check_claims(metrics), metric_info))
+    try:
+        declaration = declared_for_run(run_dir, hypotheses)
+    except HypothesisError as exc:
+        _fail(str(exc))
+    if declaration.when == "after the fact":
+        console.print(f"hypotheses from {hypotheses} are declared after the fact (not recorded in the run before "
+                      f"training): read their verdicts as exploration", highlight=False, soft_wrap=True)
+    checked = check_hypotheses(metrics, declaration.hypotheses, metric_info)
+    print_table(present.hypotheses_table(checked, declaration, metric_info))
+
 
 
 @app.command("eval")
@@ -156,13 +194,29 @@ def eval_run(
     data: Optional[Path] = typer.Option(None, help="Evaluate on this folder of audio instead of the held-out files."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     workers: Optional[int] = typer.Option(None, help="Metric processes (default: the CPU count)."),
+    force: bool = typer.Option(False, "--force", help="Redo every reconstruction and metric, cached or not."),
+    hypotheses: Optional[Path] = typer.Option(None, "--hypotheses", help=HYPOTHESES_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document (the tables as shown, with the "
+                                                       "numbers behind them) instead; logs go to stderr."),
 ) -> None:
-    """(Re)do the reconstruction and metrics of a run; prints the claims check."""
+
+    """Reconstruct and measure what is new or changed in a run (a job, a checkpoint, a metric's version);
+    prints the claims check."""
     from earshot.results.rundir import RunDir
 
     if not RunDir(run_dir).config_file.is_file():
         _fail(f"{run_dir}: not a run directory (no {RunDir(run_dir).config_file.name})")
-    _evaluate(run_dir, device, data, workers)
+    if hypotheses is not None:
+        from earshot.results.hypotheses import HypothesisError
+        from earshot.results.store import load_run
+
+        try:  # refused before any evaluation work
+            checked_hypotheses(hypotheses, load_run(run_dir).losses)
+        except HypothesisError as exc:
+            _fail(str(exc))
+    with json_document(as_json, command="eval", run=str(run_dir)):
+        _evaluate(run_dir, device, data, workers, force, hypotheses)
+
 
 
 @app.command("losses")
@@ -170,10 +224,11 @@ def list_losses() -> None:
     """List every registered loss."""
     from earshot.losses import describe_losses
 
-    table = Table("loss", "head", "description")
-    for name, description, head in describe_losses():
-        table.add_row(name, str(head), description)
-    console.print(table)
+    from earshot.results.present import Table
+
+    print_table(Table(["loss", "head", "description"],
+                      [[name, str(head), description] for name, description, head in describe_losses()],
+                      align_numbers=False))
 
 
 @app.command("config")
@@ -229,17 +284,20 @@ def _print_data_info(path, sample_rate, config=None) -> None:
         config = load_config("quick", {"data.path": str(path), "data.sample_rate": sample_rate})
     audio_set = load_data(config.data, log=lambda m: console.print(m, highlight=False))
     split = split_by_file(audio_set, config.data.test_fraction, config.data.split_seed)
-    table = Table("category", "files", "minutes", "train files", "test files", "test minutes",
-                  title=f"{audio_set.root} at {audio_set.sample_rate} Hz")
+    from earshot.results.present import Table
+
+    rows = []
     rate = audio_set.sample_rate
     for category in sorted({f.category for f in audio_set.files}):
         members = [f for f in audio_set.files if f.category == category]
         test = [f for f in split.test if f.category == category]
-        table.add_row(category, str(len(members)), f"{sum(f.audio.size for f in members) / rate / 60:.2f}",
-                      str(len(members) - len(test)), str(len(test)), f"{sum(f.audio.size for f in test) / rate / 60:.2f}")
-    table.add_row("all", str(len(audio_set.files)), f"{audio_set.seconds() / 60:.2f}", str(len(split.train)),
-                  str(len(split.test)), f"{sum(f.audio.size for f in split.test) / rate / 60:.2f}", style="bold")
-    console.print(table)
+        rows.append([category, str(len(members)), f"{sum(f.audio.size for f in members) / rate / 60:.2f}",
+                     str(len(members) - len(test)), str(len(test)), f"{sum(f.audio.size for f in test) / rate / 60:.2f}"])
+    rows.append(["all", str(len(audio_set.files)), f"{audio_set.seconds() / 60:.2f}", str(len(split.train)),
+                 str(len(split.test)), f"{sum(f.audio.size for f in split.test) / rate / 60:.2f}"])
+    print_table(Table(["category", "files", "minutes", "train files", "test files", "test minutes"], rows,
+                      f"{audio_set.root} at {audio_set.sample_rate} Hz",
+                      bold={(len(rows) - 1, j) for j in range(len(rows[-1]))}))
     if audio_set.skipped:
         console.print(f"skipped files: {len(audio_set.skipped)}")
 
@@ -260,6 +318,7 @@ def bench(
 ) -> None:
     """Measure training-step speed per loss (windows/s, bark/mse ratio, memory, TFLOP/s), or --metrics."""
     from earshot.benchmark.bench import bench_metrics, bench_training
+    from earshot.results.present import Table
 
     if metrics:
         result = bench_metrics(workers=workers, log=lambda m: console.print(m, highlight=False))
@@ -281,12 +340,10 @@ def bench(
             _fail(str(exc))
         for name, row in found["losses"].items():
             kernels = "" if row["kernels_per_step"] is None else f", {row['kernels_per_step']:.0f} kernels per step"
-            table = Table("operator", "ms/step", "share", "calls/step",
-                          title=f"{name} on {found['device_name']}, batch {found['batch']}{kernels}")
-            for op in row["top"]:
-                table.add_row(op["op"][:60], f"{op['ms_per_step']:.2f}", f"{100 * op['share']:.0f} %",
-                              f"{op['calls_per_step']:.0f}")
-            console.print(table)
+            print_table(Table(["operator", "ms/step", "share", "calls/step"],
+                              [[op["op"][:60], f"{op['ms_per_step']:.2f}", f"{100 * op['share']:.0f} %",
+                                f"{op['calls_per_step']:.0f}"] for op in row["top"]],
+                              f"{name} on {found['device_name']}, batch {found['batch']}{kernels}"))
         if output:
             output.write_text(json.dumps(found, indent=2))
         return
@@ -297,12 +354,11 @@ def bench(
                                 log=lambda m: console.print(m, highlight=False))
     except (*_user_errors(), ValueError) as exc:
         _fail(str(exc))
-    table = Table("loss", "windows/s", "step ms", "× mse", "peak MB", "TFLOP/s",
-                  title=f"{result['preset']} on {result['device_name']}, batch {result['batch']}")
-    for name, row in result["losses"].items():
-        table.add_row(name, f"{row['windows_per_s']:.1f}", f"{row['step_ms']:.1f}", f"{row['to_mse']:.2f}",
-                      f"{row['peak_mb']:.0f}", "" if row["tflops"] is None else f"{row['tflops']:.1f}")
-    console.print(table)
+    print_table(Table(["loss", "windows/s", "step ms", "× mse", "peak MB", "TFLOP/s"],
+                      [[name, f"{row['windows_per_s']:.1f}", f"{row['step_ms']:.1f}", f"{row['to_mse']:.2f}",
+                        f"{row['peak_mb']:.0f}", "" if row["tflops"] is None else f"{row['tflops']:.1f}"]
+                       for name, row in result["losses"].items()],
+                      f"{result['preset']} on {result['device_name']}, batch {result['batch']}"))
     if "bark_to_mse" in result:
         console.print(f"bark_to_mse: {result['bark_to_mse']:.3f}")
     text = json.dumps(result, indent=2)

@@ -7,6 +7,9 @@ in a process pool over (job × item) while the device reconstructs the next job.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
@@ -20,9 +23,10 @@ import torch
 from earshot.benchmark.data.audio import AudioFile
 from earshot.benchmark.config import RunConfig, config_from_dict
 from earshot.benchmark.data.windows import NORMALIZE_EPS
-from earshot.benchmark.evaluate.metrics import metric_catalog, metric_pool
+from earshot.benchmark.evaluate.metrics import METRICS, metric_catalog, metric_pool, metrics_for
+from earshot.benchmark.evaluate.metrics.registry import skip_reason
 from earshot.benchmark.train.loop import load_trained
-from earshot.results.rundir import RunDir, write_wav
+from earshot.results.rundir import PCM16_SCALE, JobDir, RunDir, file_digest, pcm16, read_wav, write_wav
 
 METRIC_COLUMNS = ["job", "loss", "seed", "item", "category", "metric", "value", "error"]
 EXCERPT_MIN_RMS = 1e-3  # an excerpt quieter than this (≈ −60 dBFS) is not worth judging
@@ -97,23 +101,98 @@ def reconstruct(model, loss, audio: np.ndarray, window: int, normalize: bool, ba
 
 
 def _metrics_task(job: str, loss: str, seed: int, excerpt: dict, reference: np.ndarray,
-                  degraded: np.ndarray, sample_rate: int, non_finite: bool) -> list[dict]:
-    from earshot.benchmark.evaluate.metrics import compute_all
+                  degraded: np.ndarray, sample_rate: int, non_finite: bool, metrics: list[str]) -> list[dict]:
+    """The rows of ``metrics`` (in that order) for one system's reconstruction of one excerpt."""
+    from earshot.benchmark.evaluate.metrics import compute_metric
 
-    rows = compute_all(reference, np.full_like(degraded, np.nan) if non_finite else degraded,
-                       sample_rate, excerpt["category"])
-    return [{"job": job, "loss": loss, "seed": seed, "item": excerpt["item"], "category": excerpt["category"],
-             "metric": r["metric"], "value": r["value"], "error": r["error"]} for r in rows]
+    if non_finite:
+        degraded = np.full_like(degraded, np.nan)
+    rows = []
+    for name in metrics:
+        value, error = compute_metric(name, reference, degraded, sample_rate)
+        rows.append({"job": job, "loss": loss, "seed": seed, "item": excerpt["item"], "category": excerpt["category"],
+                     "metric": name, "value": value, "error": error})
+    return rows
+
+
+# Bump when reconstruct() or the excerpt selection changes what is measured: every cached value is then redone.
+RECONSTRUCTION_VERSION = 1
+
+Reconstructor = Callable[[np.ndarray], np.ndarray]  # a whole signal → its reconstruction
+
+
+@dataclass
+class System:
+    """One thing evaluate_run reconstructs and measures: a trained job, or a baseline.
+
+    ``key`` is what its reconstructions depend on besides the evaluation's inputs (a job: its
+    checkpoint's SHA-256; a baseline: a hash of what it is fitted from); the cache reuses a
+    system's stored metrics and wavs only while it is unchanged. ``load`` is called only when
+    reconstructions must be made, and returns (the reconstructor, loss name, seed).
+    """
+
+    name: str
+    key: str
+    load: Callable[[], tuple[Reconstructor, str, int]]
+
+
+def _job_system(job_dir: JobDir, config: RunConfig, device: torch.device) -> System:
+    def load() -> tuple[Reconstructor, str, int]:
+        model, loss, state = load_trained(job_dir.path, device)
+
+        def run(audio: np.ndarray) -> np.ndarray:
+            return reconstruct(model, loss, audio, config.data.window, config.data.normalize_windows,
+                               config.eval.batch, device, config.train.bf16)
+
+        return run, state["loss_name"], int(state["seed"])
+
+    return System(job_dir.name, file_digest(job_dir.checkpoint), load)
+
+
+def _inputs_key(config: RunConfig, data: Path | None, excerpts: list[Excerpt],
+                references: dict[str, np.ndarray]) -> str:
+    """A hash of everything every system's measurements depend on: the data and evaluation settings,
+    the excerpts and the reference samples themselves (so edited audio files are noticed)."""
+    settings = {"reconstruction": RECONSTRUCTION_VERSION, "data": config.data.model_dump(mode="json"),
+                "eval": config.eval.model_dump(mode="json", exclude={"workers"}), "bf16": config.train.bf16,
+                "folder": None if data is None else Path(data).name, "excerpts": [asdict(e) for e in excerpts]}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for e in excerpts:
+        digest.update(np.ascontiguousarray(references[e.item]).tobytes())
+    return digest.hexdigest()
+
+
+def _stale_metrics(entry: dict, rows: pd.DataFrame, excerpts: list[Excerpt]) -> set[str]:
+    """The metrics whose stored rows for one unchanged system cannot be reused: computed with another
+    version, missing for an excerpt, or skipped for a package that is now installed."""
+    stale = set()
+    versions = entry.get("metrics", {})
+    for name, spec in METRICS.items():
+        expected = sum(e.category in spec.categories for e in excerpts)
+        if not expected:
+            continue
+        mine = rows[rows["metric"] == name]
+        skipped = mine["error"].fillna("").str.startswith("skipped").any()
+        if versions.get(name) != spec.version or len(mine) != expected or (skipped and skip_reason(name) is None):
+            stale.add(name)
+    return stale
 
 
 def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, workers: int | None = None,
-                 log: Callable[[str], None] = print) -> pd.DataFrame:
+                 log: Callable[[str], None] = print, force: bool = False) -> pd.DataFrame:
     """Reconstruct the test excerpts with every trained job of a run and measure them.
 
     With ``data``, the excerpts come from that folder (all of it is held out) and
     everything is written under ``run_dir/eval-<folder name>/`` instead.
+
+    Cached: a system whose checkpoint (or baseline fit), the evaluation's inputs and a metric's
+    version are unchanged since the last evaluation keeps its stored values, without loading its
+    model; a new metric version or a newly installed metric package is measured from the stored
+    reconstructions; a new or retrained job is reconstructed and measured. ``force`` redoes all.
+
     Returns the tidy metrics table, also written to ``metrics.parquet`` beside what a reader
-    needs to know about each metric (``metrics_info.json``).
+    needs to know about each metric (``metrics_info.json``) and what the values were computed
+    from (``eval_cache.json``).
     """
     from earshot.benchmark.data.audio import load_folder
     from earshot.benchmark.data.windows import load_data, split_by_file
@@ -133,31 +212,90 @@ def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, 
         raise ValueError(f"{run.path}: no held-out files to evaluate on (data.test_fraction is {config.data.test_fraction})")
     excerpts = select_excerpts(test_files, config.eval.excerpt_seconds, config.eval.excerpts_per_category, rate)
     by_path = {f.relative: f for f in test_files}
-    references = {}
+    # What a listener hears (16-bit PCM): the references are measured as they are written.
+    references = {e.item: pcm16(by_path[e.source].audio[e.start:e.start + e.samples]).astype(np.float32) / PCM16_SCALE
+                  for e in excerpts}
+
+    inputs = _inputs_key(config, data, excerpts, references)
+    cache = {} if force else out.read_eval_cache()
+    old = out.read_metrics() if cache.get("inputs") == inputs else None
+    cached = cache.get("systems", {}) if old is not None else {}
     for e in excerpts:
-        audio = by_path[e.source].audio[e.start:e.start + e.samples]
-        references[e.item] = write_wav(out.reference_wav(e.item), audio, rate)
-    out.write_excerpts([asdict(e) for e in excerpts])
+        if old is None or not out.reference_wav(e.item).is_file():
+            write_wav(out.reference_wav(e.item), references[e.item], rate)
+    if old is None or not out.excerpts_file.is_file():
+        out.write_excerpts([asdict(e) for e in excerpts])
 
     jobs = run.finished_jobs()
     if not jobs:
         raise ValueError(f"{run.path}: no finished job to evaluate")
+    systems = [_job_system(job_dir, config, torch_device) for job_dir in jobs]
+
+    # Per system: its stored rows by (item, metric) and what must be redone ("all", or the stale metrics).
+    stored: dict[str, dict[tuple[str, str], dict]] = {}
+    todo: dict[str, set[str] | None] = {}
+    for system in systems:
+        entry = cached.get(system.name)
+        if entry is None or entry.get("key") != system.key:
+            stored[system.name], todo[system.name] = {}, None
+            continue
+        rows = old[old["job"] == system.name]
+        stored[system.name] = {(r["item"], r["metric"]): r for r in rows.to_dict("records")}
+        stale = _stale_metrics(entry, rows, excerpts)
+        have_wavs = all(out.recon_wav(system.name, e.item).is_file() for e in excerpts)
+        todo[system.name] = stale if have_wavs else None
+
+    new_cache = {"inputs": inputs, "systems": {}}
+    futures: dict[tuple[str, str], Future] = {}
+    unchanged = [s.name for s in systems if todo[s.name] == set()]
+    if unchanged:
+        log(f"metrics unchanged since the last evaluation for {', '.join(unchanged)} (eval --force redoes them)")
     workers = workers or config.eval.workers or os.cpu_count() or 1
-    futures: list[Future] = []
-    with metric_pool(workers) as pool:
-        for job_dir in jobs:
-            model, loss, state = load_trained(job_dir.path, torch_device)
-            for e in excerpts:
-                recon = reconstruct(model, loss, references[e.item], config.data.window,
-                                    config.data.normalize_windows, config.eval.batch, torch_device, config.train.bf16)
-                non_finite = not np.isfinite(recon).all()
-                heard = write_wav(out.recon_wav(job_dir.name, e.item), recon, rate)
-                futures.append(pool.submit(_metrics_task, job_dir.name, state["loss_name"], state["seed"],
-                                           asdict(e), references[e.item], heard, rate, non_finite))
-            log(f"reconstructed {len(excerpts)} excerpts with {job_dir.name}")
-            del model, loss, state
-        rows = [row for f in futures for row in f.result()]
+    with contextlib.ExitStack() as stack:
+        pool = None
+        for system in systems:
+            entry = cached.get(system.name)
+            redo = todo[system.name]
+            if redo == set():
+                new_cache["systems"][system.name] = entry
+                continue
+            pool = pool or stack.enter_context(metric_pool(workers))
+            if redo is None:
+                reconstructor, loss, seed = system.load()
+                non_finite = []
+                for e in excerpts:
+                    recon = reconstructor(references[e.item])
+                    if not np.isfinite(recon).all():
+                        non_finite.append(e.item)
+                    heard = write_wav(out.recon_wav(system.name, e.item), recon, rate)
+                    futures[system.name, e.item] = pool.submit(
+                        _metrics_task, system.name, loss, seed, asdict(e), references[e.item], heard, rate,
+                        e.item in non_finite, metrics_for(e.category))
+                log(f"reconstructed {len(excerpts)} excerpts with {system.name}")
+                del reconstructor
+            else:
+                loss, seed, non_finite = entry["loss"], entry["seed"], entry.get("non_finite", [])
+                for e in excerpts:
+                    names = [m for m in metrics_for(e.category) if m in redo]
+                    if names:
+                        futures[system.name, e.item] = pool.submit(
+                            _metrics_task, system.name, loss, seed, asdict(e), references[e.item],
+                            read_wav(out.recon_wav(system.name, e.item)), rate, e.item in non_finite, names)
+                log(f"measuring {', '.join(sorted(redo))} of {system.name} from its stored reconstructions")
+            new_cache["systems"][system.name] = {
+                "key": system.key, "loss": loss, "seed": seed, "non_finite": non_finite,
+                "metrics": {name: spec.version for name, spec in METRICS.items()}}
+        measured = {key: {(r["item"], r["metric"]): r for r in future.result()} for key, future in futures.items()}
+
+    # In table order (system, excerpt, metric), whichever rows were reused or measured.
+    rows = []
+    for system in systems:
+        for e in excerpts:
+            fresh = measured.get((system.name, e.item), {})
+            for name in metrics_for(e.category):
+                rows.append(fresh.get((e.item, name)) or stored[system.name][e.item, name])
     frame = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     out.write_metric_info(metric_catalog())
     out.write_metrics(frame)
+    out.write_eval_cache(new_cache)
     return frame

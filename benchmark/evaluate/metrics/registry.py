@@ -43,7 +43,9 @@ class MetricSpec:
     (the high-frequency fraction, the error's flatness) and for the HF ratios,
     whose ideal is 0 dB (``ideal``: the best value, for metrics with no better
     direction; None otherwise). ``requires`` are the modules the function imports;
-    ``install`` says how to get them.
+    ``install`` says how to get them. ``version`` keys the evaluation cache: whoever
+    changes what the metric computes (its code, a constant, the library it wraps)
+    bumps it, and the next ``earshot eval`` recomputes that metric alone.
     """
 
     name: str
@@ -55,6 +57,7 @@ class MetricSpec:
     requires: tuple[str, ...] = ()
     install: str = ""
     ideal: float | None = None
+    version: int = 1
 
 
 _PESQ = dict(requires=("pesq", "soxr"), install="pip install pesq")
@@ -144,11 +147,15 @@ def available_metrics() -> dict[str, str | None]:
         Metric name → None when it can run, else the reason it will be skipped
         (the module that fails to import and how to install it).
     """
-    result = {}
-    for name, spec in METRICS.items():
-        missing = _missing(spec.requires)
-        result[name] = None if missing is None else f"skipped: {missing}; {spec.install}"
-    return result
+    return {name: skip_reason(name) for name in METRICS}
+
+
+def skip_reason(name: str) -> str | None:
+    """Why metric ``name`` is skipped here ("skipped: <module> is not importable …; <install>"), or
+    None when it can run. Imports only that metric's modules. Raises KeyError: unknown metric."""
+    spec = METRICS[name]
+    missing = _missing(spec.requires)
+    return None if missing is None else f"skipped: {missing}; {spec.install}"
 
 
 def metrics_for(category: str) -> list[str]:
@@ -188,9 +195,9 @@ def compute_metric(
     degraded = np.asarray(degraded)
     if reference.ndim != 1 or degraded.ndim != 1:
         raise ValueError(f"metrics take 1-D mono arrays, got shapes {reference.shape} and {degraded.shape}")
-    missing = _missing(spec.requires)
-    if missing is not None:
-        return math.nan, f"skipped: {missing}; {spec.install}"
+    skipped = skip_reason(name)
+    if skipped is not None:
+        return math.nan, skipped
     try:
         return float(spec.function(reference, degraded, sample_rate)), None
     except MetricError as error:
