@@ -12,12 +12,10 @@ from typing import Optional
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
+
+from earshot.results.terminal import console, err_console, print_table
 
 listen_app = typer.Typer(no_args_is_help=True, help="The blind MUSHRA listening test (ITU-R BS.1534).")
-console = Console()
-err_console = Console(stderr=True)
 DB_HELP = "database URL (sqlite:///path or postgresql://...); default $EARSHOT_DB or a SQLite file in your data folder"
 
 
@@ -58,6 +56,7 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
     from earshot.listening_app.prepare import prepare_test
     from earshot.listening_app.settings import TestSettings
     from earshot.listening_app.store import set_status
+    from earshot.results.present import Table
 
     if loudness not in LOUDNESS_METHODS:
         _fail(f"--loudness: {loudness!r} is not one of {', '.join(LOUDNESS_METHODS)}")
@@ -79,10 +78,9 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
                   f"+ hidden reference + anchors at {made.anchor_low_hz:.1f} Hz and {made.anchor_mid_hz:.1f} Hz")
     matching = "BS.1770-4 integrated loudness" if made.loudness == "bs1770" else "RMS"
     console.print(f"every stimulus matched to its reference's {matching} (--loudness {made.loudness})")
-    table = Table("item", *sorted(next(iter(made.gains_db.values()))), title="gain applied (dB)")
-    for item, gains in made.gains_db.items():
-        table.add_row(item, *[f"{gains[c]:+.2f}" for c in sorted(gains)])
-    console.print(table)
+    conditions = sorted(next(iter(made.gains_db.values())))
+    print_table(Table(["item", *conditions], [[item, *[f"{gains[c]:+.2f}" for c in conditions]]
+                                              for item, gains in made.gains_db.items()], "gain applied (dB)"))
     console.print("open it with: earshot listen open " + made.name if not open_test else "the test is open")
 
 
@@ -114,13 +112,12 @@ def close(name: str, db: Optional[str] = typer.Option(None, help=DB_HELP)) -> No
 def list_(db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
     """Tests in the database, their status and how many ratings they have."""
     from earshot.listening_app.store import list_tests, ratings_frame
+    from earshot.results.present import Table
 
     frame = ratings_frame(db)
-    table = Table("test", "status", "run", "anchors (Hz)", "loudness", "ratings")
-    for t in list_tests(db):
-        table.add_row(t.name, t.status, t.run_id, f"{t.anchor_low_hz:.1f} / {t.anchor_mid_hz:.1f}", t.loudness,
-                      str(int((frame["test"] == t.name).sum())))
-    console.print(table)
+    print_table(Table(["test", "status", "run", "anchors (Hz)", "loudness", "ratings"],
+                      [[t.name, t.status, t.run_id, f"{t.anchor_low_hz:.1f} / {t.anchor_mid_hz:.1f}", t.loudness,
+                        str(int((frame["test"] == t.name).sum()))] for t in list_tests(db)]))
 
 
 @listen_app.command()

@@ -67,10 +67,45 @@ class Table:
     main: bool = True  # part of the LaTeX output
     align_numbers: bool = True  # HTML: right-align numeric cells (not in key-value tables)
     collapsed: bool = False  # HTML: inside a <details>
+    # The raw values each row's cells were formatted from, one JSON-ready dict per row (``--json``);
+    # empty for a table of words.
+    records: list[dict] = field(default_factory=list)
 
     def frame(self) -> pd.DataFrame:
         """The table as a DataFrame of strings (for ``st.dataframe``), columns as headed."""
         return pd.DataFrame(self.rows, columns=self.columns)
+
+    def to_json(self) -> dict:
+        """The table as JSON-ready data: caption, columns, rows of display strings, the bold
+        ``[row, column]`` cells and the rows' raw ``records``."""
+        return {"caption": self.caption, "columns": list(self.columns), "rows": [list(r) for r in self.rows],
+                "bold": sorted([i, j] for i, j in self.bold), "records": json_value(self.records)}
+
+
+def json_value(value):
+    """``value`` as JSON can hold it: numpy scalars as Python numbers, NaN and infinity as None,
+    times as ISO text, dicts and sequences element by element, anything else unknown as text."""
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, np.ndarray, pd.Series)):
+        return [json_value(v) for v in value]
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return _finite(value)
+    if pd.isna(value):  # pd.NA, NaT
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def records(frame: pd.DataFrame, columns: list[str] | None = None) -> list[dict]:
+    """``frame``'s rows (only ``columns`` when given) as JSON-ready dicts, for :attr:`Table.records`."""
+    part = frame if columns is None else frame[[c for c in columns if c in frame.columns]]
+    return [json_value(row) for row in part.to_dict("records")]
 
 
 # ---------------------------------------------------------------------------

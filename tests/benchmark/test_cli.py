@@ -17,18 +17,10 @@ runner = CliRunner()
 
 
 def table_rows(output: str) -> dict[str, list[str]]:
-    """A rich table's rows by first cell, each cell's wrapped lines joined: ``{name: [cell, ...]}``."""
-    rows: dict[str, list[str]] = {}
-    for line in output.splitlines():
-        if not line.startswith("│"):
-            continue
-        cells = [c.strip() for c in line.strip("│").split("│")]
-        if cells[0]:
-            rows[cells[0]] = cells
-        else:  # a wrapped line of the row above
-            last = rows[next(reversed(rows))]
-            rows[last[0]] = [f"{a} {b}".strip() for a, b in zip(last, cells)]
-    return rows
+    """A table's rows as printed into a pipe (tab-separated, after its header), by first cell:
+    ``{name: [cell, ...]}``."""
+    lines = [line.split("\t") for line in output.splitlines() if "\t" in line]
+    return {cells[0]: cells for cells in lines[1:]}
 
 
 def test_losses_lists_every_registered_loss():
@@ -98,8 +90,7 @@ def test_data_info_describes_a_folder_per_category(tmp_path):
     result = runner.invoke(app, ["data", "info", "--data", str(album)])
     assert result.exit_code == 0, result.output
     assert "skipped broken.wav" in result.output and "skipped files: 1" in result.output
-    speech_row = next(line for line in result.output.splitlines() if line.strip("│ ").startswith("speech"))
-    assert [c.strip() for c in speech_row.split("│")[1:-1]] == ["speech", "4", "0.07", "3", "1", "0.02"]
+    assert table_rows(result.output)["speech"] == ["speech", "4", "0.07", "3", "1", "0.02"]
     missing = runner.invoke(app, ["data", "info", "--data", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "not a folder" in missing.output
 
