@@ -271,7 +271,7 @@ def paired_differences_table(differences: pd.DataFrame, metric_info: dict) -> Ta
         rows.append([r["metric"], f"{r['a']} − {r['b']}", count(r["pairs"]),
                      metric_interval(r["metric"], r["mean"], r["ci_low"], r["ci_high"], metric_info)])
     return Table(["metric", "difference", "pairs", "mean [95 % CI]"], rows,
-                 "paired differences, every category pooled", bold=bold)
+                 "paired differences, every category pooled", bold=bold, records=records(pooled[pooled["pairs"] != 0]))
 
 
 def per_item_table(wide: pd.DataFrame, metric: str, metric_info: dict) -> Table:
@@ -280,7 +280,8 @@ def per_item_table(wide: pd.DataFrame, metric: str, metric_info: dict) -> Table:
     losses = [c for c in wide.columns if c not in keys]
     rows = [[str(r[k]) for k in keys] + [metric_value(metric, r[loss], metric_info) for loss in losses]
             for _, r in wide.iterrows()]
-    return Table([*keys, *map(str, losses)], rows, f"{metric} per item, mean over seeds", main=False, collapsed=True)
+    return Table([*keys, *map(str, losses)], rows, f"{metric} per item, mean over seeds", main=False, collapsed=True,
+                 records=records(wide))
 
 
 def claims_table(claims: pd.DataFrame, metric_info: dict) -> Table:
@@ -309,7 +310,7 @@ def compare_table(comparison: pd.DataFrame, category: str, run_a: str, run_b: st
                        metric_decimals(r["metric"], metric_info, r["mean_a"]))]
              for _, r in rows.iterrows()]
     return Table(["metric", "loss", f"A: {run_a}", f"B: {run_b}", "B − A"], cells,
-                 f"{category}: mean [95 % CI] over seeds × items")
+                 f"{category}: mean [95 % CI] over seeds × items", records=records(rows.drop(columns="_order")))
 
 
 # ---------------------------------------------------------------------------
@@ -334,7 +335,7 @@ def screening_table(screening) -> Table:
              count(r["mid_anchor_above"]), count(r["mid_anchor_items"]), yes_no(r["excluded"]), str(r["reason"])]
             for _, r in raters.iterrows()]
     return Table(SCREENING_COLUMNS, rows, "post-screening per rater (ITU-R BS.1534-3 §4.1.2)",
-                 bold={(i, 6) for i, row in enumerate(rows) if row[6] == "yes"})
+                 bold={(i, 6) for i, row in enumerate(rows) if row[6] == "yes"}, records=records(raters))
 
 
 MUSHRA_GROUPS = ((("system",), "systems"), (("reference", "anchor"), "hidden reference and anchors"))
@@ -350,7 +351,8 @@ def mushra_tables(summary: pd.DataFrame) -> list[Table]:
                      score_interval(r["mean"], r["ci_low"], r["ci_high"]), score(r["median"])]
                     for _, r in part.iterrows()]
             tables.append(Table(["condition", "kind", "raters", "ratings", "mean [95 % t-CI]", "median"], rows,
-                                f"MUSHRA scores, {caption}: mean over raters of each rater's mean over items"))
+                                f"MUSHRA scores, {caption}: mean over raters of each rater's mean over items",
+                                records=records(part)))
     return tables
 
 
@@ -370,7 +372,7 @@ def pairwise_table(pairwise: pd.DataFrame, blocks: str = "rater") -> Table:
             for _, r in pairwise.iterrows()]
     return Table(["a", "b", f"{blocks}s", "mean a − b", "W", "p", "p (Holm)", "significant", "r (rank-biserial)"],
                  rows, "pairwise Wilcoxon signed-rank tests between systems, Holm-corrected, α = 0.05",
-                 bold={(i, 7) for i, row in enumerate(rows) if row[7] == "yes"})
+                 bold={(i, 7) for i, row in enumerate(rows) if row[7] == "yes"}, records=records(pairwise))
 
 
 def mixed_model_table(fixed_effects: pd.DataFrame) -> Table:
@@ -379,7 +381,7 @@ def mixed_model_table(fixed_effects: pd.DataFrame) -> Table:
             for _, r in fixed_effects.iterrows()]
     return Table(["term", "estimate [95 % CI]", "p"], rows,
                  "linear mixed model score ~ condition + (1|rater) + (1|item) (statsmodels MixedLM, REML)",
-                 main=False)
+                 main=False, records=records(fixed_effects))
 
 
 def variance_sentence(variance: dict) -> str:
@@ -398,4 +400,4 @@ def correlation_table(table: pd.DataFrame) -> Table:
     return Table(["metric", "better", "level", "n", "Spearman ρ [95 % CI]", "p", "Kendall τ [95 % CI]", "p"], rows,
                  "rank correlation of each metric with MUSHRA scores: system level = per condition means, item "
                  "level = per condition × item; 95 % Fisher-z intervals (– where n is too small). A good ↓ "
-                 "metric correlates negatively.")
+                 "metric correlates negatively.", records=records(table))

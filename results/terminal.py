@@ -86,7 +86,7 @@ def print_table(table: Table, key: str | None = None, **about) -> None:
         _document["tables"].append({"key": key, **about, **table.to_json()})
         return
     if not console.is_terminal:
-        for line in tab_separated(table):
+        for line in ["", *tab_separated(table)]:  # a blank line sets a table off from the lines before it
             console.file.write(line + "\n")  # Rich would expand the tabs
         console.file.flush()
         return

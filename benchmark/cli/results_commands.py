@@ -15,7 +15,9 @@ from typing import Optional
 import pandas as pd
 import typer
 
-from earshot.benchmark.cli.render import console, fail, print_table
+from earshot.benchmark.cli.render import console, fail, json_document, print_table, print_text
+
+JSON_HELP = "Print one JSON document (the tables as shown, with the numbers behind them) instead; logs go to stderr."
 
 
 def _sqlite_file(db_url: str) -> Path | None:
@@ -85,6 +87,7 @@ def compare(
     run_b: Path = typer.Argument(..., help="The second run directory (B)."),
     category: str = typer.Option("all", help="A category, or all (every category pooled)."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Also write every category's comparison to this CSV."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Two runs side by side: each loss's metric means in A and B, and B − A."""
     from earshot.results.aggregate import compare_runs, metric_order
@@ -104,9 +107,11 @@ def compare(
     if category not in set(table["category"]):
         fail(f"no metrics for category {category!r} (have: all, {', '.join(sorted(set(table['category']) - {'all'}))})")
     order = metric_order(pd.concat([a.metrics, b.metrics], ignore_index=True), {**b.metric_info, **a.metric_info})
-    print_table(compare_table(table, category, a.run_id, b.run_id, order, {**b.metric_info, **a.metric_info}))
-    if csv:
-        console.print(f"wrote {csv}")
+    with json_document(as_json, command="compare", run_a=str(run_a), run_b=str(run_b), category=category):
+        print_table(compare_table(table, category, a.run_id, b.run_id, order, {**b.metric_info, **a.metric_info}),
+                    key="compare")
+        if csv:
+            console.print(f"wrote {csv}")
 
 
 def analyze(
@@ -116,9 +121,9 @@ def analyze(
     db: Optional[str] = typer.Option(None, "--db", help="Database URL (default: $EARSHOT_DB or the app's SQLite)."),
     blocks: str = typer.Option("rater", help="Unit of the tests: rater (default) or trial (rater × item)."),
     mixed: bool = typer.Option(False, "--mixed/--no-mixed", help="Also fit the linear mixed model."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Post-screening, MUSHRA means with CIs, Friedman and pairwise Wilcoxon tests."""
-    from earshot.results import present
     from earshot.results.listening import RatingsError, analyze_ratings, read_ratings
 
     if ratings is not None:
@@ -141,24 +146,36 @@ def analyze(
         orders = {info.name: system_order(info.run_dir) for info in list_tests(url)}
     if not frames:
         fail("no ratings found")
-    for name, frame in frames:
-        result = analyze_ratings(frame, name, blocks=blocks, with_mixed_model=mixed,
-                                 system_order=orders.get(name))
-        console.rule(f"test {name}")
-        for note in result.notes:
-            console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
-        if result.screening is None:
-            continue
-        console.print(present.screening_sentence(result.screening), highlight=False, soft_wrap=True)
-        print_table(present.screening_table(result.screening))
-        for table in present.mushra_tables(result.summary):
-            print_table(table)
-        console.print(present.friedman_sentence(result.friedman, blocks), highlight=False, soft_wrap=True)
-        if len(result.pairwise):
-            print_table(present.pairwise_table(result.pairwise, blocks))
-        if result.mixed is not None:
-            if len(result.mixed["fixed"]):
-                print_table(present.mixed_model_table(result.mixed["fixed"]))
-                console.print(present.variance_sentence(result.mixed["variance"]), highlight=False, soft_wrap=True)
-            if result.mixed["note"]:
-                console.print(f"[yellow]note:[/] {result.mixed['note']}", highlight=False, soft_wrap=True)
+    with json_document(as_json, command="listen analyze", blocks=blocks, tests={}) as document:
+        for name, frame in frames:
+            result = analyze_ratings(frame, name, blocks=blocks, with_mixed_model=mixed,
+                                     system_order=orders.get(name))
+            _print_analysis(name, result, blocks)
+            if document is not None:  # the numbers behind the sentences
+                document["tests"][name] = {"friedman": result.friedman, "notes": result.notes,
+                                           "variance": result.mixed["variance"] if result.mixed else None}
+
+
+def _print_analysis(name: str, result, blocks: str) -> None:
+    """One listening test's analysis: notes, post-screening, MUSHRA tables, Friedman, pairwise tests
+    and the mixed model, each table and sentence labelled with the test's name under --json."""
+    from earshot.results import present
+
+    console.rule(f"test {name}")
+    for note in result.notes:
+        print_text(note, label="note", test=name)
+    if result.screening is None:
+        return
+    print_text(present.screening_sentence(result.screening), test=name)
+    print_table(present.screening_table(result.screening), key="screening", test=name)
+    for table in present.mushra_tables(result.summary):
+        print_table(table, key="mushra", test=name)
+    print_text(present.friedman_sentence(result.friedman, blocks), test=name)
+    if len(result.pairwise):
+        print_table(present.pairwise_table(result.pairwise, blocks), key="pairwise", test=name)
+    if result.mixed is not None:
+        if len(result.mixed["fixed"]):
+            print_table(present.mixed_model_table(result.mixed["fixed"]), key="mixed-model", test=name)
+            print_text(present.variance_sentence(result.mixed["variance"]), test=name)
+        if result.mixed["note"]:
+            print_text(result.mixed["note"], label="note", test=name)
