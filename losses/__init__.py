@@ -12,6 +12,7 @@ from earshot.losses.base import (
     check_all_options,
     describe_losses,
     loss_option_names,
+    missing_requirements,
     register,
 )
 # Registered in the README's order, which is the order `--grid all-losses` trains them in.
@@ -24,4 +25,5 @@ from earshot.losses import feature as _feature  # noqa: F401  (registers crepe-f
 from earshot.losses.combine import WeightedSum, check_expression, parse_expression
 
 __all__ = ["REGISTRY", "Loss", "UnknownLossError", "WeightedSum", "build_loss", "check_all_options",
-           "check_expression", "describe_losses", "loss_option_names", "parse_expression", "register"]
+           "check_expression", "describe_losses", "loss_option_names", "missing_requirements", "parse_expression",
+           "register"]

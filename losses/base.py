@@ -46,6 +46,15 @@ class Loss(nn.Module):
         """(head kind, head channels) this loss would need with ``options``, without building it."""
         return cls.head_kind, cls.head_channels
 
+    @classmethod
+    def missing_requirements(cls, **options: Any) -> list[str]:
+        """What this loss with ``options`` needs that this machine lacks (a package, a model's
+        weights), each as one line naming it and the command that installs it; [] when it can run.
+
+        Checked for every loss of a run before its first job trains; the default needs nothing.
+        """
+        return []
+
     def decode(self, head: torch.Tensor) -> torch.Tensor:
         """Waveform ``(batch, samples)`` from the decoder head."""
         return head[:, 0]
@@ -136,6 +145,22 @@ def build_loss(name: str, sample_rate: int, options: Mapping[str, Mapping[str, A
     from earshot.losses.combine import build_expression
 
     return build_expression(name, sample_rate, options)
+
+
+def missing_requirements(expression: str, options: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
+    """What the terms of a loss expression need that this machine lacks, one line each
+    (:meth:`Loss.missing_requirements`); [] when it can run.
+
+    Raises:
+        UnknownLossError: a malformed expression or an unknown name or option.
+    """
+    from earshot.losses.combine import parse_expression
+
+    missing = []
+    for _, name in parse_expression(expression):
+        kwargs = check_options(name, (options or {}).get(name))
+        missing += [line for line in REGISTRY[name].missing_requirements(**kwargs) if line not in missing]
+    return missing
 
 
 def describe_losses() -> list[tuple[str, str, int]]:

