@@ -23,6 +23,8 @@ import torch
 from earshot.benchmark.data.audio import AudioFile
 from earshot.benchmark.config import RunConfig, config_from_dict
 from earshot.benchmark.data.windows import NORMALIZE_EPS
+from earshot.benchmark.evaluate.baseline import (LinearBaseline, adequacy_record, held_out_objective, held_out_windows,
+                                                 job_objective)
 from earshot.benchmark.evaluate.metrics import METRICS, metric_catalog, metric_pool, metrics_for
 from earshot.benchmark.evaluate.metrics.registry import skip_reason
 from earshot.benchmark.train.loop import load_trained
@@ -136,9 +138,13 @@ class System:
     load: Callable[[], tuple[Reconstructor, str, int]]
 
 
-def _job_system(job_dir: JobDir, config: RunConfig, device: torch.device) -> System:
+def _job_system(job_dir: JobDir, config: RunConfig, device: torch.device,
+                on_load: Callable[[str, object, object, dict], None] | None = None) -> System:
+    """A trained job as a system; ``on_load(job, model, loss, state)`` measures more while its model is loaded."""
     def load() -> tuple[Reconstructor, str, int]:
         model, loss, state = load_trained(job_dir.path, device)
+        if on_load is not None:
+            on_load(job_dir.name, model, loss, state)
 
         def run(audio: np.ndarray) -> np.ndarray:
             return reconstruct(model, loss, audio, config.data.window, config.data.normalize_windows,
@@ -147,6 +153,21 @@ def _job_system(job_dir: JobDir, config: RunConfig, device: torch.device) -> Sys
         return run, state["loss_name"], int(state["seed"])
 
     return System(job_dir.name, file_digest(job_dir.checkpoint), load)
+
+
+def _baseline_system(baseline: LinearBaseline, config: RunConfig, device: torch.device) -> System:
+    """The run's linear baseline as a system (loss and job ``pca-<latent>``, seed 0), fitted only when measured."""
+    def load() -> tuple[Reconstructor, str, int]:
+        pca = baseline.model()
+
+        def run(audio: np.ndarray) -> np.ndarray:
+            # Never under bf16 autocast: the baseline is the exact linear fit.
+            return reconstruct(pca, pca, audio, config.data.window, config.data.normalize_windows,
+                               config.eval.batch, device, bf16=False)
+
+        return run, baseline.name, 0
+
+    return System(baseline.name, baseline.key, load)
 
 
 def _inputs_key(config: RunConfig, data: Path | None, excerpts: list[Excerpt],
@@ -229,7 +250,18 @@ def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, 
     jobs = run.finished_jobs()
     if not jobs:
         raise ValueError(f"{run.path}: no finished job to evaluate")
-    systems = [_job_system(job_dir, config, torch_device) for job_dir in jobs]
+    # Adequacy: while a job's model is loaded, its own loss on held-out windows, and the baseline's.
+    baseline = LinearBaseline(run, config, torch_device, log)
+    held_out = held_out_windows(list(references.values()), config.data.window, config.data.normalize_windows,
+                                config.data.min_window_rms)
+    objectives: dict[str, dict] = {}
+
+    def measure_objective(job: str, model, loss, state: dict) -> None:
+        objectives[job] = job_objective(state, held_out_objective(model, loss, baseline.model(), held_out,
+                                                                  config.eval.batch, torch_device, config.train.bf16))
+
+    systems = [_job_system(job_dir, config, torch_device, measure_objective) for job_dir in jobs]
+    systems.append(_baseline_system(baseline, config, torch_device))
 
     # Per system: its stored rows by (item, metric) and what must be redone ("all", or the stale metrics).
     stored: dict[str, dict[tuple[str, str], dict]] = {}
@@ -297,5 +329,6 @@ def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, 
     frame = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     out.write_metric_info(metric_catalog())
     out.write_metrics(frame)
+    out.write_adequacy(adequacy_record(out.read_adequacy(), baseline, objectives, [job.name for job in jobs]))
     out.write_eval_cache(new_cache)
     return frame
