@@ -22,6 +22,8 @@ The formatting rules, one per quantity:
   :data:`STATISTIC_DECIMALS`;
 - **a p-value**: 3 decimals, or ``< 0.001`` below that;
 - **a count**: an integer; **a yes/no**: ``yes`` / ``no``; **a missing value**: ``–``;
+- **a relative change** (a training loss's fall): a percentage with
+  :data:`PERCENT_DECIMALS` decimal, ``12.3 %``;
 - **words** (claims, verdicts, reasons, names) are never shortened;
 - **anything else** (durations, minutes, sizes in the run's description):
   :func:`number`, 3 significant digits.
@@ -39,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from earshot.results import aggregate
+from earshot.results import adequacy, aggregate
 
 MISSING = "–"
 UNIT_DECIMALS = {"dB": 2, "MOS": 2, "MOS-LQO": 2, "0-1": 3, "fraction": 3}
@@ -51,6 +53,7 @@ CORRELATION_DECIMALS = 2
 STATISTIC_DECIMALS = 2
 P_DECIMALS = 3
 P_FLOOR = 0.001  # below this a p-value prints as "< 0.001"
+PERCENT_DECIMALS = 1
 
 DIRECTION_MARKS = {True: "↑", False: "↓"}
 IDEAL_ZERO_MARK = "→0"
@@ -232,17 +235,19 @@ def direction(metric: str, metric_info: dict) -> str:
 
 
 def metric_summary_table(summary: pd.DataFrame, category: str, losses: list[str], order: list[str],
-                         metric_info: dict) -> Table | None:
+                         metric_info: dict, metrics: pd.DataFrame) -> Table | None:
     """One category of :func:`aggregate.metric_summary`: a row per metric, a ``mean [CI]`` column
-    per loss, the best loss of each row in bold; None when the category has no rows."""
+    per loss and a ``best`` column (:func:`aggregate.best_in_row` on the tidy ``metrics``): the
+    clearly best loss, in bold, or the tied losses; None when the category has no rows."""
     rows_for = summary[summary["category"] == category]
     if rows_for.empty:
         return None
-    rows, bold = [], set()
+    rows, bold, raw = [], set(), []
     for metric in [m for m in order if m in set(rows_for["metric"])]:
         info = metric_info.get(metric) or {}
         by_loss = rows_for[rows_for["metric"] == metric].set_index("loss")
-        best = aggregate.best_loss(by_loss["mean"].reindex(losses), info.get("higher_is_better"), info.get("ideal"))
+        verdict = aggregate.best_in_row(metrics, metric, losses, info.get("higher_is_better"), info.get("ideal"),
+                                        category)
         cells = [metric, info.get("unit") or MISSING, direction(metric, metric_info)]
         for j, loss in enumerate(losses):
             if loss in by_loss.index:
@@ -250,12 +255,26 @@ def metric_summary_table(summary: pd.DataFrame, category: str, losses: list[str]
                 cells.append(metric_interval(metric, r["mean"], r["ci_low"], r["ci_high"], metric_info))
             else:
                 cells.append("missing")
-            if loss == best:
+            if loss == verdict.best:
                 bold.add((len(rows), 3 + j))
+        cells.append(best_text(verdict))
         rows.append(cells)
-    caption = (f"{category}: mean [95 % hierarchical-bootstrap interval] over seeds × items; best per row in "
-               f"bold (↑ higher better, ↓ lower better, →0 closest to 0 dB; unmarked: descriptive)")
-    return Table(["metric", "unit", "better", *losses], rows, caption, bold=bold)
+        raw.append({"metric": metric, "unit": info.get("unit"), "higher_is_better": info.get("higher_is_better"),
+                    "ideal": info.get("ideal"), "best": verdict.best, "tied": list(verdict.tied),
+                    "losses": {loss: by_loss.loc[loss, ["mean", "ci_low", "ci_high"]].to_dict()
+                               for loss in losses if loss in by_loss.index}})
+    caption = (f"{category}: mean [95 % hierarchical-bootstrap interval] over seeds × items; a loss is best (in "
+               f"bold) only where its paired difference from every other loss excludes 0, otherwise the row "
+               f"names the tied losses (↑ higher better, ↓ lower better, →0 closest to 0 dB item by item; "
+               f"unmarked: descriptive)")
+    return Table(["metric", "unit", "better", *losses, "best"], rows, caption, bold=bold, records=json_value(raw))
+
+
+def best_text(verdict: aggregate.RowBest) -> str:
+    """A row's :class:`aggregate.RowBest` in words: the best loss, ``tied: a, b``, or – (nothing to rank)."""
+    if verdict.best:
+        return verdict.best
+    return "tied: " + ", ".join(verdict.tied) if verdict.tied else MISSING
 
 
 def paired_differences_table(differences: pd.DataFrame, metric_info: dict) -> Table:
@@ -284,16 +303,30 @@ def per_item_table(wide: pd.DataFrame, metric: str, metric_info: dict) -> Table:
                  records=records(wide))
 
 
-def claims_table(claims: pd.DataFrame, metric_info: dict) -> Table:
-    """:func:`claims.check_claims` as a table: statement, metric, pairs, difference with its interval,
-    verdict (in bold when not inconclusive)."""
-    difference = str(claims["difference"].iloc[0]) if len(claims) else "bark − mse"
-    rows = [[c["statement"], c["metric"], count(c["pairs"]),
-             metric_interval(c["metric"], c["mean"], c["ci_low"], c["ci_high"], metric_info), c["verdict"]]
-            for _, c in claims.iterrows()]
-    bold = {(i, 4) for i, r in enumerate(rows) if r[4] != "inconclusive"}
-    return Table(["claim", "metric", "pairs", f"{difference} [95 % CI]", "verdict"], rows, "the seed's claims",
-                 bold=bold)
+HYPOTHESES_COLUMNS = ["hypothesis", "statement", "declared", "metric", "contrast", "pairs", "mean [95 % CI]",
+                      "p (Holm)", "verdict"]
+
+
+def declared_text(declaration) -> str:
+    """When a :class:`hypotheses.Declaration` was declared, in words: ``before training, <time>``."""
+    return declaration.when + (f", {declaration.declared_at}" if declaration.declared_at else "")
+
+
+def hypotheses_table(checked: pd.DataFrame, declaration, metric_info: dict) -> Table:
+    """:func:`claims.check_hypotheses` as a table: each hypothesis, its statement, when it was declared,
+    the metric (and categories), the contrast with its 95 % interval, the Holm-adjusted p and the verdict
+    (in bold when not inconclusive)."""
+    declared = declared_text(declaration)
+    rows = [[str(c["name"]), str(c["statement"]), declared,
+             c["metric"] + ("" if c["categories"] == "all" else f" ({c['categories']})"), str(c["contrast"]),
+             count(c["pairs"]), metric_interval(c["metric"], c["mean"], c["ci_low"], c["ci_high"], metric_info),
+             p_value(c["p_holm"]), str(c["verdict"])]
+            for _, c in checked.iterrows()]
+    bold = {(i, 8) for i, r in enumerate(rows) if r[8] != "inconclusive"}
+    caption = (f"declared hypotheses: {declaration.describe()}; each contrast on the same (seed, item) with the "
+               f"tables' hierarchical-bootstrap interval, p Holm-adjusted over the {len(rows)} declared")
+    return Table(HYPOTHESES_COLUMNS, rows, caption, bold=bold, records=records(checked))
+
 
 
 def compare_table(comparison: pd.DataFrame, category: str, run_a: str, run_b: str, order: list[str],
@@ -311,6 +344,55 @@ def compare_table(comparison: pd.DataFrame, category: str, run_a: str, run_b: st
              for _, r in rows.iterrows()]
     return Table(["metric", "loss", f"A: {run_a}", f"B: {run_b}", "B − A"], cells,
                  f"{category}: mean [95 % CI] over seeds × items", records=records(rows.drop(columns="_order")))
+
+
+def percent(fraction) -> str:
+    """A fraction as a percentage: ``0.123`` → ``12.3 %``; ``–`` when missing."""
+    finite = _finite(fraction)
+    return MISSING if finite is None else f"{fixed(100 * finite, PERCENT_DECIMALS)} %"
+
+
+ADEQUACY_VERDICTS = {True: "undertrained", False: "adequate"}
+
+
+def _adequacy_verdict(row) -> str:
+    if row["undertrained"]:
+        return ADEQUACY_VERDICTS[True]
+    known = row["flattened"] is not None and row["beats_baseline"] is not None
+    return ADEQUACY_VERDICTS[False] if known else "not checked"
+
+
+def adequacy_table(assessment: pd.DataFrame, metric_info: dict) -> Table:
+    """:func:`adequacy.assess`: per job its steps, how much its loss still fell over the last quarter,
+    whether it beats the linear baseline on its own objective, and its verdict (undertrained in bold)."""
+    baseline = next((str(b) for b in assessment["baseline_system"] if b), "baseline") if len(assessment) else "baseline"
+    rows = []
+    for _, r in assessment.iterrows():
+        snr = r["objective"] == adequacy.OBJECTIVE_SNR
+        value = (lambda v: metric_value(adequacy.SNR_METRIC, v, metric_info)) if snr else number
+        rows.append([r["job"], count(r["steps"]), percent(r["relative_change"]),
+                     MISSING if r["flattened"] is None else yes_no(r["flattened"]), r["objective"] or MISSING,
+                     value(r["model"]), value(r["baseline"]),
+                     MISSING if r["beats_baseline"] is None else yes_no(r["beats_baseline"]), _adequacy_verdict(r)])
+    caption = (f"adequacy per job: flattened when its training loss fell by less than "
+               f"{percent(adequacy.FLAT_RELATIVE_CHANGE)} over the last quarter of "
+               f"training (medians of the logged loss); beats {baseline} (PCA with as many components as the "
+               f"code) on its own objective on the held-out audio; undertrained when either fails")
+    return Table(["job", "steps", "loss fell (last quarter)", "flattened", "objective", "model", baseline,
+                  "beats baseline", "verdict"], rows, caption,
+                 bold={(i, 8) for i, row in enumerate(rows) if row[8] == ADEQUACY_VERDICTS[True]},
+                 records=records(assessment))
+
+
+def undertrained_sentence(assessment: pd.DataFrame) -> str | None:
+    """Which jobs are undertrained and why, and what that means for the hypotheses; None when none is."""
+    marked = assessment[assessment["undertrained"].astype(bool)] if len(assessment) else assessment
+    if not len(marked):
+        return None
+    jobs = "; ".join(f"{r['job']} ({r['reason']})" for _, r in marked.iterrows())
+    return (f"Undertrained: {jobs}. Their differences from other losses say more about training than about the "
+            f"loss, so a hypothesis resting on them reads \"not meaningful: undertrained\"; train longer "
+            f"(a larger --budget) before reading them.")
 
 
 # ---------------------------------------------------------------------------
