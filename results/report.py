@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from earshot.results import aggregate, listening, plots, present
+from earshot.results.hypotheses import Declaration, declared_for_run
+
 from earshot.results.present import Table, number
 from earshot.results.rundir import write_text_atomic
 from earshot.results.store import RunData, load_run
@@ -252,21 +254,30 @@ def _metrics_section(run: RunData) -> tuple[Section, pd.DataFrame]:
     return section, summary
 
 
-def _claims_section(run: RunData) -> Section:
-    from earshot.results.claims import check_claims
+def _claims_section(run: RunData, declaration: Declaration) -> Section:
+    from earshot.results.claims import check_hypotheses
 
-    section = Section("claims", "The seed's claims")
+    section = Section("claims", "Declared hypotheses")
+    section.add(f"The hypotheses checked: {declaration.describe()}.")
+    if declaration.when == "after the fact":
+        section.add(Note("these hypotheses were declared after the fact (given to this report), not recorded "
+                         "in the run before training: read their verdicts as exploration"))
     if run.metrics.empty:
-        section.add(Note("no metrics, so the claims cannot be checked"))
+        section.add(Note("no metrics, so the hypotheses cannot be checked"))
         return section
-    claims = check_claims(run.metrics)
-    section.add("Each claim is the paired difference bark − mse per (seed, item) with a 95 % Student-t interval; "
-                "supported when the interval lies wholly on the claimed side of 0, contradicted when wholly on "
-                "the other, else inconclusive.")
-    section.add(present.claims_table(claims, run.metric_info))
-    if set(claims["pairs"]) == {0}:
-        section.add(Note("no (seed, item) pair has both bark and mse: the run lacks one of them"))
+    checked = check_hypotheses(run.metrics, declaration.hypotheses, run.metric_info)
+    section.add("Each hypothesis is the paired difference treatment − baseline per (seed, item) (for closer-to-ideal, "
+                "how much closer to the ideal the treatment lies), with the same hierarchical-bootstrap interval "
+                "as the metric tables. Its p-value is the bootstrap's (the smallest α whose 1 − α interval lies "
+                "wholly beyond the smallest effect on the claimed side, or wholly on the other side of 0), "
+                "Holm-adjusted over the declared set: supported or contradicted when the adjusted p < 0.05, "
+                "else inconclusive.")
+    section.add(present.hypotheses_table(checked, declaration, run.metric_info))
+    for _, row in checked[checked["pairs"] == 0].iterrows():
+        section.add(Note(f"{row['name']}: no (seed, item) pair has both {row['treatment']} and {row['baseline']} "
+                         f"on {row['metric']}: the run lacks one of them"))
     return section
+
 
 
 def _read_wav(path: Path) -> tuple[np.ndarray, int, bytes] | None:
@@ -401,14 +412,18 @@ def _correlation_blocks(section: Section, run: RunData, ratings: pd.DataFrame) -
 
 
 def build_sections(run_dir: str | Path, ratings: str | Path | list[tuple[str, pd.DataFrame]] | None = None,
-                   listening_notes: list[str] | None = None,
-                   screening_options: dict | None = None) -> tuple[RunData, list[Section]]:
+                   listening_notes: list[str] | None = None, screening_options: dict | None = None,
+                   declaration: Declaration | None = None) -> tuple[RunData, list[Section]]:
     """Everything in the report, format-neutral; ``ratings`` as :func:`listening_tests` takes them,
-    ``listening_notes`` say what the caller could not find (shown in the listening section)."""
+    ``listening_notes`` say what the caller could not find (shown in the listening section),
+    ``declaration`` the hypotheses checked (default: :func:`hypotheses.declared_for_run`)."""
+
     run = load_run(run_dir)
     sections = [_run_section(run), _training_section(run)]
     metrics_section, _ = _metrics_section(run)
-    sections += [metrics_section, _claims_section(run), _examples_section(run)]
+    sections += [metrics_section, _claims_section(run, declaration or declared_for_run(run.path)),
+                 _examples_section(run)]
+
     sections.append(_listening_section(run, listening_tests(ratings), list(listening_notes or []),
                                        screening_options))
     return run, sections
@@ -581,21 +596,25 @@ def _latex_column(table: Table, j: int) -> str:
 
 def write_report(run_dir: str | Path, format: str = "html",
                  ratings: str | Path | list[tuple[str, pd.DataFrame]] | None = None,
-                 listening_notes: list[str] | None = None, screening_options: dict | None = None) -> Path:
+                 listening_notes: list[str] | None = None, screening_options: dict | None = None,
+                 declaration: Declaration | None = None) -> Path:
     """Write ``RUN/report/index.html`` (or ``index.md`` with PNGs, or ``index.tex``); returns its path.
 
     ``ratings``: a ratings file, or ``[(test name, ratings frame)]`` in the columns of
     ``earshot listen export`` (see :func:`listening_tests`); None: no listening test.
     ``listening_notes``: what the caller could not find, shown in the listening section.
+    ``declaration``: the hypotheses checked; None: those recorded in the run, else the seed's.
 
     Raises:
         FileNotFoundError: not a run directory.
         ValueError: unknown format.
         results.listening.RatingsError: a ratings file that cannot be read.
+        results.hypotheses.HypothesisError: the run's recorded hypotheses cannot be read.
     """
     if format not in FORMATS:
         raise ValueError(f"unknown report format {format!r} (one of {', '.join(FORMATS)})")
-    run, sections = build_sections(run_dir, ratings, listening_notes, screening_options)
+    run, sections = build_sections(run_dir, ratings, listening_notes, screening_options, declaration)
+
     out_dir = run.dir.report_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     if format == "html":

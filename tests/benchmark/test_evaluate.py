@@ -118,7 +118,8 @@ def test_eval_on_other_audio_and_the_cli(tiny_run_copy, tmp_path):
     other = write_folder(tmp_path / "other album", {"speech": [2.5]})
     result = CliRunner().invoke(app, ["eval", str(run_dir), "--data", str(other), "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert "claims" in result.output and "hf_energy_ratio_db_2k" in result.output
+    assert "declared hypotheses" in result.output and "hf_energy_ratio_db_2k" in result.output
+
     metrics = pd.read_parquet(run_dir / "eval-other album" / "metrics.parquet")
     assert set(metrics["item"]) == {"speech-01"}
     bad = CliRunner().invoke(app, ["eval", str(tmp_path)])

@@ -16,7 +16,9 @@ from earshot.listening_app import store
 from earshot.listening_app.summary import system_order
 from earshot.results import present
 from earshot.results.aggregate import ALL, metric_order, metric_summary
-from earshot.results.claims import check_claims
+from earshot.results.claims import check_hypotheses
+from earshot.results.hypotheses import declared_for_run
+
 from earshot.results.listening import analyze_ratings
 from earshot.results.store import load_run
 from tests.listening_app.conftest import make_test
@@ -97,14 +99,18 @@ def test_report_cli_and_admin_page_print_the_same_tables(rated_run, capsys):
     assert "5 before, 4 after; excluded: r4." in sentence
     assert sentence in html.unescape(page) and sentence in analyzed.output
 
-    # eval's tables (the report's pooled metric table and the claims) are the report's rows.
+    # eval's tables (the report's pooled metric table and the declared hypotheses) are the report's rows.
+
     loaded = load_run(run)
     print_evaluation(run, loaded.metrics)
     eval_rows = capsys.readouterr().out.splitlines()
     losses = [name for name in loaded.losses if name in set(loaded.metrics["loss"])]
     pooled = present.metric_summary_table(metric_summary(loaded.metrics, per_category=False), ALL, losses,
                                           metric_order(loaded.metrics, loaded.metric_info), loaded.metric_info)
-    claims = present.claims_table(check_claims(loaded.metrics), loaded.metric_info)
+    declaration = declared_for_run(run)
+    claims = present.hypotheses_table(check_hypotheses(loaded.metrics, declaration.hypotheses, loaded.metric_info),
+                                      declaration, loaded.metric_info)
+
     for table in (pooled, claims):
         assert table.rows
         for row in table.rows:

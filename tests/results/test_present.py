@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from earshot.results import present
-from earshot.results.claims import check_claims
+from earshot.results.claims import check_hypotheses
+from earshot.results.hypotheses import SEED_HYPOTHESES_FILE, declared_for_run, read
+
 
 INFO = {"si_sdr": {"unit": "dB", "higher_is_better": True, "ideal": None},
         "stoi": {"unit": "0-1", "higher_is_better": True, "ideal": None},
@@ -66,20 +68,25 @@ def test_direction_marks_come_from_the_metric_info():
         == ["↑", "↓", "→0", ""]
 
 
-def test_claims_rows_keep_the_verdict_and_statement_whole():
+def test_hypotheses_rows_keep_the_verdict_and_statement_whole(tmp_path):
+
     rows = []
     for seed in range(2):
         for item in range(6):
             for loss, value in (("bark", -3.0 + 0.1 * item), ("mse", -8.0 + 0.05 * item)):
                 rows.append({"job": f"{loss}-seed{seed}", "loss": loss, "seed": seed, "item": f"speech-{item}",
                              "category": "speech", "metric": "hf_energy_ratio_db_2k", "value": value, "error": None})
-    table = present.claims_table(check_claims(pd.DataFrame(rows)), INFO)
-    assert table.columns == ["claim", "metric", "pairs", "bark − mse [95 % CI]", "verdict"]
+    hypotheses, _ = read(SEED_HYPOTHESES_FILE)
+    table = present.hypotheses_table(check_hypotheses(pd.DataFrame(rows), hypotheses, INFO),
+                                     declared_for_run(tmp_path), INFO)
+    assert table.columns == ["hypothesis", "statement", "declared", "metric", "contrast", "pairs", "mean [95 % CI]",
+                             "p (Holm)", "verdict"]
     first = table.rows[0]
-    assert first[0] == "the bark loss keeps more high-frequency energy (above 2 kHz) than MSE"
-    assert first[2] == "12" and first[4] == "supported" and (0, 4) in table.bold
-    assert first[3].startswith("5.") and first[3].count(".") == 3
-    assert {row[4] for row in table.rows[1:]} == {"inconclusive"}  # no stoi, no error_flatness rows
+    assert first[1] == "the bark loss keeps more high-frequency energy (above 2 kHz) than MSE"
+    assert first[4] == "bark − mse" and first[5] == "12" and first[8] == "supported" and (0, 8) in table.bold
+    assert first[6].startswith("5.") and first[6].count(".") == 3
+    assert {row[8] for row in table.rows[1:]} == {"inconclusive"}  # no stoi, no error_flatness rows
+
 
 
 def test_mushra_tables_split_systems_from_controls():
