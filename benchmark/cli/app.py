@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from earshot.benchmark.cli.render import console, json_document, print_table
+from earshot.benchmark.cli.render import console, json_document, print_table, print_text
 from earshot.benchmark.cli.render import fail as _fail
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -157,6 +157,7 @@ def print_evaluation(run_dir: Path, metrics, hypotheses: Optional[Path] = None) 
     a file given after the fact, else those recorded in the run, else the seed's)."""
     from earshot.benchmark.evaluate.metrics import metric_catalog
     from earshot.results import present
+    from earshot.results.adequacy import assess, undertrained_losses
     from earshot.results.aggregate import ALL, metric_order, metric_summary
     from earshot.results.claims import check_hypotheses
     from earshot.results.hypotheses import HypothesisError, declared_for_run
@@ -167,24 +168,31 @@ def print_evaluation(run_dir: Path, metrics, hypotheses: Optional[Path] = None) 
     losses = [name for name in load_run(run_dir).losses if name in set(metrics["loss"])]
     summary = metric_summary(metrics, per_category=False)
     print_table(present.metric_summary_table(summary, ALL, losses, metric_order(metrics, metric_info), metric_info,
-                                             metrics))
+                                             metrics), key="metrics")
     failures = metrics[metrics["error"].notna()]
     skipped = failures[failures["error"].str.startswith("skipped")]
     for metric, reasons in skipped.groupby("metric")["error"]:
-        console.print(f"metric {metric} skipped: {reasons.iloc[0].removeprefix('skipped: ')}", highlight=False)
+        print_text(f"metric {metric} skipped: {reasons.iloc[0].removeprefix('skipped: ')}")
     failed = failures.drop(skipped.index)
     if len(failed):
-        console.print(f"{len(failed)} metric values could not be computed (NaN, reason in metrics.parquet's error "
-                      f"column; most common: {failed['error'].value_counts().index[0]})", highlight=False)
+        print_text(f"{len(failed)} metric values could not be computed (NaN, reason in metrics.parquet's error "
+                   f"column; most common: {failed['error'].value_counts().index[0]})")
     try:
         declaration = declared_for_run(run_dir, hypotheses)
     except HypothesisError as exc:
         _fail(str(exc))
     if declaration.when == "after the fact":
-        console.print(f"hypotheses from {hypotheses} are declared after the fact (not recorded in the run before "
-                      f"training): read their verdicts as exploration", highlight=False, soft_wrap=True)
-    checked = check_hypotheses(metrics, declaration.hypotheses, metric_info)
-    print_table(present.hypotheses_table(checked, declaration, metric_info))
+        print_text(f"hypotheses from {hypotheses} are declared after the fact (not recorded in the run before "
+                   f"training): read their verdicts as exploration")
+    adequacy = assess(load_run(run_dir))
+    if len(adequacy):
+        print_table(present.adequacy_table(adequacy, metric_info), key="adequacy")
+        undertrained = present.undertrained_sentence(adequacy)
+        if undertrained:
+            print_text(undertrained, label="undertrained")
+    checked = check_hypotheses(metrics, declaration.hypotheses, metric_info,
+                               undertrained=undertrained_losses(adequacy))
+    print_table(present.hypotheses_table(checked, declaration, metric_info), key="hypotheses")
 
 
 
