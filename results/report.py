@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from earshot.results import aggregate, listening, plots, present
+from earshot.results import adequacy, aggregate, listening, plots, present
 from earshot.results.hypotheses import Declaration, declared_for_run
 
 from earshot.results.present import Table, number
@@ -254,6 +254,31 @@ def _metrics_section(run: RunData) -> tuple[Section, pd.DataFrame]:
     return section, summary
 
 
+def _adequacy_section(run: RunData) -> Section:
+    from earshot.results.claims import UNDERTRAINED
+
+    section = Section("adequacy", "Are the models trained enough to compare?")
+    assessment = adequacy.assess(run)
+    baseline = adequacy.baseline_system(run)
+    if baseline is None or assessment.empty:
+        section.add(Note("no adequacy check: the run has no finished job or was evaluated before the linear "
+                         "baseline existed (earshot eval RUN --force measures it)"))
+        return section
+    section.add(f"{baseline} is a baseline, not a trained loss: the best linear code of the model's size (PCA "
+                f"with as many components as the model's code, fitted in seconds on the same normalised training "
+                f"windows and reconstructed by the same overlap-add). It is measured and tabled beside the losses. "
+                f"A job is undertrained when its training loss was still falling at the end (the median of the "
+                f"last quarter of logged steps {present.percent(adequacy.FLAT_RELATIVE_CHANGE)} or more below "
+                f"the quarter before) or when it does not beat {baseline} on its own objective (SNR for mse, "
+                f"otherwise its own loss on the held-out windows). A hypothesis resting on an undertrained job "
+                f"reads \"{UNDERTRAINED}\".")
+    section.add(present.adequacy_table(assessment, run.metric_info))
+    sentence = present.undertrained_sentence(assessment)
+    if sentence:
+        section.add(Note(sentence, "undertrained"))
+    return section
+
+
 def _claims_section(run: RunData, declaration: Declaration) -> Section:
     from earshot.results.claims import check_hypotheses
 
@@ -265,7 +290,8 @@ def _claims_section(run: RunData, declaration: Declaration) -> Section:
     if run.metrics.empty:
         section.add(Note("no metrics, so the hypotheses cannot be checked"))
         return section
-    checked = check_hypotheses(run.metrics, declaration.hypotheses, run.metric_info)
+    checked = check_hypotheses(run.metrics, declaration.hypotheses, run.metric_info,
+                               undertrained=adequacy.undertrained_losses(adequacy.assess(run)))
     section.add("Each hypothesis is the paired difference treatment − baseline per (seed, item) (for closer-to-ideal, "
                 "how much closer to the ideal the treatment lies), with the same hierarchical-bootstrap interval "
                 "as the metric tables. Its p-value is the bootstrap's (the smallest α whose 1 − α interval lies "
@@ -304,7 +330,10 @@ def example_items(run: RunData, count: int = EXAMPLE_ITEMS) -> list[str]:
 
 
 def example_job(run: RunData, loss: str) -> str | None:
-    """The done job of a loss with the lowest seed (the one whose audio is shown), or None."""
+    """The done job of a loss with the lowest seed (the one whose audio is shown), the baseline system
+    itself (it has no job), or None."""
+    if loss == adequacy.baseline_system(run):
+        return loss
     done = [(j.get("seed", 0), job) for job, j in run.jobs.items()
             if j.get("loss") == loss and j.get("status") == "done"]
     return min(done)[1] if done else None
@@ -421,7 +450,8 @@ def build_sections(run_dir: str | Path, ratings: str | Path | list[tuple[str, pd
     run = load_run(run_dir)
     sections = [_run_section(run), _training_section(run)]
     metrics_section, _ = _metrics_section(run)
-    sections += [metrics_section, _claims_section(run, declaration or declared_for_run(run.path)),
+    sections += [metrics_section, _adequacy_section(run),
+                 _claims_section(run, declaration or declared_for_run(run.path)),
                  _examples_section(run)]
 
     sections.append(_listening_section(run, listening_tests(ratings), list(listening_notes or []),
