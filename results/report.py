@@ -644,7 +644,14 @@ def write_report(run_dir: str | Path, format: str = "html",
     if format not in FORMATS:
         raise ValueError(f"unknown report format {format!r} (one of {', '.join(FORMATS)})")
     run, sections = build_sections(run_dir, ratings, listening_notes, screening_options, declaration)
+    return write_sections(run, sections, format)
 
+
+def write_sections(run: RunData, sections: list[Section], format: str = "html") -> Path:
+    """Write the report :func:`build_sections` built (a caller that also shows its tables builds it
+    once) in ``format``; returns its path. Raises ValueError for an unknown format."""
+    if format not in FORMATS:
+        raise ValueError(f"unknown report format {format!r} (one of {', '.join(FORMATS)})")
     out_dir = run.dir.report_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     if format == "html":
