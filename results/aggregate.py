@@ -161,28 +161,75 @@ def all_paired_differences(metrics: pd.DataFrame, losses: list[str] | None = Non
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=DIFFERENCE_COLUMNS)
 
 
+def _goodness(values: pd.Series, higher_is_better: bool | None, ideal: float | None) -> pd.Series | None:
+    """``values`` turned into a score where higher is better, or None for a descriptive metric.
+
+    Lower-is-better values are negated; with no direction, the score is minus the distance to
+    ``ideal`` (0 dB for the HF energy ratios: the reference's energy).
+    """
+    if higher_is_better is True:
+        return values
+    if higher_is_better is False:
+        return -values
+    if ideal is not None:
+        return -(values - ideal).abs()
+    return None
+
+
 def best_loss(values: pd.Series, higher_is_better: bool | None, ideal: float | None = None) -> str | None:
-    """The index label of the best value in a row of loss means, or None.
+    """The index label of the best value in a row of loss means (the row's leader), or None.
 
     ``higher_is_better`` and ``ideal`` are the metric's catalog entries; with no direction,
-    the value closest to ``ideal`` is best (0 dB for the HF energy ratios: the reference's
-    energy), and with neither the metric is descriptive and nothing is marked. Ties and
-    all-NaN rows: None.
+    the value closest to ``ideal`` is best, and with neither the metric is descriptive and
+    nothing is marked. Ties and all-NaN rows: None. Whether the leader is *clearly* best is
+    :func:`best_in_row`'s question.
     """
     finite = values.dropna()
     finite = finite[np.isfinite(finite.astype(float))]
     if len(finite) < 2:
         return None
-    if higher_is_better is True:
-        score = finite
-    elif higher_is_better is False:
-        score = -finite
-    elif ideal is not None:
-        score = -(finite - ideal).abs()
-    else:
+    score = _goodness(finite, higher_is_better, ideal)
+    if score is None:
         return None
     best = score[score == score.max()]
     return str(best.index[0]) if len(best) == 1 else None
+
+
+class RowBest(NamedTuple):
+    """The verdict on one metric row: ``best`` when one loss is clearly best, else the ``tied`` losses."""
+
+    best: str | None
+    tied: tuple[str, ...]
+
+
+def best_in_row(metrics: pd.DataFrame, metric: str, losses: list[str], higher_is_better: bool | None,
+                ideal: float | None = None, category: str = ALL, confidence: float = 0.95) -> RowBest:
+    """Which loss is best on ``metric`` (in ``category``), only where the data say so.
+
+    The leader is the loss with the best mean (:func:`best_loss`). It is ``best`` only where its
+    :func:`paired_difference` from every other loss excludes zero in the better direction; for a
+    metric judged by its distance to an ideal, the paired difference is of that distance, item
+    by item. Otherwise the leader and every loss not clearly worse than it are ``tied``.
+
+    Returns:
+        ``RowBest(best, ())`` for a clear winner; ``RowBest(None, tied)`` (loss order, leader
+        included) when intervals overlap; ``RowBest(None, ())`` for a descriptive metric or
+        fewer than two losses with a value.
+    """
+    rows = metrics[(metrics["metric"] == metric) & metrics["loss"].isin(losses)]
+    if category != ALL:
+        rows = rows[rows["category"] == category]
+    rows = rows[np.isfinite(rows["value"].astype(float))]
+    means = rows.groupby("loss")["value"].mean().reindex([name for name in losses if name in set(rows["loss"])])
+    score = _goodness(means, higher_is_better, ideal) if len(means) >= 2 else None
+    if score is None:
+        return RowBest(None, ())
+    leader = str(score.idxmax())
+    scored = rows.assign(value=_goodness(rows["value"].astype(float), higher_is_better, ideal))
+    clearly_worse = {other for other in means.index if other != leader
+                     and paired_difference(scored, metric, leader, other, confidence=confidence).low > 0}
+    tied = tuple(name for name in means.index if name not in clearly_worse)
+    return RowBest(leader, ()) if tied == (leader,) else RowBest(None, tied)
 
 
 def summary_table(summary: pd.DataFrame, category: str, losses: list[str] | None = None,

@@ -200,7 +200,7 @@ def _metric_tables(run: RunData, summary: pd.DataFrame, categories: list[str], o
     blocks = []
     losses = [name for name in run.losses if name in set(summary["loss"])]
     for category in categories:
-        table = present.metric_summary_table(summary, category, losses, order, run.metric_info)
+        table = present.metric_summary_table(summary, category, losses, order, run.metric_info, run.metrics)
         if table is not None:
             blocks.append(Sub(f"{category}" + (" (every category pooled)" if category == aggregate.ALL else "")))
             blocks.append(table)

@@ -106,7 +106,8 @@ def test_report_cli_and_admin_page_print_the_same_tables(rated_run, capsys):
     eval_rows = capsys.readouterr().out.splitlines()
     losses = [name for name in loaded.losses if name in set(loaded.metrics["loss"])]
     pooled = present.metric_summary_table(metric_summary(loaded.metrics, per_category=False), ALL, losses,
-                                          metric_order(loaded.metrics, loaded.metric_info), loaded.metric_info)
+                                          metric_order(loaded.metrics, loaded.metric_info), loaded.metric_info,
+                                          loaded.metrics)
     declaration = declared_for_run(run)
     claims = present.hypotheses_table(check_hypotheses(loaded.metrics, declaration.hypotheses, loaded.metric_info),
                                       declaration, loaded.metric_info)
