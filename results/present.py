@@ -325,8 +325,9 @@ def hypotheses_table(checked: pd.DataFrame, declaration, metric_info: dict) -> T
     bold = {(i, 8) for i, r in enumerate(rows) if r[8] != "inconclusive"}
     caption = (f"declared hypotheses: {declaration.describe()}; each contrast on the same (seed, item) with the "
                f"tables' hierarchical-bootstrap interval, p Holm-adjusted over the {len(rows)} declared")
-    return Table(HYPOTHESES_COLUMNS, rows, caption, bold=bold, records=records(checked))
-
+    return Table(HYPOTHESES_COLUMNS, rows, caption, bold=bold,
+                 records=records(checked.assign(declared=declaration.when, declared_at=declaration.declared_at,
+                                                source=declaration.source, sha256=declaration.sha256)))
 
 
 def compare_table(comparison: pd.DataFrame, category: str, run_a: str, run_b: str, order: list[str],

@@ -64,10 +64,26 @@ def report(
     test: Optional[str] = typer.Option(None, "--test", help="Only this listening test (default: every test of "
                                                             "the run)."),
     listening: bool = typer.Option(True, "--listening/--no-listening", help="Include the listening test."),
+    hypotheses: Optional[Path] = typer.Option(None, "--hypotheses", help="A YAML file of declared hypotheses "
+                                              "(default: those recorded in the run, else the seed's three claims)."),
 ) -> None:
-    """Write RUN/report/index.html (or index.md / index.tex): metrics, listening test, audio."""
+    """Write RUN/report/index.html (or index.md / index.tex): metrics, declared hypotheses, listening test,
+    audio; prints the hypotheses checked."""
+    from earshot.benchmark.cli.app import checked_hypotheses
+    from earshot.results import present
+    from earshot.results.claims import check_hypotheses
+    from earshot.results.hypotheses import HypothesisError, declared_for_run
     from earshot.results.listening import RatingsError
     from earshot.results.report import write_report
+    from earshot.results.store import load_run
+
+    try:
+        run = load_run(run_dir)
+        if hypotheses is not None:
+            checked_hypotheses(hypotheses, run.losses)
+        declaration = declared_for_run(run_dir, hypotheses)
+    except (FileNotFoundError, HypothesisError) as exc:
+        fail(str(exc))
 
     if not listening:
         tests, notes = None, ["listening test not included (--no-listening)"]
@@ -76,10 +92,14 @@ def report(
     else:
         tests, notes = run_listening_tests(run_dir, db, test)
     try:
-        path = write_report(run_dir, format=format, ratings=tests, listening_notes=notes)
+        path = write_report(run_dir, format=format, ratings=tests, listening_notes=notes, declaration=declaration)
     except (FileNotFoundError, ValueError, RatingsError) as exc:
         fail(str(exc))
+    if not run.metrics.empty:
+        print_table(present.hypotheses_table(check_hypotheses(run.metrics, declaration.hypotheses, run.metric_info),
+                                             declaration, run.metric_info))
     console.print(f"report: [bold]{path}[/]")
+
 
 
 def compare(
