@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -83,22 +84,17 @@ def hierarchical_bootstrap_ci(matrix, confidence: float = 0.95, resamples: int =
 
 
 def holm(pvalues) -> np.ndarray:
-    """Holm–Bonferroni adjusted p-values (step-down), in the input order.
+    """Holm–Bonferroni adjusted p-values, in the input order (statsmodels' ``multipletests``).
 
-    See Holm, "A simple sequentially rejective multiple test procedure", Scand. J.
-    Statist. 6 (1979). NaN p-values are kept as NaN and do not count as tests.
+    NaN p-values (a test not computed) stay NaN and do not count as tests, which
+    ``multipletests`` alone would not allow. See Holm, "A simple sequentially rejective
+    multiple test procedure", Scand. J. Statist. 6 (1979).
     """
     p = np.asarray(pvalues, dtype=float)
     adjusted = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    m = ok.size
-    if m == 0:
-        return adjusted
-    order = ok[np.argsort(p[ok], kind="stable")]
-    running = 0.0
-    for rank, index in enumerate(order):
-        running = max(running, (m - rank) * p[index])  # monotone: never below an earlier step
-        adjusted[index] = min(1.0, running)
+    ok = np.isfinite(p)
+    if ok.any():
+        adjusted[ok] = multipletests(p[ok], method="holm")[1]
     return adjusted
 
 
