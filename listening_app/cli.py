@@ -16,12 +16,25 @@ from pydantic import ValidationError
 from earshot.results.terminal import console, err_console, print_table
 
 listen_app = typer.Typer(no_args_is_help=True, help="The blind MUSHRA listening test (ITU-R BS.1534).")
-DB_HELP = "database URL (sqlite:///path or postgresql://...); default $EARSHOT_DB or a SQLite file in your data folder"
+DB_HELP = ("database: a SQLite file's path, or a URL (sqlite:///path or postgresql://...); default $EARSHOT_DB "
+           "or a SQLite file in your data folder")
 
 
 def _fail(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+def _database(db: str | None) -> str | None:
+    """``--db`` as a database URL (a plain path is a SQLite file); a malformed one fails in one line."""
+    from earshot.listening_app.store import StoreError, database_url
+
+    if db is None:
+        return None
+    try:
+        return database_url(db)
+    except StoreError as error:
+        _fail(str(error))
 
 
 def _user_errors():
@@ -50,7 +63,7 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
             training: bool = typer.Option(True, help="show the labelled training page first"),
             open_test: bool = typer.Option(False, "--open", help="open the test right away"),
             loudness: str = typer.Option("bs1770", help="level matching: bs1770 (ITU-R BS.1770-4 loudness) or rms"),
-            db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
+            db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_database)) -> None:
     """Make a blind MUSHRA test from a run: items, hidden reference, anchors, loudness matching."""
     from earshot.listening_app.audio import LOUDNESS_METHODS
     from earshot.listening_app.prepare import prepare_test
@@ -85,7 +98,7 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
 
 
 @listen_app.command("open")
-def open_(name: str, db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
+def open_(name: str, db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_database)) -> None:
     """Open a test to raters (after the BS.1534 checks)."""
     from earshot.listening_app.store import set_status
 
@@ -97,7 +110,7 @@ def open_(name: str, db: Optional[str] = typer.Option(None, help=DB_HELP)) -> No
 
 
 @listen_app.command()
-def close(name: str, db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
+def close(name: str, db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_database)) -> None:
     """Close a test: no more submits are accepted."""
     from earshot.listening_app.store import set_status
 
@@ -109,7 +122,7 @@ def close(name: str, db: Optional[str] = typer.Option(None, help=DB_HELP)) -> No
 
 
 @listen_app.command("list")
-def list_(db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
+def list_(db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_database)) -> None:
     """Tests in the database, their status and how many ratings they have."""
     from earshot.listening_app.store import list_tests, ratings_frame
     from earshot.results.present import Table
@@ -122,7 +135,7 @@ def list_(db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
 
 @listen_app.command()
 def invite(name: str, count: int = typer.Option(1, min=1), base_url: str = typer.Option("http://localhost:8501"),
-           db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
+           db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_database)) -> None:
     """Print invitation links (one new rater token each)."""
     from earshot.listening_app.store import add_rater
 
@@ -137,7 +150,7 @@ def invite(name: str, count: int = typer.Option(1, min=1), base_url: str = typer
 @listen_app.command()
 def export(name: Optional[str] = typer.Argument(None, help="a test (default: all)"),
            out: Path = typer.Option(..., "--out", help="a .csv or .parquet file"),
-           db: Optional[str] = typer.Option(None, help=DB_HELP)) -> None:
+           db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_database)) -> None:
     """Write every submitted rating (with play counts and times) to CSV or parquet."""
     from earshot.listening_app.store import export_frame
 
@@ -152,13 +165,19 @@ def export(name: Optional[str] = typer.Argument(None, help="a test (default: all
 
 
 @listen_app.command()
-def serve(db: Optional[str] = typer.Option(None, help=DB_HELP), port: int = typer.Option(8501),
+def serve(db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_database), port: int = typer.Option(8501),
           address: str = typer.Option("localhost", help="0.0.0.0 to serve other machines")) -> None:
     """Run the rater and admin app (Streamlit)."""
-    from earshot.listening_app.store import DB_ENV, default_db_url, engine_for
+    from earshot.listening_app.store import DB_ENV, StoreError, default_db_url, engine_for
 
-    url = db or default_db_url()
-    engine_for(url)  # a bad URL fails here, in one line, not inside the server
+    try:
+        url = db or default_db_url()
+    except StoreError as error:  # a malformed $EARSHOT_DB
+        _fail(str(error))
+    try:
+        engine_for(url)  # a database that cannot be opened fails here, in one line, not inside the server
+    except Exception as error:  # a SQLAlchemy or driver error: unreachable server, unwritable file
+        _fail(f"database {url}: cannot open it ({type(error).__name__}: {str(error).splitlines()[0]})")
     env = dict(os.environ, **{DB_ENV: url})
     command = server_command(port, address)
     # Become the server rather than its parent: a SIGTERM from systemd, a container runtime or

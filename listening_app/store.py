@@ -144,14 +144,39 @@ class StoreError(ValueError):
 
 
 def default_db_url() -> str:
-    """``$EARSHOT_DB``, else a SQLite file in the user's data folder."""
+    """``$EARSHOT_DB`` (a URL or a file path, as :func:`database_url` reads it), else a SQLite file in
+    the user's data folder."""
     if os.environ.get(DB_ENV):
-        return os.environ[DB_ENV]
+        return database_url(os.environ[DB_ENV])
     from platformdirs import user_data_dir
 
     folder = Path(user_data_dir("earshot"))
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'listening.sqlite'}"
+
+
+def database_url(db: str | None = None) -> str:
+    """The SQLAlchemy URL of a ``--db`` value: a URL (``sqlite:///path``, ``postgresql://...``) as
+    given, a plain file path as that SQLite file, None as :func:`default_db_url`.
+
+    Raises:
+        StoreError: a malformed URL, an unknown kind of database or a folder, in one line.
+    """
+    if db is None:
+        return default_db_url()
+    text = str(db).strip()
+    if "://" not in text:
+        path = Path(text).expanduser()
+        if not text or path.is_dir():
+            raise StoreError(f"database {db!r}: give a file path (a SQLite file) or a URL such as "
+                             "sqlite:///path or postgresql://user@host/name")
+        return f"sqlite:///{path.resolve()}"
+    try:
+        sa.engine.make_url(_normalise_url(text)).get_dialect()
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as exc:
+        raise StoreError(f"database {db!r} is not a valid database URL ({exc}); give a file path or a URL "
+                         "such as sqlite:///path or postgresql://user@host/name") from None
+    return text
 
 
 def _normalise_url(url: str) -> str:
@@ -166,8 +191,13 @@ _engines_lock = threading.Lock()
 
 
 def engine_for(db_url: str | None = None) -> Engine:
-    """One engine per URL per process, with the schema migrated to the latest version."""
-    url = _normalise_url(db_url or default_db_url())
+    """One engine per database (a URL or a file path, :func:`database_url`) per process, with the
+    schema migrated to the latest version.
+
+    Raises:
+        StoreError: a malformed URL.
+    """
+    url = _normalise_url(database_url(db_url))
     with _engines_lock:
         if url in _engines:
             return _engines[url]

@@ -27,9 +27,13 @@ def _sqlite_file(db_url: str) -> Path | None:
 
 
 def _database_url(db: str | None) -> str:
-    from earshot.listening_app.store import default_db_url
+    """``--db`` as a database URL (a plain path is a SQLite file); a malformed one fails in one line."""
+    from earshot.listening_app.store import StoreError, database_url
 
-    return db or default_db_url()
+    try:
+        return database_url(db)
+    except StoreError as exc:
+        fail(str(exc))
 
 
 def run_listening_tests(run_dir: Path, db: str | None, test: str | None) -> tuple[list[tuple[str, pd.DataFrame]],
@@ -57,8 +61,8 @@ def run_listening_tests(run_dir: Path, db: str | None, test: str | None) -> tupl
 def report(
     run_dir: Path = typer.Argument(..., help="A run directory (runs/<run-id>)."),
     format: str = typer.Option("html", "--format", help="html (one self-contained file), md or latex."),
-    db: Optional[str] = typer.Option(None, "--db", help="Listening-test database URL (default: $EARSHOT_DB or "
-                                                        "the listening app's SQLite file)."),
+    db: Optional[str] = typer.Option(None, "--db", help="Listening-test database: a SQLite file's path or a URL "
+                                                        "(default: $EARSHOT_DB or the listening app's SQLite file)."),
     ratings: Optional[Path] = typer.Option(None, "--ratings", help="Ratings CSV (long or webMUSHRA) instead of "
                                                                    "the database."),
     test: Optional[str] = typer.Option(None, "--test", help="Only this listening test (default: every test of "
@@ -138,7 +142,8 @@ def analyze(
     test: Optional[str] = typer.Argument(None, help="Test name in the database (default: every test)."),
     ratings: Optional[Path] = typer.Option(None, "--ratings", help="Ratings CSV (long or webMUSHRA) instead of "
                                                                    "the database."),
-    db: Optional[str] = typer.Option(None, "--db", help="Database URL (default: $EARSHOT_DB or the app's SQLite)."),
+    db: Optional[str] = typer.Option(None, "--db", help="Database: a SQLite file's path or a URL (default: "
+                                                        "$EARSHOT_DB or the app's SQLite)."),
     blocks: str = typer.Option("rater", help="Unit of the tests: rater (default) or trial (rater × item)."),
     mixed: bool = typer.Option(False, "--mixed/--no-mixed", help="Also fit the linear mixed model."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
