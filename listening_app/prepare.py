@@ -59,14 +59,17 @@ def resolve_jobs(run_dir: Path, losses: list[str] | None, seed: int) -> list[str
     """Job names (``mse-seed0``) for the chosen losses at one seed, checked against the run."""
     run = RunDir(run_dir)
     reconstructed = set(run.reconstructed_jobs())
-    done = {name: job for name, job in run.read_record().get("jobs", {}).items() if name in reconstructed}
+    recorded = run.read_record().get("jobs", {})
+    done = {name: job for name, job in recorded.items() if name in reconstructed}
     if losses is None:
         losses = list(dict.fromkeys(job["loss"] for job in done.values()))
     chosen = []
     for loss in losses:
         matches = [name for name, job in done.items() if job["loss"] == loss and int(job["seed"]) == seed]
+        if not matches and loss in reconstructed and loss not in recorded:
+            matches = [loss]  # a system trained by no job (the linear baseline pca-<k>): one, seedless
         if not matches:
-            have = sorted({f"{j['loss']} (seed {j['seed']})" for j in done.values()})
+            have = sorted({f"{j['loss']} (seed {j['seed']})" for j in done.values()} | (reconstructed - set(recorded)))
             raise PrepareError(f"no evaluated job for loss {loss!r} at seed {seed}; the run has: {', '.join(have)}")
         chosen.append(matches[0])
     return chosen
