@@ -14,6 +14,8 @@ quality level of audio systems", 2015):
   above 90 for more than 15 %. Exactly 15 % is kept. N before and after are reported.
 - per condition (§9.3): mean and 95 % Student-t interval over assessors, each assessor
   first averaged over items, so an assessor is one independent observation.
+  Beside it, a crossed bootstrap interval resamples assessors and items together: ratings
+  of the same item are not independent either, and the t-interval takes the items as fixed.
 - because MUSHRA scores are bounded and often skewed, the robust default is a Friedman
   test over the systems, then pairwise Wilcoxon signed-rank tests with Holm's
   correction (Mendonça & Delikaris-Manias, "Statistical tests with MUSHRA data", AES
@@ -35,7 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from earshot.results.stats import holm, mean_ci, rank_biserial
+from earshot.results.stats import crossed_bootstrap_ci, holm, mean_ci, rank_biserial
 
 REFERENCE = "reference"  # the hidden reference's condition name
 ANCHOR_PREFIX = "anchor"  # every condition whose name starts with this is an anchor
@@ -343,14 +345,20 @@ def rater_means(ratings: pd.DataFrame) -> pd.DataFrame:
 
 def condition_summary(ratings: pd.DataFrame, confidence: float = 0.95,
                       system_order: list[str] | None = None) -> pd.DataFrame:
-    """Mean and Student-t interval per condition over raters (each rater averaged over items first).
+    """Mean per condition over raters (each rater averaged over items first), with two intervals.
+
+    ``ci_low, ci_high``: BS.1534-3's Student-t interval over the raters' means (items taken
+    as fixed). ``crossed_low, crossed_high``: the crossed bootstrap over raters and items
+    together (:func:`results.stats.crossed_bootstrap_ci`, seeded), which also counts the
+    spread between items, so its conclusions extend to other items of the same kind.
 
     Returns:
-        Columns ``condition, kind, raters, ratings, mean, ci_low, ci_high, median``, systems
-        first, then the hidden reference and anchors.
+        Columns ``condition, kind, raters, ratings, mean, ci_low, ci_high, crossed_low,
+        crossed_high, median``, systems first, then the hidden reference and anchors.
     """
     ratings = _ensure(ratings) if len(ratings) else ratings
-    columns = ["condition", "kind", "raters", "ratings", "mean", "ci_low", "ci_high", "median"]
+    columns = ["condition", "kind", "raters", "ratings", "mean", "ci_low", "ci_high", "crossed_low", "crossed_high",
+               "median"]
     if ratings.empty:
         return pd.DataFrame(columns=columns)
     means = rater_means(ratings)
@@ -360,8 +368,12 @@ def condition_summary(ratings: pd.DataFrame, confidence: float = 0.95,
     for condition in conditions_in_order(ratings, system_order):
         per_rater = means[condition].dropna()
         mean, low, high = mean_ci(per_rater.values, confidence)
+        scores = ratings[ratings["condition"] == condition].pivot_table(index="rater", columns="item",
+                                                                          values="score", aggfunc="mean")
+        _, crossed_low, crossed_high = crossed_bootstrap_ci(scores.to_numpy(dtype=float), confidence)
         rows.append({"condition": condition, "kind": kinds[condition], "raters": int(per_rater.size),
                      "ratings": int(counts[condition]), "mean": mean, "ci_low": low, "ci_high": high,
+                     "crossed_low": crossed_low, "crossed_high": crossed_high,
                      "median": float(per_rater.median()) if per_rater.size else math.nan})
     return pd.DataFrame(rows, columns=columns)
 

@@ -431,10 +431,14 @@ def mushra_tables(summary: pd.DataFrame) -> list[Table]:
         part = summary[summary["kind"].isin(kinds)] if len(summary) else summary
         if len(part):
             rows = [[r["condition"], r["kind"], count(r["raters"]), count(r["ratings"]),
-                     score_interval(r["mean"], r["ci_low"], r["ci_high"]), score(r["median"])]
+                     score_interval(r["mean"], r["ci_low"], r["ci_high"]),
+                     score_interval(r["mean"], r["crossed_low"], r["crossed_high"]), score(r["median"])]
                     for _, r in part.iterrows()]
-            tables.append(Table(["condition", "kind", "raters", "ratings", "mean [95 % t-CI]", "median"], rows,
-                                f"MUSHRA scores, {caption}: mean over raters of each rater's mean over items",
+            tables.append(Table(["condition", "kind", "raters", "ratings", "mean [95 % t-CI]",
+                                 "mean [95 % raters × items]", "median"], rows,
+                                f"MUSHRA scores, {caption}: mean over raters of each rater's mean over items; "
+                                f"t-CI over raters (ITU-R BS.1534-3), and a crossed bootstrap resampling raters "
+                                f"and items together (wider: it also counts the spread between items)",
                                 records=records(part)))
     return tables
 

@@ -12,7 +12,7 @@ from scipy import stats
 
 from earshot.results.listening import (RatingsError, analyze_ratings, condition_summary, friedman_test, mixed_model,
                                pairwise_wilcoxon, post_screen, read_long_csv, read_ratings, read_webmushra_csv)
-from earshot.results.stats import mean_ci
+from earshot.results.stats import crossed_bootstrap_ci, mean_ci
 
 ITEMS = [f"item-{i:02d}" for i in range(20)]
 
@@ -246,3 +246,41 @@ def test_webmushra_errors(tmp_path):
         read_ratings(_write(tmp_path / "m.csv", bad))
     with pytest.raises(RatingsError, match="missing column"):
         read_webmushra_csv(_write(tmp_path / "m2.csv", "session_uuid,trial_id,rating_score\nu,t,1\n"))
+
+
+# --- the crossed (raters × items) bootstrap beside the BS.1534-3 t-interval --------------------------------------
+
+
+def _crossed_ratings(rater_sd: float, item_sd: float, raters=8, items=6, seed=1):
+    """One system's ratings: 50 + a rater's bias (normal, sd ``rater_sd``) + an item's difficulty (evenly
+    spread, sd ``item_sd``) + noise."""
+    rng = np.random.default_rng(seed)
+    spread = np.linspace(-1, 1, items)
+    rater_bias, item_bias = rng.normal(0, rater_sd, raters), item_sd * spread / spread.std()
+    rows = [(f"r{r}", f"i{i}", "sys", float(50 + rater_bias[r] + item_bias[i] + rng.normal(0, 3)))
+            for r in range(raters) for i in range(items)]
+    return pd.DataFrame(rows, columns=["rater", "item", "condition", "score"])
+
+
+def test_with_rater_and_item_effects_the_crossed_interval_is_wider():
+    ratings = _crossed_ratings(rater_sd=8, item_sd=8)
+    row = condition_summary(ratings).set_index("condition").loc["sys"]
+    assert row["crossed_low"] < row["mean"] < row["crossed_high"]
+    assert row["crossed_high"] - row["crossed_low"] > row["ci_high"] - row["ci_low"]  # the t-CI takes items as fixed
+    flat_low, flat_high = mean_ci(ratings["score"])[1:]  # every rating as an independent observation
+    assert row["crossed_high"] - row["crossed_low"] > 2 * (flat_high - flat_low)
+    matrix = ratings.pivot_table(index="rater", columns="item", values="score")
+    assert crossed_bootstrap_ci(matrix.to_numpy())[0] == pytest.approx(row["mean"])
+
+
+def test_the_crossed_interval_is_reproducible_and_needs_two_of_each():
+    ratings = _crossed_ratings(rater_sd=5, item_sd=5)
+    assert condition_summary(ratings).equals(condition_summary(ratings))
+    matrix = ratings.pivot_table(index="rater", columns="item", values="score").to_numpy(copy=True)
+    assert crossed_bootstrap_ci(matrix) == crossed_bootstrap_ci(matrix)
+    assert crossed_bootstrap_ci(matrix, seed=1) != crossed_bootstrap_ci(matrix)
+    matrix[0, :3] = np.nan  # a rater who skipped items: still a rater, the mean is over what was rated
+    assert np.isfinite(crossed_bootstrap_ci(matrix)).all()
+    assert math.isnan(crossed_bootstrap_ci(matrix[:1])[1])  # one rater: the raters' spread is unknown
+    assert math.isnan(crossed_bootstrap_ci(matrix[:, :1])[1])  # one item
+    assert math.isnan(crossed_bootstrap_ci([[np.nan]])[0])

@@ -92,12 +92,14 @@ def test_hypotheses_rows_keep_the_verdict_and_statement_whole(tmp_path):
 def test_mushra_tables_split_systems_from_controls():
     summary = pd.DataFrame([
         {"condition": "mse-seed0", "kind": "system", "raters": 5, "ratings": 15, "mean": 43.44, "ci_low": 38.51,
-         "ci_high": 48.36, "median": 45.8},
+         "ci_high": 48.36, "crossed_low": 36.02, "crossed_high": 50.9, "median": 45.8},
         {"condition": "reference", "kind": "reference", "raters": 5, "ratings": 15, "mean": 100.0, "ci_low": 100.0,
-         "ci_high": 100.0, "median": 100.0},
+         "ci_high": 100.0, "crossed_low": 100.0, "crossed_high": 100.0, "median": 100.0},
         {"condition": "anchor-low", "kind": "anchor", "raters": 1, "ratings": 3, "mean": 15.0, "ci_low": math.nan,
-         "ci_high": math.nan, "median": 15.0}])
+         "ci_high": math.nan, "crossed_low": math.nan, "crossed_high": math.nan, "median": 15.0}])
     systems, controls = present.mushra_tables(summary)
-    assert systems.rows == [["mse-seed0", "system", "5", "15", "43.4 [38.5, 48.4]", "45.8"]]
+    assert systems.columns[4:6] == ["mean [95 % t-CI]", "mean [95 % raters × items]"]
+    assert systems.rows == [["mse-seed0", "system", "5", "15", "43.4 [38.5, 48.4]", "43.4 [36.0, 50.9]", "45.8"]]
     assert [row[4] for row in controls.rows] == ["100.0 [100.0, 100.0]", "15.0"]
+    assert [row[5] for row in controls.rows] == ["100.0 [100.0, 100.0]", "15.0"]
     assert present.mushra_tables(summary.iloc[:0]) == []
