@@ -131,11 +131,25 @@ class LinearBaseline:
         self.run, self.config, self.device, self.log = run, config, torch.device(device), log
         self.name, self.key = baseline_name(config.model.latent), baseline_key(config)
         self._model: PCABaseline | None = None
+        self._unavailable: str | None = None
+
+    def available(self) -> bool:
+        """Whether the baseline could be read or fitted; when the run's training data cannot be loaded any
+        more (an old run evaluated on another folder), says so once in the log and returns False."""
+        if self._model is None and self._unavailable is None:
+            from earshot.benchmark.data.corpus import CorpusError
+
+            try:
+                self._model = self._load_or_fit().to(self.device)
+            except (ValueError, CorpusError) as exc:  # DataError is a ValueError
+                self._unavailable = str(exc)
+                self.log(f"no linear baseline {self.name}: its training data cannot be loaded ({exc})")
+        return self._model is not None
 
     def model(self) -> PCABaseline:
-        """The fitted baseline on the device (fitted or read once)."""
-        if self._model is None:
-            self._model = self._load_or_fit().to(self.device)
+        """The fitted baseline on the device (fitted or read once). Raises RuntimeError when not :meth:`available`."""
+        if not self.available():
+            raise RuntimeError(f"no linear baseline {self.name}: {self._unavailable}")
         return self._model
 
     def _load_or_fit(self) -> PCABaseline:

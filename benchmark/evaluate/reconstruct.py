@@ -188,13 +188,14 @@ def _stale_metrics(entry: dict, rows: pd.DataFrame, excerpts: list[Excerpt]) -> 
     version, missing for an excerpt, or skipped for a package that is now installed."""
     stale = set()
     versions = entry.get("metrics", {})
+    counts = rows["metric"].value_counts()
+    skipped = set(rows.loc[rows["error"].fillna("").str.startswith("skipped"), "metric"])
     for name, spec in METRICS.items():
         expected = sum(e.category in spec.categories for e in excerpts)
         if not expected:
             continue
-        mine = rows[rows["metric"] == name]
-        skipped = mine["error"].fillna("").str.startswith("skipped").any()
-        if versions.get(name) != spec.version or len(mine) != expected or (skipped and skip_reason(name) is None):
+        if versions.get(name) != spec.version or counts.get(name, 0) != expected or \
+                (name in skipped and skip_reason(name) is None):
             stale.add(name)
     return stale
 
@@ -260,8 +261,11 @@ def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, 
         objectives[job] = job_objective(state, held_out_objective(model, loss, baseline.model(), held_out,
                                                                   config.eval.batch, torch_device, config.train.bf16))
 
-    systems = [_job_system(job_dir, config, torch_device, measure_objective) for job_dir in jobs]
-    systems.append(_baseline_system(baseline, config, torch_device))
+    with_baseline = baseline.available()
+    systems = [_job_system(job_dir, config, torch_device, measure_objective if with_baseline else None)
+               for job_dir in jobs]
+    if with_baseline:
+        systems.append(_baseline_system(baseline, config, torch_device))
 
     # Per system: its stored rows by (item, metric) and what must be redone ("all", or the stale metrics).
     stored: dict[str, dict[tuple[str, str], dict]] = {}
@@ -329,6 +333,7 @@ def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, 
     frame = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     out.write_metric_info(metric_catalog())
     out.write_metrics(frame)
-    out.write_adequacy(adequacy_record(out.read_adequacy(), baseline, objectives, [job.name for job in jobs]))
+    if with_baseline:
+        out.write_adequacy(adequacy_record(out.read_adequacy(), baseline, objectives, [job.name for job in jobs]))
     out.write_eval_cache(new_cache)
     return frame
