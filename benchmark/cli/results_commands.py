@@ -68,6 +68,9 @@ def report(
     test: Optional[str] = typer.Option(None, "--test", help="Only this listening test (default: every test of "
                                                             "the run)."),
     listening: bool = typer.Option(True, "--listening/--no-listening", help="Include the listening test."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead (the hypotheses and every "
+                                                      "table the report shows, with the numbers behind them, and "
+                                                      "the report's path); the report is written as usual."),
     hypotheses: Optional[Path] = typer.Option(None, "--hypotheses", help="A YAML file of declared hypotheses "
                                               "(default: those recorded in the run, else the seed's three claims)."),
 ) -> None:
@@ -75,10 +78,10 @@ def report(
     audio; prints the hypotheses checked."""
     from earshot.benchmark.cli.app import checked_hypotheses
     from earshot.results import present
-    from earshot.results.claims import check_hypotheses
     from earshot.results.hypotheses import HypothesisError, declared_for_run
     from earshot.results.listening import RatingsError
-    from earshot.results.report import write_report
+    from earshot.results.present import Table
+    from earshot.results.report import FORMATS, build_sections, write_sections
     from earshot.results.store import load_run
 
     try:
@@ -95,14 +98,37 @@ def report(
         tests, notes = ratings, []
     else:
         tests, notes = run_listening_tests(run_dir, db, test)
-    try:
-        path = write_report(run_dir, format=format, ratings=tests, listening_notes=notes, declaration=declaration)
-    except (FileNotFoundError, ValueError, RatingsError) as exc:
-        fail(str(exc))
-    if not run.metrics.empty:
-        print_table(present.hypotheses_table(check_hypotheses(run.metrics, declaration.hypotheses, run.metric_info),
-                                             declaration, run.metric_info))
-    console.print(f"report: [bold]{path}[/]")
+    if format not in FORMATS:
+        fail(f"unknown report format {format!r} (one of {', '.join(FORMATS)})")
+    with json_document(as_json, command="report", run=str(run_dir), format=format) as document:
+        try:
+            built, sections = build_sections(run_dir, ratings=tests, listening_notes=notes, declaration=declaration)
+            path = write_sections(built, sections, format)
+        except (FileNotFoundError, ValueError, RatingsError) as exc:
+            fail(str(exc))
+        # The hypotheses as the report's claims section shows them (verdicts, undertrained marks and all).
+        for table in (b for s in sections for b in s.blocks
+                      if isinstance(b, Table) and b.columns == present.HYPOTHESES_COLUMNS):
+            print_table(table, key="hypotheses")
+        if document is not None:
+            document["report"] = str(path)
+            document["sections"] = _sections_json(sections)
+        console.print(f"report: [bold]{path}[/]")
+
+
+def _sections_json(sections) -> list[dict]:
+    """The report's sections as JSON: each one's title, its tables (display rows and raw records) and
+    its notes and paragraphs, in the order the report shows them."""
+    from earshot.results.present import Table
+    from earshot.results.report import Note
+
+    out = []
+    for section in sections:
+        tables = [block.to_json() for block in section.blocks if isinstance(block, Table)]
+        text = [{"text": block.text, "label": block.label} if isinstance(block, Note) else {"text": block}
+                for block in section.blocks if isinstance(block, (Note, str))]
+        out.append({"anchor": section.anchor, "title": section.title, "tables": tables, "text": text})
+    return out
 
 
 
