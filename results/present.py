@@ -330,6 +330,24 @@ def hypotheses_table(checked: pd.DataFrame, declaration, metric_info: dict) -> T
                                                 source=declaration.source, sha256=declaration.sha256)))
 
 
+def training_note(unequal: pd.DataFrame) -> str | None:
+    """A sentence naming the jobs' step counts when the jobs compared trained different numbers of
+    steps (:func:`earshot.results.training.unequal_training`); None when they trained alike.
+
+    Jobs that trained the same steps are named together, fewest steps first: ``bark-seed0 trained
+    167 steps; mse-seed0 (failed) 1153. …``.
+    """
+    if unequal.empty:
+        return None
+    groups = []
+    for steps, group in unequal.groupby("steps", sort=True):
+        names = ", ".join(f"{r['job']} ({r['status']})" if r["status"] != "done" else str(r["job"])
+                          for _, r in group.iterrows())
+        groups.append(f"{names} {'trained ' if not groups else ''}{count(steps)}{' steps' if not groups else ''}")
+    return (f"not equally trained: {'; '.join(groups)}. A difference between these losses is partly a "
+            f"difference in training.")
+
+
 def compare_table(comparison: pd.DataFrame, category: str, run_a: str, run_b: str, order: list[str],
                   metric_info: dict) -> Table:
     """One category of :func:`aggregate.compare_runs`: each loss's mean [CI] in A and B, and B − A

@@ -26,6 +26,7 @@ from earshot.results.hypotheses import Declaration, declared_for_run
 from earshot.results.present import Table, number
 from earshot.results.rundir import write_text_atomic
 from earshot.results.store import RunData, load_run
+from earshot.results.training import unequal_training
 
 EXAMPLE_ITEMS = 3  # items shown with spectrograms and players (one per category first)
 PER_ITEM_METRICS = ("si_sdr", "lsd", "hf_energy_ratio_db_2k", "stoi", "visqol_audio")  # per-item tables shown
@@ -157,6 +158,9 @@ def _run_section(run: RunData) -> Section:
                  number(j.get("seconds")), str(j.get("message") or "")] for job, j in jobs.items()]
         section.add(Table(["job", "loss", "seed", "status", "steps", "training time (s)", "message"], rows,
                           "training per job"))
+        unequal = present.training_note(unequal_training(jobs))
+        if unequal:
+            section.add(Note(unequal, "note"))
         for job, j in jobs.items():
             if j.get("status") != "done":
                 section.add(Note(f"job {job} is {j.get('status')}: {j.get('message') or 'no message'}; "
@@ -299,6 +303,9 @@ def _claims_section(run: RunData, declaration: Declaration) -> Section:
                 "Holm-adjusted over the declared set: supported or contradicted when the adjusted p < 0.05, "
                 "else inconclusive.")
     section.add(present.hypotheses_table(checked, declaration, run.metric_info))
+    unequal = present.training_note(unequal_training(run.jobs, set(run.metrics["loss"])))
+    if unequal:
+        section.add(Note(unequal, "note"))
     for _, row in checked[checked["pairs"] == 0].iterrows():
         section.add(Note(f"{row['name']}: no (seed, item) pair has both {row['treatment']} and {row['baseline']} "
                          f"on {row['metric']}: the run lacks one of them"))

@@ -162,7 +162,7 @@ def print_evaluation(run_dir: Path, metrics, hypotheses: Optional[Path] = None) 
     from earshot.results.claims import check_hypotheses
     from earshot.results.hypotheses import HypothesisError, declared_for_run
     from earshot.results.store import load_run
-
+    from earshot.results.training import unequal_training
 
     metric_info = metric_catalog()
     losses = [name for name in load_run(run_dir).losses if name in set(metrics["loss"])]
@@ -193,6 +193,9 @@ def print_evaluation(run_dir: Path, metrics, hypotheses: Optional[Path] = None) 
     checked = check_hypotheses(metrics, declaration.hypotheses, metric_info,
                                undertrained=undertrained_losses(adequacy))
     print_table(present.hypotheses_table(checked, declaration, metric_info), key="hypotheses")
+    unequal = present.training_note(unequal_training(load_run(run_dir).jobs, losses))
+    if unequal:
+        print_text(unequal, label="note")
 
 
 
