@@ -9,7 +9,7 @@
 - :mod:`earshot.results.claims` the seed's three claims, checked;
 - :mod:`earshot.results.listening` MUSHRA readers, post-screening and tests (ITU-R BS.1534-3);
 - :mod:`earshot.results.correlation` metrics against ears;
-- :mod:`earshot.results.terminal` the one command-line renderer of those tables (Rich, plain lines in a
+- :mod:`earshot.results.terminal` the one command-line renderer of present's tables (Rich, plain lines in a
   pipe, or one JSON document with ``--json``);
 - :mod:`earshot.results.present` how every result is shown: tables of display strings, one
   formatting rule per quantity, for the report, the CLI and the listening app's admin page;
