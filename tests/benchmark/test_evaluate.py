@@ -87,7 +87,8 @@ def test_a_tiny_run_gives_a_tidy_metrics_table(two_worker_evaluation):
     assert list(metrics.columns) == METRIC_COLUMNS
     stored = pd.read_parquet(run_dir / "metrics.parquet")
     pd.testing.assert_frame_equal(stored, metrics)
-    assert set(metrics["job"]) == {"mse-seed0", "mse-seed1", "bark-seed0", "bark-seed1"}
+    # The trained jobs and the linear baseline (PCA with as many components as the code).
+    assert set(metrics["job"]) == {"mse-seed0", "mse-seed1", "bark-seed0", "bark-seed1", "pca-16"}
     assert set(metrics["category"]) == {"speech", "drums", "music"}
     # Every value is a number or NaN with a reason, never both, never neither.
     assert (metrics["value"].isna() == metrics["error"].notna()).all()
@@ -97,7 +98,7 @@ def test_a_tiny_run_gives_a_tidy_metrics_table(two_worker_evaluation):
     excerpts = json.loads((run_dir / "excerpts.json").read_text())
     names = sorted(p.name for p in (run_dir / "reference").iterdir())
     assert names == sorted(f"{e['item']}.wav" for e in excerpts)
-    for job in ("mse-seed0", "bark-seed1"):
+    for job in ("mse-seed0", "bark-seed1", "pca-16"):
         assert sorted(p.name for p in (run_dir / "recon" / job).iterdir()) == names
     # What results needs to know about each metric travels with the metrics, in table order.
     info = json.loads((run_dir / "metrics_info.json").read_text())
