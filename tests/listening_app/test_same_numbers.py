@@ -15,6 +15,7 @@ from earshot.benchmark.cli.app import app, print_evaluation
 from earshot.listening_app import store
 from earshot.listening_app.summary import system_order
 from earshot.results import present
+from earshot.results.adequacy import assess, undertrained_losses
 from earshot.results.aggregate import ALL, metric_order, metric_summary
 from earshot.results.claims import check_hypotheses
 from earshot.results.hypotheses import declared_for_run
@@ -109,10 +110,12 @@ def test_report_cli_and_admin_page_print_the_same_tables(rated_run, capsys):
                                           metric_order(loaded.metrics, loaded.metric_info), loaded.metric_info,
                                           loaded.metrics)
     declaration = declared_for_run(run)
-    claims = present.hypotheses_table(check_hypotheses(loaded.metrics, declaration.hypotheses, loaded.metric_info),
-                                      declaration, loaded.metric_info)
+    assessment = assess(loaded)
+    undertrained = undertrained_losses(assessment)
+    claims = present.hypotheses_table(check_hypotheses(loaded.metrics, declaration.hypotheses, loaded.metric_info,
+                                                       undertrained=undertrained), declaration, loaded.metric_info)
 
-    for table in (pooled, claims):
+    for table in (pooled, claims, present.adequacy_table(assessment, loaded.metric_info)):
         assert table.rows
         for row in table.rows:
             assert _has_row(eval_rows, row), (table.caption, row)

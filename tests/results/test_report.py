@@ -87,7 +87,7 @@ def test_html_report_is_complete_and_self_contained(tiny_run_copy, tmp_path):
     audio = [attrs for tag, attrs in page.tags if tag == "audio"]
     items = len(example_items(load_run(run_dir)))
     assert items == 3
-    assert len(audio) == items * (len(_losses(run_dir)) + 1)
+    assert len(audio) == items * (len(_losses(run_dir)) + 2)  # the reference, each loss, the linear baseline
     assert all(a["src"].startswith("data:audio/wav;base64,") for a in audio)
     assert sum(1 for tag, attrs in page.tags if tag == "img" and attrs["src"].startswith("data:image/png")) >= 6
     for phrase in ("Post-screening", "8 before, 7 after", "r-bad", "Friedman", "Wilcoxon", "Metrics against ears",
@@ -161,7 +161,7 @@ def test_failed_job_and_no_test_render_with_notes(tiny_run, tmp_path):
     for phrase in ("job bark-seed0 is failed: loss became NaN", "no reconstruction by bark", "loss bark: no metrics",
                    "no listening test", "job bark-seed1: no training log", "inconclusive"):
         assert phrase in text, phrase
-    assert sum(1 for tag, _ in page.tags if tag == "audio") == 3 * 2  # reference + mse only
+    assert sum(1 for tag, _ in page.tags if tag == "audio") == 3 * 3  # reference + mse + the baseline pca-16 only
 
 
 def test_unevaluated_run_and_empty_test(tiny_run, tmp_path):
