@@ -312,7 +312,6 @@ def _claims_section(run: RunData, declaration: Declaration) -> Section:
     return section
 
 
-
 def _read_wav(path: Path) -> tuple[np.ndarray, int, bytes] | None:
     import soundfile as sf
 

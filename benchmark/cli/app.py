@@ -46,7 +46,6 @@ def checked_hypotheses(path: Path | None, losses: list[str]) -> tuple[str, str]:
     return source, text
 
 
-
 def _config(preset: str, sets: list[str] | None, **flags):
     from earshot.benchmark.config import load_config, parse_override
 
@@ -198,7 +197,6 @@ def print_evaluation(run_dir: Path, metrics, hypotheses: Optional[Path] = None) 
         print_text(unequal, label="note")
 
 
-
 @app.command("eval")
 def eval_run(
     run_dir: Path = typer.Argument(..., help="A run directory (runs/<run-id>)."),
@@ -227,7 +225,6 @@ def eval_run(
             _fail(str(exc))
     with json_document(as_json, command="eval", run=str(run_dir)):
         _evaluate(run_dir, device, data, workers, force, hypotheses)
-
 
 
 @app.command("losses")

@@ -131,7 +131,6 @@ def _sections_json(sections) -> list[dict]:
     return out
 
 
-
 def compare(
     run_a: Path = typer.Argument(..., help="The first run directory (A)."),
     run_b: Path = typer.Argument(..., help="The second run directory (B)."),
