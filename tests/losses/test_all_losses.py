@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from earshot.benchmark.config import load_config
+from earshot.benchmark.evaluate.baseline import baseline_name
 from earshot.benchmark.evaluate.reconstruct import evaluate_run
 from earshot.benchmark.train.runner import run_grid
 from earshot.losses import REGISTRY, build_loss, describe_losses
@@ -110,6 +111,7 @@ def test_a_tiny_run_with_every_loss_trains_and_evaluates(tmp_path):
     assert all(j["status"] == "done" and j["steps"] == 3 for j in record["jobs"].values()), record["jobs"]
     assert "mse+0.1xbark-seed0" in record["jobs"]
     metrics = evaluate_run(run_dir, device="cpu", workers=1, log=lambda m: None)
-    assert set(metrics["job"]) == set(record["jobs"])
+    # Every job, and the linear baseline of the same code size that every run is measured against.
+    assert set(metrics["job"]) == set(record["jobs"]) | {baseline_name(config.model.latent)}
     assert (metrics["value"].isna() == metrics["error"].notna()).all()
     assert set(metrics[metrics["job"] == "mse+0.1xbark-seed0"]["loss"]) == {"mse+0.1*bark"}
