@@ -30,7 +30,8 @@ def test_the_tiny_run_is_trained_and_evaluated(tiny_run):
     assert sorted(record["jobs"]) == ["bark-seed0", "bark-seed1", "mse-seed0", "mse-seed1"]
     assert all(job["status"] == "done" for job in record["jobs"].values())
     assert (tiny_run / "metrics.parquet").is_file()
-    assert sorted(p.name for p in (tiny_run / "recon").iterdir()) == sorted(record["jobs"])
+    # every job's reconstructions, and the linear baseline's every run is measured against
+    assert sorted(p.name for p in (tiny_run / "recon").iterdir()) == sorted([*record["jobs"], "pca-16"])
 
 
 def test_a_copy_of_the_tiny_run_is_the_tests_own(tiny_run, tiny_run_copy):
