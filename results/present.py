@@ -404,12 +404,13 @@ def adequacy_table(assessment: pd.DataFrame, metric_info: dict) -> Table:
 
 
 def undertrained_sentence(assessment: pd.DataFrame) -> str | None:
-    """Which jobs are undertrained and why, and what that means for the hypotheses; None when none is."""
+    """Which jobs are undertrained and why, and what that means for the hypotheses; None when none is.
+    Renderers label it "undertrained"."""
     marked = assessment[assessment["undertrained"].astype(bool)] if len(assessment) else assessment
     if not len(marked):
         return None
     jobs = "; ".join(f"{r['job']} ({r['reason']})" for _, r in marked.iterrows())
-    return (f"Undertrained: {jobs}. Their differences from other losses say more about training than about the "
+    return (f"{jobs}. Their differences from other losses say more about training than about the "
             f"loss, so a hypothesis resting on them reads \"not meaningful: undertrained\"; train longer "
             f"(a larger --budget) before reading them.")
 

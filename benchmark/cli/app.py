@@ -188,7 +188,7 @@ def print_evaluation(run_dir: Path, metrics, hypotheses: Optional[Path] = None) 
         print_table(present.adequacy_table(adequacy, metric_info), key="adequacy")
         undertrained = present.undertrained_sentence(adequacy)
         if undertrained:
-            print_text(undertrained)  # the sentence names itself: "Undertrained: …"
+            print_text(undertrained, label="undertrained")
     checked = check_hypotheses(metrics, declaration.hypotheses, metric_info,
                                undertrained=undertrained_losses(adequacy))
     print_table(present.hypotheses_table(checked, declaration, metric_info), key="hypotheses")
