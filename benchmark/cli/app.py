@@ -111,7 +111,6 @@ def run(
                                               "seed's three claims)."),
 ) -> None:
     """Train the grid losses × seeds into one run directory, then evaluate it."""
-
     from earshot.benchmark.config import select_grid
     from earshot.benchmark.train.runner import run_grid
 
@@ -123,17 +122,14 @@ def run(
         if grid:
             config = select_grid(config, grid)
         declared = checked_hypotheses(hypotheses, list(config.losses))
-
         with _JobProgress(quiet or bool(os.environ.get("CI"))) as progress:
             run_dir = run_grid(config, out=out, run_id=run_id, device=device, executor=executor,
                                ray_address=ray_address, resume=resume, log=lambda m: console.print(m, highlight=False),
                                progress=progress, check_metrics=evaluate, hypotheses=declared)
-
     except _user_errors() as exc:
         _fail(str(exc))
     if evaluate:
         _evaluate(run_dir, device, None, None)
-
     console.print(f"run directory: [bold]{run_dir}[/]")
 
 
