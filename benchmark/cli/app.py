@@ -112,6 +112,7 @@ def run(
 ) -> None:
     """Train the grid losses × seeds into one run directory, then evaluate it."""
     from earshot.benchmark.config import select_grid
+    from earshot.benchmark.evaluate.baseline import baseline_name
     from earshot.benchmark.train.runner import run_grid
 
     try:
@@ -121,7 +122,8 @@ def run(
                          seeds=seeds, **{"data.path": str(data) if data else None, "train.budget": budget})
         if grid:
             config = select_grid(config, grid)
-        declared = checked_hypotheses(hypotheses, list(config.losses))
+        # every evaluation measures the linear baseline too, so a hypothesis may compare a loss with it
+        declared = checked_hypotheses(hypotheses, [*config.losses, baseline_name(config.model.latent)])
         with _JobProgress(quiet or bool(os.environ.get("CI"))) as progress:
             run_dir = run_grid(config, out=out, run_id=run_id, device=device, executor=executor,
                                ray_address=ray_address, resume=resume, log=lambda m: console.print(m, highlight=False),

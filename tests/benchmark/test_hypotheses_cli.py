@@ -31,7 +31,7 @@ def album(tmp_path):
 
 @pytest.mark.parametrize("change, bad", [
     ({"metric: snr": "metric: loudness"}, "unknown metric 'loudness'"),
-    ({"treatment: bark": "treatment: l1"}, "unknown treatment loss 'l1' (this run has: mse, bark)"),
+    ({"treatment: bark": "treatment: l1"}, "unknown treatment loss 'l1' (this run has: mse, bark, pca-16)"),
     ({"[speech, drums]": "[speech, birdsong]"}, "unknown category 'birdsong' for metric snr"),
 ])
 def test_run_refuses_a_bad_hypothesis_in_one_line_before_creating_the_run(album, tmp_path, change, bad):
@@ -69,6 +69,16 @@ def test_run_records_the_hypotheses_before_any_job_trains(album, tmp_path, monke
     assert entry["sha256"] == sha256(GOOD) and entry["source"] == str(hyp) and entry["before_training"] is True
     assert run.hypotheses_file.read_text() == GOOD
     assert seen and all(s == entry for s in seen)  # every job started with the set already recorded
+
+
+def test_run_accepts_a_hypothesis_against_the_linear_baseline(album, tmp_path):
+    hyp = tmp_path / "hyp.yaml"
+    hyp.write_text(GOOD.replace("baseline: mse", "baseline: pca-16"))  # the tiny preset's 16-dim code
+    result = cli.invoke(app, ["run", "--preset", "tiny", "--losses", "bark", "--data", str(album), "--out",
+                              str(tmp_path / "runs"), "--run-id", "r", "--device", "cpu", "--budget", "1",
+                              "--hypotheses", str(hyp), "--quiet", "--no-eval"])
+    assert result.exit_code == 0, result.output
+    assert RunDir(tmp_path / "runs" / "r").hypotheses_file.read_text() == hyp.read_text()
 
 
 def test_run_without_a_file_records_the_seed_default(album, tmp_path):
