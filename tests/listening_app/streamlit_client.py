@@ -63,6 +63,8 @@ class RaterClient:
         for key, value in (values or {}).items():
             states[self.current.widgets.get(key, key)] = ("value", value)
         for key in triggers:
+            if key not in self.current.widgets:  # say what the rater saw instead: the clue to a flake
+                raise KeyError(f"no widget {key!r} on page {self.current.page!r}; it shows {self.current.texts}")
             states[self.current.widgets[key]] = ("trigger", True)
         return await self._rerun(self.current.page, self.current.query, states)
 
