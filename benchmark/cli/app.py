@@ -137,7 +137,6 @@ def run(
 
 def _evaluate(run_dir: Path, device: str, data: Optional[Path], workers: Optional[int], force: bool = False,
               hypotheses: Optional[Path] = None) -> None:
-
     from earshot.benchmark.evaluate.reconstruct import evaluate_run
 
     try:
@@ -162,7 +161,8 @@ def print_evaluation(run_dir: Path, metrics, hypotheses: Optional[Path] = None) 
     from earshot.results.training import unequal_training
 
     metric_info = metric_catalog()
-    losses = [name for name in load_run(run_dir).losses if name in set(metrics["loss"])]
+    run = load_run(run_dir)  # once: it reads the metrics and every job's training log
+    losses = [name for name in run.losses if name in set(metrics["loss"])]
     summary = metric_summary(metrics, per_category=False)
     print_table(present.metric_summary_table(summary, ALL, losses, metric_order(metrics, metric_info), metric_info,
                                              metrics), key="metrics")
@@ -181,7 +181,7 @@ def print_evaluation(run_dir: Path, metrics, hypotheses: Optional[Path] = None) 
     if declaration.when == "after the fact":
         print_text(f"hypotheses from {hypotheses} are declared after the fact (not recorded in the run before "
                    f"training): read their verdicts as exploration")
-    adequacy = assess(load_run(run_dir))
+    adequacy = assess(run)
     if len(adequacy):
         print_table(present.adequacy_table(adequacy, metric_info), key="adequacy")
         undertrained = present.undertrained_sentence(adequacy)
@@ -190,7 +190,7 @@ def print_evaluation(run_dir: Path, metrics, hypotheses: Optional[Path] = None) 
     checked = check_hypotheses(metrics, declaration.hypotheses, metric_info,
                                undertrained=undertrained_losses(adequacy))
     print_table(present.hypotheses_table(checked, declaration, metric_info), key="hypotheses")
-    unequal = present.training_note(unequal_training(load_run(run_dir).jobs, losses))
+    unequal = present.training_note(unequal_training(run.jobs, losses))
     if unequal:
         print_text(unequal, label="note")
 
