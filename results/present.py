@@ -303,8 +303,8 @@ def per_item_table(wide: pd.DataFrame, metric: str, metric_info: dict) -> Table:
                  records=records(wide))
 
 
-HYPOTHESES_COLUMNS = ["hypothesis", "statement", "declared", "metric", "contrast", "pairs", "mean [95 % CI]",
-                      "p (Holm)", "verdict"]
+HYPOTHESES_COLUMNS = ["hypothesis", "statement", "declared", "metric", "contrast", "steps", "pairs",
+                      "mean [95 % CI]", "p (Holm)", "verdict"]
 
 
 def declared_text(declaration) -> str:
@@ -312,17 +312,31 @@ def declared_text(declaration) -> str:
     return declaration.when + (f", {declaration.declared_at}" if declaration.declared_at else "")
 
 
+def steps_text(steps: dict[str, list[int]] | None) -> str:
+    """The training steps behind a contrast: one count when its systems trained alike, else each
+    system's (``bark 167 · mse 1153``); – when neither system was trained (baselines)."""
+    if not steps:
+        return MISSING
+    distinct = {s for counts in steps.values() for s in counts}
+    if len(distinct) == 1:
+        return count(distinct.pop())
+    return " · ".join(f"{name} {'/'.join(count(s) for s in counts)}" for name, counts in steps.items())
+
+
 def hypotheses_table(checked: pd.DataFrame, declaration, metric_info: dict) -> Table:
     """:func:`claims.check_hypotheses` as a table: each hypothesis, its statement, when it was declared,
-    the metric (and categories), the contrast with its 95 % interval, the Holm-adjusted p and the verdict
-    (in bold when not inconclusive)."""
+    the metric (and categories), the contrast, the steps its systems trained (each system's where
+    they differ), its 95 % interval, the Holm-adjusted p and the verdict (in bold when not
+    inconclusive)."""
     declared = declared_text(declaration)
     rows = [[str(c["name"]), str(c["statement"]), declared,
              c["metric"] + ("" if c["categories"] == "all" else f" ({c['categories']})"), str(c["contrast"]),
-             count(c["pairs"]), metric_interval(c["metric"], c["mean"], c["ci_low"], c["ci_high"], metric_info),
+             steps_text(c["steps"]), count(c["pairs"]),
+             metric_interval(c["metric"], c["mean"], c["ci_low"], c["ci_high"], metric_info),
              p_value(c["p_holm"]), str(c["verdict"])]
             for _, c in checked.iterrows()]
-    bold = {(i, 8) for i, r in enumerate(rows) if r[8] != "inconclusive"}
+    verdict_col = HYPOTHESES_COLUMNS.index("verdict")
+    bold = {(i, verdict_col) for i, r in enumerate(rows) if r[verdict_col] != "inconclusive"}
     caption = (f"declared hypotheses: {declaration.describe()}; each contrast on the same (seed, item) with the "
                f"tables' hierarchical-bootstrap interval, p Holm-adjusted over the {len(rows)} declared")
     return Table(HYPOTHESES_COLUMNS, rows, caption, bold=bold,

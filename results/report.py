@@ -284,7 +284,7 @@ def _adequacy_section(run: RunData) -> Section:
 
 
 def _claims_section(run: RunData, declaration: Declaration) -> Section:
-    from earshot.results.claims import check_hypotheses
+    from earshot.results.claims import check_run
 
     section = Section("claims", "Declared hypotheses")
     section.add(f"The hypotheses checked: {declaration.describe()}.")
@@ -294,14 +294,14 @@ def _claims_section(run: RunData, declaration: Declaration) -> Section:
     if run.metrics.empty:
         section.add(Note("no metrics, so the hypotheses cannot be checked"))
         return section
-    checked = check_hypotheses(run.metrics, declaration.hypotheses, run.metric_info,
-                               undertrained=adequacy.undertrained_losses(adequacy.assess(run)))
+    checked = check_run(run, declaration.hypotheses)
     section.add("Each hypothesis is the paired difference treatment − baseline per (seed, item) (for closer-to-ideal, "
                 "how much closer to the ideal the treatment lies), with the same hierarchical-bootstrap interval "
                 "as the metric tables. Its p-value is the bootstrap's (the smallest α whose 1 − α interval lies "
                 "wholly beyond the smallest effect on the claimed side, or wholly on the other side of 0), "
                 "Holm-adjusted over the declared set: supported or contradicted when the adjusted p < 0.05, "
-                "else inconclusive.")
+                "else inconclusive. A verdict on systems whose jobs trained different numbers of steps says "
+                "\"unequal training\", and the steps column names each system's count.")
     section.add(present.hypotheses_table(checked, declaration, run.metric_info))
     unequal = present.training_note(unequal_training(run.jobs, set(run.metrics["loss"])))
     if unequal:

@@ -153,9 +153,9 @@ def print_evaluation(run_dir: Path, metrics, hypotheses: Optional[Path] = None) 
     a file given after the fact, else those recorded in the run, else the seed's)."""
     from earshot.benchmark.evaluate.metrics import metric_catalog
     from earshot.results import present
-    from earshot.results.adequacy import assess, undertrained_losses
+    from earshot.results.adequacy import assess
     from earshot.results.aggregate import ALL, metric_order, metric_summary
-    from earshot.results.claims import check_hypotheses
+    from earshot.results.claims import check_run
     from earshot.results.hypotheses import HypothesisError, declared_for_run
     from earshot.results.store import load_run
     from earshot.results.training import unequal_training
@@ -187,8 +187,7 @@ def print_evaluation(run_dir: Path, metrics, hypotheses: Optional[Path] = None) 
         undertrained = present.undertrained_sentence(adequacy)
         if undertrained:
             print_text(undertrained, label="undertrained")
-    checked = check_hypotheses(metrics, declaration.hypotheses, metric_info,
-                               undertrained=undertrained_losses(adequacy))
+    checked = check_run(run, declaration.hypotheses, adequacy, metric_info)
     print_table(present.hypotheses_table(checked, declaration, metric_info), key="hypotheses")
     unequal = present.training_note(unequal_training(run.jobs, losses))
     if unequal:

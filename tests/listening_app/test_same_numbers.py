@@ -15,9 +15,9 @@ from earshot.benchmark.cli.app import app, print_evaluation
 from earshot.listening_app import store
 from earshot.listening_app.summary import system_order
 from earshot.results import present
-from earshot.results.adequacy import assess, undertrained_losses
+from earshot.results.adequacy import assess
 from earshot.results.aggregate import ALL, metric_order, metric_summary
-from earshot.results.claims import check_hypotheses
+from earshot.results.claims import check_run
 from earshot.results.hypotheses import declared_for_run
 
 from earshot.results.listening import analyze_ratings
@@ -111,9 +111,8 @@ def test_report_cli_and_admin_page_print_the_same_tables(rated_run, capsys):
                                           loaded.metrics)
     declaration = declared_for_run(run)
     assessment = assess(loaded)
-    undertrained = undertrained_losses(assessment)
-    claims = present.hypotheses_table(check_hypotheses(loaded.metrics, declaration.hypotheses, loaded.metric_info,
-                                                       undertrained=undertrained), declaration, loaded.metric_info)
+    claims = present.hypotheses_table(check_run(loaded, declaration.hypotheses, assessment), declaration,
+                                      loaded.metric_info)
 
     for table in (pooled, claims, present.adequacy_table(assessment, loaded.metric_info)):
         assert table.rows
