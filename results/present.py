@@ -483,11 +483,11 @@ def mushra_tables(summary: pd.DataFrame) -> list[Table]:
         part = summary[summary["kind"].isin(kinds)] if len(summary) else summary
         if len(part):
             rows = [[r["condition"], r["kind"], count(r["raters"]), count(r["ratings"]),
-                     mushra_interval(r["mean"], r["ci_low"], r["ci_high"], bool(r["ci_clipped"])),
+                     mushra_interval(r["mean"], r["ci_low"], r["ci_high"], bool(r.get("ci_clipped", False))),
                      mushra_interval(r["mean"], r["crossed_low"], r["crossed_high"]), score(r["median"])]
                     for _, r in part.iterrows()]
             clipped = (f"; {CLIPPED_MARK}: the t-interval reached past the 0–100 scale and is cut at its end"
-                       if part["ci_clipped"].astype(bool).any() else "")
+                       if part.get("ci_clipped", pd.Series(dtype=bool)).astype(bool).any() else "")
             tables.append(Table(["condition", "kind", "raters", "ratings", "mean [95 % t-CI]",
                                  "mean [95 % raters × items]", "median"], rows,
                                 f"MUSHRA scores, {caption}: mean over raters of each rater's mean over items; "

@@ -26,7 +26,8 @@ if password is None:
             ".streamlit/secrets.toml) and restart the server.")
     st.stop()
 if not state.admin:
-    client = st.context.ip_address or "localhost"  # the connection's address (None when local)
+    address = st.context.ip_address  # the connection's own address, not a header; None when local
+    client = address if isinstance(address, str) and address else "localhost"
     typed = st.text_input("Password", type="password", key="admin_password")
     if st.button("Log in", key="admin_login"):
         attempt = GUARD.attempt(client, typed, password)
