@@ -186,9 +186,11 @@ def test_live_summary_and_screening_per_rater():
     # The means are over the raters who passed: a and b, each averaged over items first (50, 50).
     systems = view.summary[0].frame().set_index("condition")
     assert systems.loc["mse-seed0", "raters"] == "2"
-    assert systems.loc["mse-seed0", "mean [95 % t-CI]"] == "50.0 [50.0, 50.0]"
+    # Two raters: their t-interval (1 df) would run to 114.6; the mean alone, and the page says why.
+    assert systems.loc["mse-seed0", "mean [95 % t-CI]"] == "50.0"
     reference = view.summary[1].frame().set_index("condition")
-    assert reference.loc["reference", "mean [95 % t-CI]"] == "98.8 [82.9, 114.6]"  # 100 and 97.5, t with 1 df
+    assert reference.loc["reference", "mean [95 % t-CI]"] == "98.8"  # 100 and 97.5
+    assert "Too few raters for a 95 % interval: every condition (2 raters" in view.too_few
     empty = live_view(frame.iloc[:0], "t")
     assert empty.raters is None and not empty.summary and empty.notes == ["t: no ratings yet"]
 
