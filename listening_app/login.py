@@ -15,6 +15,13 @@ from dataclasses import dataclass
 from typing import Callable, Literal
 
 log = logging.getLogger("earshot.listening_app.admin")
+if not log.handlers and not logging.getLogger().handlers:
+    # Streamlit sets up only its own loggers: without a handler the server's log would keep the
+    # warnings alone, bare, and never a successful log-in.
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(_handler)
+    log.setLevel(logging.INFO)
 
 FIRST_WAIT_S = 1.0  # after the first wrong password; doubles with each further one
 MAX_WAIT_S = 300.0  # the wait never grows past this
