@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 from pydantic import ValidationError
 
+from earshot.listening_app.links import DEFAULT_ADDRESS
 from earshot.results.terminal import console, err_console, print_table
 
 listen_app = typer.Typer(no_args_is_help=True, help="The blind MUSHRA listening test (ITU-R BS.1534).")
@@ -134,15 +135,16 @@ def list_(db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_databas
 
 
 @listen_app.command()
-def invite(name: str, count: int = typer.Option(1, min=1), base_url: str = typer.Option("http://localhost:8501"),
+def invite(name: str, count: int = typer.Option(1, min=1), base_url: str = typer.Option(DEFAULT_ADDRESS),
            db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_database)) -> None:
     """Print invitation links (one new rater token each)."""
+    from earshot.listening_app.links import invitation_link
     from earshot.listening_app.store import add_rater
 
     try:
         for _ in range(count):
             rater = add_rater(db, name)
-            console.print(f"{rater.name}\t{base_url.rstrip('/')}/?token={rater.token}", highlight=False, soft_wrap=True)
+            console.print(f"{rater.name}\t{invitation_link(base_url, rater.token)}", highlight=False, soft_wrap=True)
     except _user_errors() as error:
         _fail(str(error))
 

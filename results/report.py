@@ -50,6 +50,11 @@ class Audio:
     wav: bytes
     label: str
     path: str  # relative to the run, for the Markdown output
+    seconds: float  # shown beside the player: a browser shows 0:00 until it has read the file
+
+    @property
+    def caption(self) -> str:
+        return f"{self.label} ({present.number(self.seconds)} s)"
 
 
 @dataclass
@@ -360,7 +365,8 @@ def _examples_section(run: RunData) -> Section:
             section.add(Note(f"{item}: {run.dir.relative(run.reference_wav(item))} is missing"))
             continue
         signals = {"reference": ref[0]}
-        players = [Audio(ref[2], f"{item}: reference", run.dir.relative(run.reference_wav(item)))]
+        players = [Audio(ref[2], f"{item}: reference", run.dir.relative(run.reference_wav(item)),
+                         len(ref[0]) / ref[1])]
         for loss in run.losses:
             job = example_job(run, loss)
             recon = _read_wav(run.recon_wav(job, item)) if job else None
@@ -368,7 +374,8 @@ def _examples_section(run: RunData) -> Section:
                 section.add(Note(f"{item}: no reconstruction by {loss} (no finished job with its audio)"))
                 continue
             signals[f"{loss} ({job})"] = recon[0]
-            players.append(Audio(recon[2], f"{item}: {loss} ({job})", run.dir.relative(run.recon_wav(job, item))))
+            players.append(Audio(recon[2], f"{item}: {loss} ({job})", run.dir.relative(run.recon_wav(job, item)),
+                                 len(recon[0]) / recon[1]))
         section.add(Image(plots.to_png(plots.spectrogram_row(signals, ref[1], item)), f"spectrogram-{item}",
                           f"spectrograms of {item}"))
         for player in players:
@@ -406,6 +413,9 @@ def _listening_section(run: RunData, tests: list[tuple[str, pd.DataFrame]], note
         if result.summary.empty:
             continue
         summary = result.summary
+        few = present.too_few_raters_sentence(summary)
+        if few:
+            section.add(Note(few, "note"))
         for table in present.mushra_tables(summary):
             section.add(table)
         section.add(Image(plots.to_png(plots.mushra_means(summary, colours)), f"mushra-means-{name}",
@@ -440,10 +450,11 @@ def _correlation_blocks(section: Section, run: RunData, ratings: pd.DataFrame) -
     if table.empty:
         section.add(Note("no rated condition matches a job of this run"))
         return
-    systems = table.loc[table["level"] == "system", "n"]
-    if len(systems) and systems.max() < 3:
-        section.add(Note(f"system-level correlation needs at least 3 rated systems (this test has {systems.max()})"))
-    section.add(present.correlation_table(table))
+    for gap in present.correlation_gaps(table):
+        section.add(Note(gap, "note"))
+    shown = present.correlation_table(table)
+    if shown is not None:
+        section.add(shown)
 
 
 def build_sections(run_dir: str | Path, ratings: str | Path | list[tuple[str, pd.DataFrame]] | None = None,
@@ -530,8 +541,8 @@ def render_html(run: RunData, sections: list[Section]) -> str:
                 parts.append(f'<img alt="{html.escape(block.alt)}" src="data:image/png;base64,{data}">')
             elif isinstance(block, Audio):
                 data = base64.b64encode(block.wav).decode("ascii")
-                parts.append(f'<figure class="audio"><figcaption>{html.escape(block.label)}</figcaption>'
-                             f'<audio controls preload="none" src="data:audio/wav;base64,{data}"></audio></figure>')
+                parts.append(f'<figure class="audio"><figcaption>{html.escape(block.caption)}</figcaption>'
+                             f'<audio controls preload="metadata" src="data:audio/wav;base64,{data}"></audio></figure>')
         parts.append("</section>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>earshot report: {html.escape(run.run_id)}</title>"
@@ -573,7 +584,7 @@ def render_markdown(run: RunData, sections: list[Section], out_dir: Path) -> str
                 (out_dir / name).write_bytes(block.png)
                 lines += [f"![{block.alt}]({name})", ""]
             elif isinstance(block, Audio):
-                lines += [f"- [{block.label}](../{block.path})"]
+                lines += [f"- [{block.caption}](../{block.path})"]
         lines.append("")
     return "\n".join(lines)
 

@@ -218,6 +218,9 @@ def _print_analysis(name: str, result, blocks: str) -> None:
         return
     print_text(present.screening_sentence(result.screening), test=name)
     print_table(present.screening_table(result.screening), key="screening", test=name)
+    few = present.too_few_raters_sentence(result.summary)
+    if few:
+        print_text(few, label="note", test=name)
     for table in present.mushra_tables(result.summary):
         print_table(table, key="mushra", test=name)
     print_text(present.friedman_sentence(result.friedman, blocks), test=name)

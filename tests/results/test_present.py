@@ -60,7 +60,7 @@ def test_scores_correlations_and_statistics_have_their_own_decimals():
     assert present.correlation(0.83333) == "0.83"
     assert present.statistic(17.5714) == "17.57"
     assert present.count(7.0) == "7" and present.yes_no(True) == "yes"
-    assert present.number(1.23456) == "1.23" and present.number(123456.0) == "1.23e+05"
+    assert present.number(1.23456) == "1.23" and present.number(123456.0) == "123456"
 
 
 def test_direction_marks_come_from_the_metric_info():
