@@ -11,7 +11,10 @@ from earshot.losses.base import (
     build_loss,
     check_all_options,
     describe_losses,
+    head_spec,
+    loss_class,
     loss_option_names,
+    options_key,
     missing_requirements,
     register,
 )
@@ -24,6 +27,8 @@ from earshot.losses import adversarial as _adversarial  # noqa: F401  (registers
 from earshot.losses import feature as _feature  # noqa: F401  (registers crepe-feature)
 from earshot.losses.combine import WeightedSum, check_expression, parse_expression
 
+from earshot.losses.checks import check_loss
+
 __all__ = ["REGISTRY", "Loss", "UnknownLossError", "WeightedSum", "build_loss", "check_all_options",
-           "check_expression", "describe_losses", "loss_option_names", "missing_requirements", "parse_expression",
-           "register"]
+           "check_expression", "check_loss", "describe_losses", "head_spec", "loss_class", "loss_option_names",
+           "missing_requirements", "options_key", "parse_expression", "register"]
