@@ -236,7 +236,7 @@ def check_report(config: RunConfig, spec: str, role: str = LOSS, device: str = "
         result["to_mse"] = timing["losses"][name]["to_mse"]
     else:
         base = bench_training(config.model_copy(update={"model": config.model.model_copy(
-            update={"name": DEFAULT_MODEL})}), device=device, losses=["mse"], steps=steps, warmup=1, rounds=1,
+            update={"name": DEFAULT_MODEL}), "model_options": {}}), device=device, losses=["mse"], steps=steps, warmup=1, rounds=1,
             log=lambda line: None)
         result["to_mse"] = result["step_ms"] / base["losses"]["mse"]["step_ms"]
     result["preset"] = config.preset

@@ -166,7 +166,8 @@ def build_one(name: str, sample_rate: int, options: Mapping[str, Mapping[str, An
     cls = REGISTRY.resolve(name)
     kwargs = check_options(name, (options or {}).get(options_key(name)))
     params = inspect.signature(cls.__init__).parameters
-    takes_rate = "sample_rate" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+    takes_rate = "sample_rate" in params or (cls.__init__ is not nn.Module.__init__ and
+                                             any(p.kind == p.VAR_KEYWORD for p in params.values()))
     try:
         loss = cls(sample_rate=sample_rate, **kwargs) if takes_rate else cls(**kwargs)
     except Exception as exc:  # noqa: BLE001 (a plugin's constructor can raise anything)
@@ -175,7 +176,8 @@ def build_one(name: str, sample_rate: int, options: Mapping[str, Mapping[str, An
         if not (isinstance(exc, (TypeError, ValueError)) or is_reference(name) or not REGISTRY.is_builtin(name)):
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise UnknownLossError(f"loss {name!r}: {first}") from None
+        label = f"{name}: cannot build it" if is_reference(name) else repr(name)
+        raise UnknownLossError(f"loss {label}: {first}") from None
     if not takes_rate:
         loss.sample_rate = sample_rate
     return _with_loss_defaults(loss, name)

@@ -274,7 +274,9 @@ class Registry(dict):
                 raise self.error(f"{self.what} {term!r} is earshot's own and also declared by the installed plugin "
                                  f"{_dist_of(ep)[0] or 'unknown package'} ({ep.value}): rename its entry point")
             return self[term]
-        if term in self._loaded:
+        # a file is read again each time (its module is cached by content): the same relative path
+        # may name another file from another folder, or the file may have been edited
+        if term in self._loaded and not (is_file_reference(term) and term not in self._overrides):
             return self._loaded[term][0]
         try:
             if is_reference(term):

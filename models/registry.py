@@ -83,7 +83,7 @@ def check_model_options(name: str, options: Mapping[str, Any] | None) -> dict[st
         return options
     cls = MODELS.resolve(name)
     params = inspect.signature(cls.__init__).parameters
-    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+    if cls.__init__ is not nn.Module.__init__ and any(p.kind == p.VAR_KEYWORD for p in params.values()):
         return options
     known = [p for p in params if p not in ("self", "window", "head_channels", "sample_rate")]
     for key in options:
@@ -112,7 +112,7 @@ def build_plugin_model(name: str, window: int, head_channels: int, options: Mapp
     cls = MODELS.resolve(name)
     kwargs = check_model_options(name, options)
     params = inspect.signature(cls.__init__).parameters
-    if sample_rate is not None and ("sample_rate" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())):
+    if sample_rate is not None and "sample_rate" in params:
         kwargs = {"sample_rate": sample_rate, **kwargs}
     try:
         model = cls(window=window, head_channels=head_channels, **kwargs)

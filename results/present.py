@@ -521,7 +521,7 @@ def registry_table(rows: list[tuple[str, str, str, str]], what: str) -> Table:
 
 def plugin_check_table(result: dict) -> Table:
     """``earshot losses check`` / ``earshot models check``: what was checked and measured, one row each."""
-    rows = [["origin", result["origin"]]]
+    rows = [] if "parameters" in result else [["origin", result["origin"]]]  # a model's row names it
     if "head" in result:
         rows.append(["decoder head", result["head"]])
     if "parameters" in result:
