@@ -106,6 +106,8 @@ def use_recorded_plugins(run: RunDir, strict: bool = False, log: Callable[[str],
     Raises:
         PluginChangedError: with ``strict``, the first plugin that changed, in one line.
     """
+    for registry in (REGISTRY, MODELS):
+        registry.clear_files()  # another run's copies, used before in this process
     for term, record in (run.read_record().get("plugins") or {}).items():
         origin = Origin.from_dict(record)
         role = record.get("role", LOSS)

@@ -261,6 +261,12 @@ class Registry(dict):
 
     # -- resolution ----------------------------------------------------------------------------
 
+    def clear_files(self) -> None:
+        """Load every file reference from its own path again (forget :meth:`use_file`)."""
+        for term in self._overrides:
+            self._loaded.pop(term, None)
+        self._overrides.clear()
+
     def use_file(self, term: str, copy: Path) -> None:
         """Load the file reference ``term`` from ``copy`` (a run's copy of the file) from now on."""
         self._overrides[term] = Path(copy)

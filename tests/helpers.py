@@ -76,5 +76,7 @@ def put_on_path(monkeypatch, root: Path, name: str, version: str, entry_points: 
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
     for registry in (REGISTRY, MODELS):
         registry.refresh()
-        monkeypatch.setattr(registry, "_loaded", {})  # plugins loaded in this test are forgotten after it
+        # plugins loaded in this test, and run copies used, are forgotten after it
+        monkeypatch.setattr(registry, "_loaded", {})
+        monkeypatch.setattr(registry, "_overrides", {})
     return root
