@@ -51,7 +51,7 @@ class Origin:
             return f"file {self.path} (sha256 {(self.sha256 or '')[:8]})"
         if self.package:
             return f"{self.package} {self.version or '(no version)'}"
-        return f"module {self.reference.split(':')[0]}"
+        return f"module {self.reference.split(':')[0]}" + (f" {self.version}" if self.version else "")
 
     def as_dict(self) -> dict:
         return asdict(self)
