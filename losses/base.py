@@ -219,15 +219,17 @@ def missing_requirements(expression: str, options: Mapping[str, Mapping[str, Any
     return missing
 
 
-def describe_losses() -> list[tuple[str, str, int, str]]:
-    """(name, one-line description, head channels, origin) for every registered loss and installed plugin.
-
-    Raises:
-        UnknownLossError: an installed plugin that cannot be loaded or clashes with another.
-    """
+def describe_losses() -> list[tuple[str, str, int | None, str]]:
+    """(name, one-line description, head channels, origin) for every registered loss and installed
+    plugin; a plugin that cannot be loaded is listed with why (its head None), so one broken
+    install does not hide the rest."""
     rows = []
     for name in sorted(set(REGISTRY) | set(REGISTRY.plugin_names())):
-        cls = REGISTRY.resolve(name)
+        try:
+            cls = REGISTRY.resolve(name)
+        except UnknownLossError as exc:
+            rows.append((name, f"cannot be used: {exc}", None, "an installed plugin"))
+            continue
         rows.append((name, getattr(cls, "description", "") or (cls.__doc__ or "").strip().split("\n")[0],
                      getattr(cls, "head_channels", 1), REGISTRY.origin_of(name).describe()))
     return rows

@@ -255,12 +255,9 @@ def list_losses(ctx: typer.Context) -> None:
     from earshot.losses import describe_losses
     from earshot.results.present import registry_table
 
-    try:
-        rows = describe_losses()
-    except _user_errors() as exc:
-        _fail(str(exc))
-    print_table(registry_table([(name, str(head), description, origin) for name, description, head, origin in rows],
-                               "loss"))
+    rows = [(name, "–" if head is None else str(head), description, origin)
+            for name, description, head, origin in describe_losses()]
+    print_table(registry_table(rows, "loss"))
 
 
 @models_app.callback()
@@ -272,14 +269,15 @@ def list_models(ctx: typer.Context) -> None:
     from earshot.results.present import registry_table
 
     rows = []
-    try:
-        for name in MODELS.known():
+    for name in MODELS.known():
+        kind = "built-in" if MODELS.is_builtin(name) else "plugin"
+        try:
             cls = MODELS.resolve(name)
-            description = getattr(cls, "description", "") or (cls.__doc__ or "").strip().split("\n")[0]
-            rows.append((name, "built-in" if MODELS.is_builtin(name) else "plugin", description,
-                         MODELS.origin_of(name).describe()))
-    except _user_errors() as exc:
-        _fail(str(exc))
+        except _user_errors() as exc:  # listed with why, so one broken install hides nothing else
+            rows.append((name, kind, f"cannot be used: {exc}", "an installed plugin"))
+            continue
+        description = getattr(cls, "description", "") or (cls.__doc__ or "").strip().split("\n")[0]
+        rows.append((name, kind, description, MODELS.origin_of(name).describe()))
     print_table(registry_table(rows, "model"))
 
 

@@ -120,6 +120,22 @@ def test_the_example_model_trains_evaluates_reports_and_listens(project):
     assert "mse-seed0" in listened
 
 
+def test_a_plugin_installed_at_another_version_is_named_and_refused_with_strict(project):
+    from earshot.benchmark.plugins import PluginChangedError, plugin_origins, use_recorded_plugins
+
+    run = RunDir(project / "runs" / "old")
+    recorded = plugin_origins(load_config("tiny", {"losses": [ENTRY_POINT]}))
+    recorded[ENTRY_POINT]["version"] = "0.0.9"
+    run.create()
+    run.write_record({"jobs": {}, "plugins": recorded})
+    said = []
+    use_recorded_plugins(run, log=said.append)
+    assert said == [f"loss {ENTRY_POINT}: the run recorded earshot-example-plugin 0.0.9, installed now is "
+                    "earshot-example-plugin 0.1.0; using the installed one"]
+    with pytest.raises(PluginChangedError, match=r"installed now is earshot-example-plugin 0\.1\.0; --strict refuses$"):
+        use_recorded_plugins(run, strict=True)
+
+
 @pytest.mark.ray
 def test_plugins_run_on_ray_workers(project, monkeypatch):
     ray = pytest.importorskip("ray")

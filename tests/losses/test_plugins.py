@@ -151,3 +151,15 @@ def test_name_clashes_are_refused_in_one_line(tmp_path, monkeypatch, example_plu
         result = runner.invoke(app, ["run", "--preset", "tiny", "--losses", name, "--out", str(tmp_path / "runs")])
         assert result.exit_code == 2 and expected in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_broken_installed_plugin_is_listed_with_why_and_hides_no_other_loss(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    _write(site / "broken_plugin", "raise ImportError('needs libfoo')\n", "__init__.py")
+    put_on_path(monkeypatch, site, "broken-plugin", "1.0", {"earshot.losses": {"broken": "broken_plugin:Loss"}})
+    result = runner.invoke(app, ["losses"])
+    assert result.exit_code == 0
+    rows = {line.split("\t")[0]: line.split("\t") for line in result.output.splitlines() if "\t" in line}
+    assert set(REGISTRY) < set(rows)
+    assert rows["broken"][1:3] == ["–", "cannot be used: loss broken (entry point broken_plugin:Loss): cannot import "
+                                        "broken_plugin: ImportError: needs libfoo"]
