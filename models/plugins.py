@@ -24,7 +24,7 @@ import sys
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from torch import nn
 
