@@ -117,3 +117,17 @@ def test_models_lists_the_installed_example_and_checks_it(example_plugin):
     assert rows["model"] == "tiny-codec (earshot-example-plugin 0.1.0)"
     assert rows["latent rate"] == "86.1 values/s (16 per 2048-sample window at 11025 Hz)"
     assert "× the gated-conv model on preset tiny" in rows["training step"]
+
+
+def test_bench_times_a_user_model(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    _codec(tmp_path)
+    result = runner.invoke(app, ["bench", "--preset", "tiny", "--device", "cpu", "--model", "./codec.py:Codec",
+                                 "--losses", "mse,bark", "--steps", "1", "--json", "bench.json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads((tmp_path / "bench.json").read_text())
+    assert figures["model"] == "./codec.py:Codec" and figures["model_gflop_per_window"] is None
+    assert figures["parameters"] == (2048 + 1) * 8 + (8 + 1) * 2048
+    assert set(figures["losses"]) == {"mse", "bark"} and figures["losses"]["mse"]["to_mse"] == 1.0
