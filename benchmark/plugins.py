@@ -9,6 +9,7 @@ each file plugin from its copy, saying so when the file on disk has changed) →
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -117,6 +118,9 @@ def use_recorded_plugins(run: RunDir, strict: bool = False, log: Callable[[str],
             now = file_sha256(path) if path.is_file() else None
             if now != origin.sha256:
                 state = "is gone" if now is None else f"has changed (sha256 {origin.sha256[:8]} then, {now[:8]} now)"
+                if not copy.is_file():
+                    raise PluginChangedError(f"{role} {term}: {path} {state} since run {run.name} recorded it, and "
+                                             f"the run's copy {copy} is missing")
                 if strict:
                     raise PluginChangedError(f"{role} {term}: {path} {state} since run {run.name} recorded it; "
                                              f"--strict refuses (without it the run's copy {copy} is used)")
@@ -149,17 +153,18 @@ def plugin_files(run: RunDir) -> dict[str, tuple[str, str, str]]:
     return files
 
 
-_CARRIED: dict[str, Path] = {}
+_CARRIED: dict[tuple[str, str], Path] = {}  # (file name, content hash) → where this process wrote it
 
 
 def use_plugin_files(files: dict[str, tuple[str, str, str]]) -> None:
     """Rebuild the file plugins a task carried (:func:`plugin_files`) in this process, from their text."""
     for term, (role, name, text) in files.items():
-        if term not in _CARRIED:
+        key = (name, hashlib.sha256(text.encode("utf-8")).hexdigest())
+        if key not in _CARRIED:
             folder = Path(tempfile.mkdtemp(prefix="earshot-plugin-"))
             (folder / name).write_text(text, encoding="utf-8")
-            _CARRIED[term] = folder / name
-        _registry(role).use_file(term, _CARRIED[term])
+            _CARRIED[key] = folder / name
+        _registry(role).use_file(term, _CARRIED[key])
 
 
 def model_record(config: RunConfig) -> dict:
@@ -211,6 +216,9 @@ def check_report(config: RunConfig, spec: str, role: str = LOSS, device: str = "
     else:
         config = config.model_copy(update={"model": config.model.model_copy(update={"name": spec})})
     check_plugins(config)
+    if role == LOSS:
+        for _, term in parse_expression(spec):  # earshot's own too: this command checks whatever it is given
+            check_loss(term, rate, window, config.loss_options)
     if role == MODEL:
         origin = MODELS.origin_of(spec).describe()
     else:
