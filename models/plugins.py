@@ -213,14 +213,28 @@ class Registry(dict):
 
     # -- registration --------------------------------------------------------------------------
 
-    def register(self, cls: type, name: str | None = None, origin: Origin | None = None) -> type:
-        """Add ``cls`` under ``name`` (default ``cls.name``); a taken name is refused."""
+    def register(self, cls: type, name: str | None = None) -> type:
+        """Add one of earshot's own classes under ``name`` (default ``cls.name``); a taken name is refused."""
         name = name or getattr(cls, "name", "")
         if not name or name in self:
             raise ValueError(f"{self.what} name {name!r} is empty or already registered")
-        self[name] = cls
-        self.origins[name] = origin or Origin(BUILTIN, f"{cls.__module__}:{cls.__qualname__}",
-                                              package="earshot", version=_earshot_version())
+        return self.admit(name, cls, Origin(BUILTIN, f"{cls.__module__}:{cls.__qualname__}", package="earshot",
+                                            version=_earshot_version()))
+
+    def admit(self, term: str, cls: type, origin: Origin) -> type:
+        """The one way in, for earshot's own classes and plugins alike: ``cls`` is known as ``term`` from
+        ``origin``. Earshot's own become registered names (the default grid); a plugin is checked
+        (``check_class``, name clashes) and kept apart, so ``--grid all-losses`` stays earshot's own
+        whatever this process has loaded."""
+        if origin.kind == BUILTIN:
+            self[term] = cls
+            self.origins[term] = origin
+            return cls
+        label = term if is_reference(term) else f"{term} (entry point {origin.reference})"
+        if self.check_class:
+            self.check_class(label, cls)
+        self._check_name_clash(label, cls, term)
+        self._loaded[term] = (cls, origin)
         return cls
 
     def is_builtin(self, name: str) -> bool:
@@ -286,12 +300,7 @@ class Registry(dict):
             return self._loaded[term][0]
         try:
             if is_reference(term):
-                cls, origin = load_reference(term, self.what, self._overrides.get(term))
-                if self.check_class:
-                    self.check_class(term, cls)
-                self._check_name_clash(term, cls)
-                self._loaded[term] = (cls, origin)
-                return cls
+                return self.admit(term, *load_reference(term, self.what, self._overrides.get(term)))
             eps = self._eps().get(term)
             if not eps:
                 raise PluginError(f"unknown {self.what} {term!r} (known: {', '.join(self.known())}; or give "
@@ -316,16 +325,12 @@ class Registry(dict):
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
             raise PluginError(f"{self.what} {label}: {ep.value.split(':')[-1]} is not a torch module "
                               "(a subclass of torch.nn.Module)")
-        if self.check_class:
-            self.check_class(label, cls)
-        self._check_name_clash(label, cls, name)
         package, version = _dist_of(ep)
-        self._loaded[name] = (cls, Origin(ENTRY_POINT, ep.value, package=package, version=version))
-        return cls
+        return self.admit(name, cls, Origin(ENTRY_POINT, ep.value, package=package, version=version))
 
-    def _check_name_clash(self, label: str, cls: type, term: str | None = None) -> None:
+    def _check_name_clash(self, label: str, cls: type, term: str) -> None:
         own = getattr(cls, "name", "")
-        if not own or own == (term or label):
+        if not own or own == term:
             return
         if own in self:
             other = self[own]

@@ -59,7 +59,8 @@ def _report_rows(run: RunDir) -> dict[str, str]:
 
 def test_file_module_and_entry_point_losses_run_report_and_listen_and_resume_from_the_runs_copy(project):
     args = ["run", "--preset", "tiny", "--data", "album", "--out", "runs", "-q", "--budget", "4",
-            "--losses", f"{FILE_LOSS},{MODULE_SUM},{ENTRY_POINT}", "--set", "loss_options.log-spectral-l1.n_fft=128"]
+            "--losses", f"{FILE_LOSS},{MODULE_SUM},{ENTRY_POINT}", "--set", "loss_options.log-spectral-l1.n_fft=128",
+            "--set", "eval.excerpt_seconds=1"]
     run = _run_dir(_earshot(*args))
 
     record = run.read_record()
@@ -104,7 +105,8 @@ def test_file_module_and_entry_point_losses_run_report_and_listen_and_resume_fro
 
 def test_the_example_model_trains_evaluates_reports_and_listens(project):
     run = _run_dir(_earshot("run", "--preset", "tiny", "--data", "album", "--out", "runs", "-q", "--budget", "4",
-                            "--model", "tiny-codec", "--losses", "mse", "--set", "model_options.latent=8"))
+                            "--model", "tiny-codec", "--losses", "mse", "--set", "model_options.latent=8",
+                            "--set", "eval.excerpt_seconds=1"))
     assert run.read_record()["plugins"]["tiny-codec"]["package"] == "earshot-example-plugin"
     config = load_config("tiny", {"model.name": "tiny-codec"})
     parameters = count_parameters(build_model(config.model, config.data.window, 1, {"latent": 8}))
