@@ -46,9 +46,10 @@ def job_name(loss: str, seed: int) -> str:
     ``./my_loss.py:SpectralL1`` reads ``my_loss.py_SpectralL1-seed0``."""
     terms = []
     for term in "".join(loss.split()).split("+"):
-        weight, star, name = term.rpartition("*") if "*" in term and is_file_reference(term) else ("", "", term)
-        if is_file_reference(name):
-            name = Path(name.rpartition(":")[0]).name + ":" + name.rpartition(":")[2]
+        weight, star, name = term.rpartition("*")
+        if is_file_reference(name):  # the file's name, not its folders
+            where, _, attr = name.rpartition(":")
+            name = f"{Path(where).name}:{attr}"
         terms.append(f"{weight}{star}{name}")
     compact = "+".join(terms).replace("*", "x")
     safe = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in compact)
