@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import CORPUS_MINUTES, assert_unchanged, put_on_path, snapshot, write_folder
+from tests.helpers import CORPUS_MINUTES, EXAMPLES, assert_unchanged, put_on_path, snapshot, write_folder
 
 #: The session run's audio: every category the tiny preset evaluates, a few seconds each.
 TINY_ALBUM = {"speech": [2.5, 2.5, 2.0, 2.0], "drums": [2.0, 2.0], "music": [2.5, 2.0]}
@@ -84,10 +84,6 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if {"built_corpus", "corpus_cache"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.corpus)
-
-
-#: The example plugin package users copy (examples/earshot-example-plugin) and the one-file loss.
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ import soundfile as sf
 RATE = 11025
 #: The session's corpus (tests/conftest.py): the smallest build that still draws on every kind of source.
 CORPUS_MINUTES = 1.5
+#: The example plugin package users copy (examples/earshot-example-plugin) and the one-file loss.
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def tone_mix(seconds: float, rate: int = RATE, seed: int = 0) -> np.ndarray:

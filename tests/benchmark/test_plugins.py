@@ -16,13 +16,14 @@ from earshot.benchmark.cli.app import app
 from earshot.benchmark.config import load_config
 from earshot.models import build_model, count_parameters
 from earshot.results.rundir import RunDir
-from tests.conftest import EXAMPLES, TINY_ALBUM
-from tests.helpers import write_folder
+from tests.helpers import EXAMPLES, write_folder
 
 runner = CliRunner()
 FILE_LOSS = "./my_loss.py:SpectralL1"
 MODULE_SUM = "bark+0.5*earshot_example_plugin.losses:LogSpectralL1"
 ENTRY_POINT = "log-spectral-l1"
+#: A few seconds of each category the tiny preset evaluates.
+ALBUM = {"speech": [2.0, 2.0], "drums": [2.0, 2.0], "music": [2.0, 2.0]}
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def project(tmp_path, monkeypatch, example_plugin) -> Path:
     """A researcher's folder: their one-file loss, their audio; the example plugin installed."""
     monkeypatch.chdir(tmp_path)
     shutil.copy(EXAMPLES / "my_loss.py", tmp_path)
-    write_folder(tmp_path / "album", TINY_ALBUM)
+    write_folder(tmp_path / "album", ALBUM)
     return tmp_path
 
 

@@ -16,8 +16,7 @@ from typer.testing import CliRunner
 from earshot.benchmark.cli.app import app
 from earshot.benchmark.config import load_config, select_grid
 from earshot.losses import REGISTRY, UnknownLossError, build_loss, check_loss
-from tests.conftest import EXAMPLES
-from tests.helpers import put_on_path
+from tests.helpers import EXAMPLES, put_on_path
 
 runner = CliRunner()
 RATE, WINDOW = 11025, 2048
