@@ -23,8 +23,8 @@ def _user_errors():
     from earshot.benchmark.data.audio import DataError
     from earshot.benchmark.config import ConfigError
     from earshot.benchmark.data.corpus import CorpusError
-    from earshot.benchmark.train.runner import RunError
     from earshot.benchmark.plugins import PluginChangedError
+    from earshot.benchmark.train.runner import RunError
     from earshot.losses import UnknownLossError
     from earshot.models import UnknownModelError
     from earshot.results.hypotheses import HypothesisError

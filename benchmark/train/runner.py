@@ -26,9 +26,9 @@ import yaml
 
 from earshot.benchmark.config import ConfigError, RunConfig, config_from_dict, dump_config
 from earshot.benchmark.data.windows import load_data, split_by_file
-from earshot.benchmark.train.loop import budget_minutes, calibrate, resolve_device, train_job
 from earshot.benchmark.plugins import (check_plugins, model_record, plugin_files, record_plugins, use_plugin_files,
                                        use_recorded_plugins)
+from earshot.benchmark.train.loop import budget_minutes, calibrate, resolve_device, train_job
 from earshot.losses import check_all_options, check_expression, missing_requirements
 from earshot.models import check_model_options
 from earshot.models.plugins import is_file_reference
