@@ -642,3 +642,47 @@ def raters_table(progress: pd.DataFrame) -> Table:
     return Table([RATER_COLUMNS["name"], RATER_COLUMNS["created"], RATER_COLUMNS["consented"], "trials done",
                   *[c.replace("_", " ") for c in extra]], rows, "raters",
                  records=records(progress.drop(columns=[c for c in ("token",) if c in progress.columns])))
+
+
+# --- losses and models: `earshot losses`, `earshot models`, their `check` -------------------------
+
+
+def registry_table(rows: list[tuple[str, str, str, str]], what: str) -> Table:
+    """``earshot losses`` / ``earshot models``: (name, head or kind, description, origin) per entry."""
+    second = "head" if what == "loss" else "kind"
+    return Table([what, second, "description", "from"], [list(row) for row in rows],
+                 align_numbers=False, records=[dict(zip([what, second, "description", "from"], row)) for row in rows])
+
+
+def plugin_check_table(result: dict) -> Table:
+    """``earshot losses check`` / ``earshot models check``: what was checked and measured, one row each."""
+    rows = [] if "parameters" in result else [["origin", result["origin"]]]  # a model's row names it
+    if "head" in result:
+        rows.append(["decoder head", result["head"]])
+    if "parameters" in result:
+        rows += model_rows(result)
+    for probe, row in result.get("probes", {}).items():
+        rows.append([f"value on {probe}", f"{number(row['value'])} (gradient norm {number(row['grad_norm'])})"])
+    rows.append(["training step", f"{number(result['step_ms'])} ms, {number(result['to_mse'])} × "
+                 f"{'mse' if result['role'] == 'loss' else 'the gated-conv model'} on preset {result['preset']}"])
+    return Table(["check", "result"], rows, f"{result['role']} {result['spec']}: every check passed",
+                 align_numbers=False, records=[json_value(result)])
+
+
+def model_rows(model: dict) -> list[list[str]]:
+    """The model's rows of a run's configuration: name and origin, parameters per decoder head, latent rate."""
+    parameters = model.get("parameters") or {}
+    heads = ", ".join(f"{int(n):,} ({h}-channel head)" for h, n in parameters.items()) or MISSING
+    latent, per_second = model.get("latent"), model.get("latent_per_second")
+    rate = (f"{number(per_second)} values/s ({latent} per {model.get('window')}-sample window at "
+            f"{model.get('sample_rate')} Hz)") if latent is not None and per_second is not None else MISSING
+    return [["model", f"{model.get('name', MISSING)} ({model.get('origin', MISSING)})"], ["parameters", heads],
+            ["latent rate", rate]]
+
+
+def plugin_origin(record: dict) -> str:
+    """Where a run's plugin came from, as ``run.json`` records it: its file and sha256, or its package and version."""
+    if record.get("kind") == "file":
+        return f"{record.get('role', 'loss')} from file {record.get('path')} (sha256 {str(record.get('sha256'))[:12]})"
+    package = record.get("package") or f"module {str(record.get('reference', '')).split(':')[0]}"
+    return f"{record.get('role', 'loss')} {record.get('reference')} from {package} {record.get('version') or ''}".rstrip()

@@ -125,8 +125,11 @@ def _run_section(run: RunData) -> Section:
         ["sample rate", f"{data.get('sample_rate', '–')} Hz"],
         ["window", f"{data.get('window', '–')} samples"],
         ["data", str(data.get("path") or "the built-in corpus")],
-        ["encoder channels / latent", f"{model.get('encoder_channels', '–')} / {model.get('latent', '–')}"],
-        ["decoder channels", str(model.get("decoder_channels", "–"))],
+        *(present.model_rows(run.run["model"]) if run.run.get("model") else []),
+        *([["encoder channels / latent", f"{model.get('encoder_channels', '–')} / {model.get('latent', '–')}"],
+           ["decoder channels", str(model.get("decoder_channels", "–"))]]
+          if model.get("name", "gated-conv") == "gated-conv" else [["model options", str(cfg.get("model_options") or "none")]]),
+        *[[f"plugin {term}", present.plugin_origin(record)] for term, record in (run.run.get("plugins") or {}).items()],
         ["learning rate / batch", f"{train.get('lr', '–')} / {train.get('batch', '–')}"],
         ["budget per job", str(train.get("budget", "–"))],
         ["excerpts", f"{ev.get('excerpts_per_category', '–')} per category × {ev.get('excerpt_seconds', '–')} s"],

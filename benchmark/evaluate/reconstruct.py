@@ -201,7 +201,7 @@ def _stale_metrics(entry: dict, rows: pd.DataFrame, excerpts: list[Excerpt]) -> 
 
 
 def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, workers: int | None = None,
-                 log: Callable[[str], None] = print, force: bool = False) -> pd.DataFrame:
+                 log: Callable[[str], None] = print, force: bool = False, strict: bool = False) -> pd.DataFrame:
     """Reconstruct the test excerpts with every trained job of a run and measure them.
 
     With ``data``, the excerpts come from that folder (all of it is held out) and
@@ -211,6 +211,7 @@ def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, 
     version are unchanged since the last evaluation keeps its stored values, without loading its
     model; a new metric version or a newly installed metric package is measured from the stored
     reconstructions; a new or retrained job is reconstructed and measured. ``force`` redoes all.
+    File plugins are rebuilt from the run's copies; ``strict`` refuses one whose file has changed.
 
     Returns the tidy metrics table, also written to ``metrics.parquet`` beside what a reader
     needs to know about each metric (``metrics_info.json``) and what the values were computed
@@ -218,10 +219,12 @@ def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, 
     """
     from earshot.benchmark.data.audio import load_folder
     from earshot.benchmark.data.windows import load_data, split_by_file
+    from earshot.benchmark.plugins import use_recorded_plugins
     from earshot.benchmark.train.loop import resolve_device
 
     run = RunDir(run_dir)
     config: RunConfig = config_from_dict(run.read_config())
+    use_recorded_plugins(run, strict, log)
     torch_device = resolve_device(device)
     rate = config.data.sample_rate
     out = run.evaluation(data)

@@ -158,7 +158,7 @@ def test_listen_analyze_piped_and_as_json_show_the_same_cells(tiny_run, tmp_path
 def test_losses_piped_lists_every_name_whole(tmp_path):
     lines = _piped(["losses"], tmp_path).splitlines()
     for name, cls in REGISTRY.items():
-        assert "\t".join([name, str(cls.head_channels), cls.description]) in lines
+        assert "\t".join([name, str(cls.head_channels), cls.description, REGISTRY.origin_of(name).describe()]) in lines
 
 
 def test_a_json_refusal_leaves_stdout_empty(tmp_path):
