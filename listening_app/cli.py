@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.text import Text
 from pydantic import ValidationError
 
 from earshot.listening_app.links import DEFAULT_ADDRESS
@@ -22,7 +23,7 @@ DB_HELP = ("database: a SQLite file's path, or a URL (sqlite:///path or postgres
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(Text.assemble(("error:", "bold red"), f" {message}"), highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -88,8 +89,9 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
             set_status(db, made.name, "open")
     except _user_errors() as error:
         _fail(str(error))
-    console.print(f"test [bold]{made.name}[/]: {len(made.items)} items, conditions {', '.join(made.conditions)} "
-                  f"+ hidden reference + anchors at {made.anchor_low_hz:.1f} Hz and {made.anchor_mid_hz:.1f} Hz")
+    console.print(Text.assemble("test ", (made.name, "bold"),
+                                f": {len(made.items)} items, conditions {', '.join(made.conditions)} + hidden reference "
+                                f"+ anchors at {made.anchor_low_hz:.1f} Hz and {made.anchor_mid_hz:.1f} Hz"))
     matching = "BS.1770-4 integrated loudness" if made.loudness == "bs1770" else "RMS"
     console.print(f"every stimulus matched to its reference's {matching} (--loudness {made.loudness})")
     conditions = sorted(next(iter(made.gains_db.values())))

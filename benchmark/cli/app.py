@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
 from earshot.benchmark.cli.render import console, json_document, print_table, print_text
 from earshot.benchmark.cli.render import fail as _fail
@@ -144,7 +145,7 @@ def run(
         _fail(str(exc))
     if evaluate:
         _evaluate(run_dir, device, None, None, strict=strict)
-    console.print(f"run directory: [bold]{run_dir}[/]")
+    console.print(Text.assemble("run directory: ", (str(run_dir), "bold")))
 
 
 def _evaluate(run_dir: Path, device: str, data: Optional[Path], workers: Optional[int], force: bool = False,
@@ -345,7 +346,7 @@ def data_build(
         path = ensure_corpus(minutes=minutes, sample_rate=sample_rate, force=force)
     except CorpusError as exc:
         _fail(str(exc))
-    console.print(f"corpus: [bold]{path}[/]")
+    console.print(Text.assemble("corpus: ", (str(path), "bold")))
     _print_data_info(path, sample_rate)
 
 

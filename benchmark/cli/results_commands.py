@@ -14,6 +14,7 @@ from typing import Optional
 
 import pandas as pd
 import typer
+from rich.text import Text
 
 from earshot.benchmark.cli.render import console, fail, json_document, print_table, print_text
 
@@ -113,7 +114,7 @@ def report(
         if document is not None:
             document["report"] = str(path)
             document["sections"] = _sections_json(sections)
-        console.print(f"report: [bold]{path}[/]")
+        console.print(Text.assemble("report: ", (str(path), "bold")))
 
 
 def _sections_json(sections) -> list[dict]:

@@ -172,7 +172,6 @@ TABLE = present.Table(["claim", "verdict"], [["the bark loss keeps more high-fre
 
 
 def _terminal(monkeypatch, width: int) -> io.StringIO:
-    out = io.StringIO()
     monkeypatch.setattr(terminal, "console", Console(file=out, force_terminal=True, width=width, color_system=None))
     return out
 
@@ -218,3 +217,16 @@ def test_json_document_writes_nothing_when_the_command_fails(capsys):
             raise RuntimeError("refused")
     assert capsys.readouterr().out == ""
     assert not terminal.json_output()
+
+
+def test_paths_specs_and_brackets_print_as_written(tmp_path):
+    """Rich reads ``:X:`` as an emoji code and ``[/tmp/a]`` as a closing tag; a user's spec or path
+    must reach the terminal unchanged, never as ❌ or a MarkupError traceback."""
+    spec = f"{tmp_path}/[/odd]/nope.py:X"
+    result = runner.invoke(app, ["losses", "check", spec])
+    assert result.exit_code != 0
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert "nope.py:X" in result.output and "[/odd]" in result.output and "❌" not in result.output
+    with terminal.console.capture() as captured:
+        terminal.console.print("losses: [mse, bark] from [/tmp/a] :X:", highlight=False)  # as run logs print
+    assert captured.get().strip() == "losses: [mse, bark] from [/tmp/a] :X:"
