@@ -26,8 +26,8 @@ class TestSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
     __test__ = False  # not a pytest class, despite its name
 
-    rater_id: Literal["token", "name", "token-or-name"] = Field(
-        "token-or-name", description="how a rater is identified: an invitation token in the URL, a typed name, or either")
+    self_registration: bool = Field(
+        False, description="anyone who opens the server may join under a typed name; otherwise invitation links only")
     must_play_all: bool = Field(True, description="every stimulus must be played before a trial can be submitted")
     require_100: bool = Field(True, description="at least one stimulus of a trial must be rated 100")
     resubmit: Literal["refuse", "overwrite"] = Field(
