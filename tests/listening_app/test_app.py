@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import typer
 from streamlit.testing.v1 import AppTest
+from typer.testing import CliRunner
 
 from earshot.listening_app import flow, store
+from earshot.listening_app.cli import listen_app
 from tests.listening_app.test_store import full_ratings
 from tests.listening_app.conftest import make_test
 
@@ -61,7 +65,8 @@ def test_start_needs_consent_then_goes_to_training_with_the_token(opened):
     assert "Training" in texts(at) and url_token(at) == rater.token
 
 
-def test_a_typed_name_joins_a_self_registration_test_marked_as_self_registered(sqlite_url, run_dir, monkeypatch):
+def test_a_typed_name_joins_a_self_registration_test_marked_as_self_registered(sqlite_url, run_dir, monkeypatch,
+                                                                               tmp_path):
     monkeypatch.setenv("EARSHOT_DB", sqlite_url)
     test = make_test(sqlite_url, run_dir, "open-door", self_registration=True)
     at = app()
@@ -77,6 +82,16 @@ def test_a_typed_name_joins_a_self_registration_test_marked_as_self_registered(s
     progress = store.progress_frame(sqlite_url, test.name).set_index("name")
     assert progress.loc["Grace", "self_registered"] and not progress.loc["Ada", "self_registered"]
     assert not invited.self_registered
+    for rater in (rater, invited):  # the export marks her too
+        item = store.test_items(sqlite_url, test.id)[0]
+        store.submit_trial(sqlite_url, rater.token, item.id, full_ratings(sqlite_url, item.id), 1.0)
+    app_cli = typer.Typer()
+    app_cli.add_typer(listen_app, name="listen")
+    out = tmp_path / "ratings.csv"
+    result = CliRunner().invoke(app_cli, ["listen", "export", test.name, "--out", str(out), "--db", sqlite_url])
+    assert result.exit_code == 0, result.output
+    exported = pd.read_csv(out).groupby("rater")["self_registered"].agg(set)
+    assert exported.to_dict() == {"Ada": {False}, "Grace": {True}}
 
 
 def test_tests_are_invitation_only_by_default_and_an_invited_rater_gives_no_name(opened):
