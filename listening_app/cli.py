@@ -91,7 +91,7 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
             set_status(db, made.name, "open")
     except _user_errors() as error:
         _fail(str(error))
-    console.print(f"test [bold]{made.name}[/]: {len(made.items)} items, conditions {', '.join(made.conditions)} "
+    console.print(f"test [bold]{made.name}[/]: {len(made.items)} trials, conditions {', '.join(made.conditions)} "
                   f"+ hidden reference + anchors at {made.anchor_low_hz:.1f} Hz and {made.anchor_mid_hz:.1f} Hz")
     matching = "BS.1770-4 integrated loudness" if made.loudness == "bs1770" else "RMS"
     console.print(f"every stimulus matched to its reference's {matching} (--loudness {made.loudness})")
@@ -102,8 +102,10 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
     console.print("raters join by invitation link only (earshot listen invite)" if not self_registration else
                   "raters join by invitation link, or under a typed name on the start page (--self-registration)")
     conditions = sorted(next(iter(made.gains_db.values())))
-    print_table(Table(["item", *conditions], [[item, *[f"{gains[c]:+.2f}" for c in conditions]]
-                                              for item, gains in made.gains_db.items()], "gain applied (dB)"))
+    print_table(Table(["item", *conditions],
+                      [[f"{item} (training)" if item == made.training_item else item,
+                        *[f"{gains[c]:+.2f}" for c in conditions]] for item, gains in made.gains_db.items()],
+                      "gain applied (dB)"))
     console.print("open it with: earshot listen open " + made.name if not open_test else "the test is open")
 
 
