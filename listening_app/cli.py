@@ -78,8 +78,8 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
     if loudness not in LOUDNESS_METHODS:
         _fail(f"--loudness: {loudness!r} is not one of {', '.join(LOUDNESS_METHODS)}")
     try:
-        settings = TestSettings(self_registration=self_registration, must_play_all=must_play_all, require_100=require_100,
-                                resubmit=resubmit, completion_code=completion_code, training=training,
+        settings = TestSettings(self_registration=self_registration, must_play_all=must_play_all,
+                                require_100=require_100, resubmit=resubmit, completion_code=completion_code, training=training,
                                 seconds=seconds)
     except ValidationError as error:
         first = error.errors()[0]

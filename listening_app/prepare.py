@@ -3,8 +3,8 @@
 Items are spread across the run's categories; each item's stimuli are the chosen jobs'
 reconstructions, the hidden reference and the two anchors, all cut to the same length and
 loudness-matched to the reference. The training page plays an item of its own that no trial
-uses: the labelled training audio would otherwise name every letter of that trial. The audio is copied into the database, so nothing a
-test plays lies in any folder a web server serves.
+uses: the labelled training audio would otherwise name every letter of that trial. The audio
+is copied into the database, so nothing a test plays lies in any folder a web server serves.
 """
 
 from __future__ import annotations

@@ -102,7 +102,8 @@ def test_tests_are_invitation_only_by_default_and_an_invited_rater_gives_no_name
     rater = store.add_rater(db, test.name)
     at = app(rater.token)
     assert not at.text_input
-    assert at.checkbox(key="start_consent").label == "I agree to take part; my ratings are stored under this invitation."
+    consent = at.checkbox(key="start_consent").label
+    assert consent == "I agree to take part; my ratings are stored under this invitation."
     with pytest.raises(store.StoreError, match="invited raters only"):  # a start page left open: refused by the store
         store.add_rater(db, test.name, "Mallory", self_registered=True)
     assert list(store.progress_frame(db, test.name)["name"]) == [rater.name]

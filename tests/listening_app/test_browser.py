@@ -285,8 +285,9 @@ def test_a_submit_from_a_window_left_behind_is_refused_and_the_rater_told(browse
     kept = store.export_frame(db, test.name).query(f"rater == '{rater.name}'")["score"].tolist()
 
     rate_and_submit(second, behind, top=100)
-    second.get_by_text("Trial 1 was already submitted from another window; your answers here were not saved "
-                       "(the ones from the other window are kept). You are now on trial 2 of 2.").wait_for(timeout=20_000)
+    told = ("Trial 1 was already submitted from another window; your answers here were not saved "
+            "(the ones from the other window are kept). You are now on trial 2 of 2.")
+    second.get_by_text(told).wait_for(timeout=20_000)
     second.get_by_text("Trial 2 of 2", exact=True).wait_for()
     SHOTS.mkdir(exist_ok=True)
     second.screenshot(path=str(SHOTS / "trial-second-window.png"), full_page=True)

@@ -159,8 +159,8 @@ def test_a_training_item_the_run_lacks_or_cannot_spare_is_refused_in_one_line(sq
         result = runner.invoke(app, ["listen", "prepare", str(run_dir), "--db", sqlite_url, "--seconds", "1", *args])
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
     assert store.list_tests(sqlite_url) == []
-    result = runner.invoke(app, ["listen", "prepare", str(run_dir), "--db", sqlite_url, "--seconds", "1", "--items", "1",
-                                 "--name", "cli"])
+    result = runner.invoke(app, ["listen", "prepare", str(run_dir), "--db", sqlite_url, "--seconds", "1",
+                                 "--items", "1", "--name", "cli"])
     assert result.exit_code == 0, result.output
     training = store.get_test(sqlite_url, "cli").training_item_id
     (name,) = [i.name for i in store.test_items(sqlite_url, store.get_test(sqlite_url, "cli").id) if i.id == training]
