@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -297,7 +298,7 @@ def test_a_submit_from_a_window_left_behind_is_refused_and_the_rater_told(browse
 
 
 def test_tests_are_by_invitation_until_the_admin_lets_raters_register(browser, served, run_dir):
-    db, _, server = served
+    db, test, server = served
     door = make_test(db, run_dir, "door")
     page = browser.new_page(viewport={"width": 1000, "height": 1000})
     page.goto(f"{server.url}/?test={door.name}")
@@ -321,9 +322,13 @@ def test_tests_are_by_invitation_until_the_admin_lets_raters_register(browser, s
     admin.get_by_text("Raters", exact=True).wait_for()
     admin.get_by_role("combobox").first.click()
     admin.get_by_role("option", name=door.name).click()
-    admin.get_by_text("Self-registration").click()
-    admin.wait_for_timeout(1000)
-    assert store.get_test(db, door.name).settings.self_registration
+    # The switch of the door test, once the page shows that test (its key names it).
+    admin.locator(f".st-key-admin_self_registration-{door.name}").get_by_text("Self-registration").click()
+    deadline = time.monotonic() + 30
+    while not store.get_test(db, door.name).settings.self_registration:
+        assert time.monotonic() < deadline, "the switch did not reach the database"
+        admin.wait_for_timeout(100)
+    assert not store.get_test(db, test.name).settings.self_registration  # the other test's stays off
 
     page.reload()
     page.wait_for_selector(CONNECTED)
