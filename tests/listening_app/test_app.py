@@ -301,3 +301,26 @@ def test_a_rater_walks_the_declared_flow_from_start_to_done(sqlite_url, run_dir,
     assert steps == ["start"] + ["trials"] * trials + ["done"]
     assert "WALK-1" in texts(at) and len(store.export_frame(sqlite_url, test.name)) == 5 * trials
     assert page_of(app(token, "views/trial.py")) == "done"  # a finished rater is not shown a trial again
+
+
+@pytest.mark.parametrize("resubmit", ["refuse", "overwrite"])
+def test_a_window_left_behind_says_what_became_of_its_answers(sqlite_url, run_dir, monkeypatch, resubmit):
+    monkeypatch.setenv("EARSHOT_DB", sqlite_url)
+    test = make_test(sqlite_url, run_dir, "twice", resubmit=resubmit)
+    rater = store.add_rater(sqlite_url, test.name)
+    store.record_consent(sqlite_url, rater.id)
+    ahead, behind = app(rater.token, "views/trial.py"), app(rater.token, "views/trial.py")
+    send(ahead, player_value(trial_view(ahead), score_of=lambda i: 100 if i == 0 else 30))
+    assert "Trial 2 of 2" in str(ahead.get("progress")[0].proto)
+    send(behind, player_value(trial_view(behind), score_of=lambda i: 100 if i == 0 else 70))
+    assert not behind.exception and not behind.error
+    said = " ".join(w.value for w in behind.warning)
+    if resubmit == "refuse":
+        assert "Trial 1 was already submitted from another window; your answers here were not saved" in said
+    else:
+        assert "Trial 1 had been submitted from another window; your answers here replaced those." in said
+    assert "You are now on trial 2 of 2." in said and "Trial 2 of 2" in str(behind.get("progress")[0].proto)
+    kept = store.export_frame(sqlite_url, test.name)
+    assert len(kept) == 5 and set(kept["score"]) == {100, 30 if resubmit == "refuse" else 70}
+    behind.run()  # said once
+    assert not behind.warning
