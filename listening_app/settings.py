@@ -26,8 +26,9 @@ class TestSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
     __test__ = False  # not a pytest class, despite its name
 
-    rater_id: Literal["token", "name", "token-or-name"] = Field(
-        "token-or-name", title="Raters come in by", description="how a rater is identified: an invitation token in the URL, a typed name, or either")
+    self_registration: bool = Field(
+        False, title="Raters may register themselves",
+        description="anyone who opens the server may join under a typed name; otherwise invitation links only")
     must_play_all: bool = Field(True, title="Every stimulus must be played", description="every stimulus must be played before a trial can be submitted")
     require_100: bool = Field(True, title="One stimulus per trial must be rated 100", description="at least one stimulus of a trial must be rated 100")
     resubmit: Literal["refuse", "overwrite"] = Field(
@@ -49,6 +50,5 @@ class TestSettings(BaseModel):
 
 #: The choices of the ``Literal`` settings, as the admin page says them.
 CHOICE_WORDS: dict[str, dict[str, str]] = {
-    "rater_id": {"token": "invitation link", "name": "typed name", "token-or-name": "invitation link or typed name"},
     "resubmit": {"refuse": "refused", "overwrite": "replaces the first"},
 }

@@ -63,7 +63,8 @@ RATING_COLUMNS = ["rater", "item", "condition", "score", "kind"]  # what the sta
 #: report and ``listen analyze``; ``results`` never reads the listening database itself.
 #:
 #: - ``test``: the listening test's name;
-#: - ``rater``: the rater's name (or an anonymous id);
+#: - ``rater``: the rater's name (or an anonymous id); ``self_registered``: true when the rater
+#:   joined under a typed name on the start page, false for an invitation link;
 #: - ``item``: the excerpt (the run's item name, e.g. ``speech-0``); ``category``: its category;
 #: - ``condition``: the run's job for a system (``mse-seed0``), ``reference`` for the hidden
 #:   reference, ``anchor-low`` / ``anchor-mid`` for the anchors; ``kind``: ``system``,
@@ -76,8 +77,8 @@ RATING_COLUMNS = ["rater", "item", "condition", "score", "kind"]  # what the sta
 #:
 #: Only ``rater, item, condition, score`` are required by the statistics (``kind`` is derived
 #: from the condition's name when absent), so a hand-made long CSV works too.
-RATINGS_TABLE_COLUMNS = ["test", "rater", "item", "category", "condition", "kind", "score", "play_count",
-                         "play_seconds", "gain_db", "seconds_spent", "submitted_at", "submissions"]
+RATINGS_TABLE_COLUMNS = ["test", "rater", "self_registered", "item", "category", "condition", "kind", "score",
+                         "play_count", "play_seconds", "gain_db", "seconds_spent", "submitted_at", "submissions"]
 KIND_ORDER = {"system": 0, "reference": 1, "anchor": 2}
 
 

@@ -65,8 +65,14 @@ if col_close.button("Close", key="admin_close", disabled=test.status == "closed"
     store.set_status(db_url(), name, "closed")
     st.rerun()
 
+st.toggle("Self-registration: anyone who opens this server's start page may join under a typed name "
+          "(off: invitation links only)", value=test.settings.self_registration, key=f"admin_self_registration-{name}",
+          on_change=lambda: store.update_settings(db_url(), name, self_registration=st.session_state[
+              f"admin_self_registration-{name}"]))
+
 st.subheader("Raters")
 progress = store.progress_frame(db_url(), name)
+progress.insert(1, "joined by", progress.pop("self_registered").map({True: "self-registered", False: "invitation"}))
 st.dataframe(present.raters_table(progress).frame(), hide_index=True, key="admin_progress")
 
 st.subheader("Invitations")
