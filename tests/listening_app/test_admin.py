@@ -124,12 +124,12 @@ def test_settings_and_tables_are_in_words(admin):
     frames = {tuple(df.value.columns[:2]): df.value for df in at.dataframe}
     settings = dict(frames["setting", "value"].values.tolist())
     assert settings["Completion code"] == "DONE-42" and settings["Every stimulus must be played"] == "yes"
-    assert settings["Raters come in by"] == "invitation link or typed name"
+    assert settings["Raters may register themselves"] == "no"
     assert settings["Stimulus length (s)"] == "2"
     page = texts(at) + " ".join(str(c) for df in at.dataframe for c in df.value.columns)
     assert "completion_code" not in page and "= None" not in page and "= True" not in page
     raters = frames["rater", "invited (UTC)"]
-    assert list(raters.columns[:4]) == ["rater", "invited (UTC)", "consented (UTC)", "trials done"]
-    assert raters.values.tolist()[0][3] == "0 of 3"
+    assert list(raters.columns) == ["rater", "invited (UTC)", "consented (UTC)", "trials done", "joined by"]
+    assert raters.values.tolist()[0][3:] == ["0 of 2", "invitation"]  # one of the 3 excerpts trains
     for frame in at.dataframe:
         assert not [c for c in frame.value.columns if "_" in str(c)], list(frame.value.columns)

@@ -164,7 +164,7 @@ def test_admin_logs_in_closes_a_test_and_invites(opened, monkeypatch, admin_guar
     store.add_rater(db, test.name, "Grace", self_registered=True)
     at.run()
     (raters,) = [d.value for d in at.dataframe if "joined by" in d.value.columns]
-    assert raters.set_index("name").loc["Grace", "joined by"] == "self-registered"
+    assert raters.set_index("rater").loc["Grace", "joined by"] == "self-registered"
     at.button(key="admin_invite").click().run()
     assert "?token=" in texts(at)
     at.button(key="admin_close").click().run()
