@@ -52,8 +52,13 @@ def _split(text: str | None) -> list[str] | None:
 
 @listen_app.command()
 def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: reference/ and recon/)"),
-            items: int = typer.Option(8, min=1, help="number of items (trials), spread across categories"),
-            conditions: Optional[str] = typer.Option(None, help="loss names, comma-separated (default: every loss)"),
+            test_type: str = typer.Option("mushra", "--type",
+                                          help="mushra (every condition rated against the reference) or abx (every "
+                                               "pair of conditions: is X A or B?)"),
+            items: int = typer.Option(8, min=1, help="number of items (excerpts; ABX makes one trial per item and pair), "
+                                                     "spread across categories"),
+            conditions: Optional[str] = typer.Option(None, help="loss names, comma-separated (default: every loss; ABX "
+                                                                "compares every pair of them)"),
             seed: int = typer.Option(0, help="which seed's job to use for each loss"),
             seconds: float = typer.Option(8.0, help="stimulus length, seconds (at most 12)"),
             name: Optional[str] = typer.Option(None, help="test name (default: run id and a hash)"),
@@ -70,7 +75,8 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
             open_test: bool = typer.Option(False, "--open", help="open the test right away"),
             loudness: str = typer.Option("bs1770", help="level matching: bs1770 (ITU-R BS.1770-4 loudness) or rms"),
             db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_database)) -> None:
-    """Make a blind MUSHRA test from a run: items, hidden reference, anchors, loudness matching."""
+    """Make a blind MUSHRA or ABX test from a run: items, hidden reference and anchors (MUSHRA) or pairs (ABX),
+    loudness matching."""
     from earshot.listening_app.audio import LOUDNESS_METHODS
     from earshot.listening_app.prepare import prepare_test
     from earshot.listening_app.settings import TestSettings
@@ -88,14 +94,20 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
         _fail(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
     try:
         made = prepare_test(run, db, items=items, conditions=_split(conditions), seed=seed, name=name,
-                            settings=settings, loudness=loudness, training_item=training_item)
+                            settings=settings, loudness=loudness, training_item=training_item, test_type=test_type)
         if open_test:
             set_status(db, made.name, "open")
     except _user_errors() as error:
         _fail(str(error))
-    console.print(Text.assemble("test ", (made.name, "bold"),
-                                f": {len(made.items)} trials, conditions {', '.join(made.conditions)} + hidden reference "
-                                f"+ anchors at {made.anchor_low_hz:.1f} Hz and {made.anchor_mid_hz:.1f} Hz"))
+    if made.type == "abx":
+        pairs = len(made.conditions) * (len(made.conditions) - 1) // 2
+        console.print(Text.assemble("ABX test ", (made.name, "bold"),
+                                    f": {made.trials} trials ({len(made.items)} items × {pairs} pairs of "
+                                    f"{', '.join(made.conditions)}); X is A or B at random for each rater and trial"))
+    else:
+        console.print(Text.assemble("test ", (made.name, "bold"),
+                                    f": {len(made.items)} trials, conditions {', '.join(made.conditions)} + hidden "
+                                    f"reference + anchors at {made.anchor_low_hz:.1f} Hz and {made.anchor_mid_hz:.1f} Hz"))
     matching = "BS.1770-4 integrated loudness" if made.loudness == "bs1770" else "RMS"
     console.print(f"every stimulus matched to its reference's {matching} (--loudness {made.loudness})")
     if made.training_item:

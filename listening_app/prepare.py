@@ -1,15 +1,17 @@
-"""Test preparation: from a run directory to a stored, blind MUSHRA test.
+"""Test preparation: from a run directory to a stored, blind MUSHRA or ABX test.
 
 Items are spread across the run's categories; each item's stimuli are the chosen jobs'
 reconstructions, the hidden reference and the two anchors, all cut to the same length and
 loudness-matched to the reference. The training page plays an item of its own that no trial
-uses: the labelled training audio would otherwise name every letter of that trial. The audio
+uses: the labelled training audio would otherwise name every letter of that trial. An ABX test
+stores one item per excerpt and pair of conditions, holding those two stimuli. The audio
 is copied into the database, so nothing a test plays lies in any folder a web server serves.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ import soundfile as sf
 
 from earshot.listening_app import store
 from earshot.listening_app.audio import LOUDNESS_METHODS, MAX_PEAK, anchor_cutoffs, loudness_gains_db, lowpass, wav_bytes
-from earshot.listening_app.rules import ItemPlan, check_items
+from earshot.listening_app.rules import ItemPlan, check_abx_items, check_items
 from earshot.listening_app.settings import MAX_STIMULI_PER_TRIAL, TestSettings
 from earshot.results.rundir import RunDir
 
@@ -42,6 +44,8 @@ class Prepared:
     gains_db: dict[str, dict[str, float]] = field(default_factory=dict)  # item -> condition -> gain
     training_item: str | None = None  # played on the training page only, never a trial
     note: str = ""  # what the user should know about the choice of items (one trial fewer than asked)
+    type: str = "mushra"
+    trials: int = 0  # per rater: the items, or for ABX the items × pairs
 
 
 def select_items(excerpts: list[dict], count: int) -> list[dict]:
@@ -115,7 +119,7 @@ def _read(path: Path, samples: int) -> tuple[np.ndarray, int]:
 def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, conditions: list[str] | None = None,
                  seed: int = 0, seconds: float | None = None, name: str | None = None,
                  settings: TestSettings | None = None, loudness: str = "bs1770",
-                 training_item: str | None = None) -> Prepared:
+                 training_item: str | None = None, test_type: str = "mushra") -> Prepared:
     """Make a test from a run and store it (closed); ``earshot listen open`` opens it.
 
     ``loudness``: match every stimulus to the reference's BS.1770-4 integrated loudness
@@ -131,9 +135,13 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
     if seconds is not None:
         settings = settings.model_copy(update={"seconds": seconds})
         TestSettings.model_validate(settings.model_dump())  # the range check
+    if test_type not in store.TEST_TYPES:
+        raise PrepareError(f"--type {test_type!r}: use one of {', '.join(store.TEST_TYPES)}")
     jobs = resolve_jobs(run.path, conditions, seed)
     stimuli_per_trial = len(jobs) + 3
-    if stimuli_per_trial > MAX_STIMULI_PER_TRIAL:
+    if test_type == "abx" and len(jobs) < 2:
+        raise PrepareError(f"ABX compares pairs of conditions: choose at least 2 with --conditions (has {len(jobs)})")
+    if test_type == "mushra" and stimuli_per_trial > MAX_STIMULI_PER_TRIAL:
         raise PrepareError(f"{len(jobs)} conditions + reference + 2 anchors = {stimuli_per_trial} stimuli per trial; "
                            f"BS.1534 allows at most {MAX_STIMULI_PER_TRIAL} (choose at most "
                            f"{MAX_STIMULI_PER_TRIAL - 3} with --conditions)")
@@ -153,42 +161,59 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
 
     new_items, plans, gains_report = [], [], {}
     for excerpt in chosen + ([training] if training else []):
-        item = excerpt["item"]
-        reference, ref_rate = _read(run.reference_wav(item), samples)
-        if ref_rate != rate:
-            raise PrepareError(f"{item}: reference at {ref_rate} Hz, the run's rate is {rate} Hz")
-        length = len(reference)
-        signals = {store.REFERENCE: ("reference", reference),
-                   store.ANCHOR_LOW: ("anchor", lowpass(reference, rate, low_hz)),
-                   store.ANCHOR_MID: ("anchor", lowpass(reference, rate, mid_hz))}
-        for job in jobs:
-            recon, _ = _read(run.recon_wav(job, item), length)
-            if len(recon) < length:
-                recon = np.pad(recon, (0, length - len(recon)))
-            signals[job] = ("system", recon)
-        gains = dict(zip(signals, loudness_gains_db(reference, [s for _, s in signals.values()], rate, loudness)))
-        matched = {c: s * 10 ** (gains[c] / 20) for c, (_, s) in signals.items()}
-        # One common turn-down keeps every stimulus unclipped and still level-matched.
-        peak = max(float(np.abs(s).max()) for s in matched.values())
-        common_db = 20 * np.log10(MAX_PEAK / peak) if peak > MAX_PEAK else 0.0
-        new_stimuli = []
-        for condition, (kind, _) in signals.items():
-            gain = gains[condition] + common_db
-            new_stimuli.append(store.NewStimulus(condition, kind, wav_bytes(matched[condition] * 10 ** (common_db / 20),
-                                                                            rate), round(gain, 3), length))
-        gains_report[item] = {s.condition: s.gain_db for s in new_stimuli}
-        new_items.append(store.NewItem(item, excerpt["category"], new_stimuli, training=excerpt is training))
-        plans.append(ItemPlan(item, [s.condition for s in new_stimuli], [s.kind for s in new_stimuli],
+        new_stimuli = _stimuli(run, excerpt["item"], jobs, rate, samples, loudness, low_hz, mid_hz)
+        gains_report[excerpt["item"]] = {s.condition: s.gain_db for s in new_stimuli}
+        if test_type == "abx" and excerpt is not training:
+            # One trial per pair of conditions: the pair's two stimuli, matched as in a MUSHRA trial.
+            by_condition = {s.condition: s for s in new_stimuli}
+            for a, b in itertools.combinations(jobs, 2):
+                new_items.append(store.NewItem(f"{excerpt['item']}: {a} vs {b}", excerpt["category"],
+                                               [by_condition[a], by_condition[b]], excerpt=excerpt["item"]))
+            continue
+        new_items.append(store.NewItem(excerpt["item"], excerpt["category"], new_stimuli, training=excerpt is training))
+        plans.append(ItemPlan(excerpt["item"], [s.condition for s in new_stimuli], [s.kind for s in new_stimuli],
                               [s.samples for s in new_stimuli]))
 
-    problems = check_items(plans, rate, low_hz, mid_hz)
+    if test_type == "abx":
+        problems = check_abx_items([ItemPlan(i.name, [s.condition for s in i.stimuli], [s.kind for s in i.stimuli],
+                                             [s.samples for s in i.stimuli]) for i in new_items if not i.training], rate)
+    else:
+        problems = check_items(plans, rate, low_hz, mid_hz)
     if problems:
         raise PrepareError("; ".join(problems))
     if name is None:
         digest = hashlib.sha256(json.dumps([run_id, jobs, [c["item"] for c in chosen],
                                             training["item"] if training else None,
-                                            settings.model_dump(), loudness]).encode()).hexdigest()[:6]
-        name = f"{run_id}-listen-{digest}"
-    store.create_test(db_url, name, run.path, run_id, settings, rate, low_hz, mid_hz, new_items, loudness)
+                                            settings.model_dump(), loudness]
+                                           + ([test_type] if test_type != "mushra" else [])).encode()).hexdigest()[:6]
+        name = f"{run_id}-{test_type if test_type != 'mushra' else 'listen'}-{digest}"
+    store.create_test(db_url, name, run.path, run_id, settings, rate, low_hz, mid_hz, new_items, loudness, test_type)
     return Prepared(name, [c["item"] for c in chosen], jobs, low_hz, mid_hz, loudness, gains_report,
-                    training["item"] if training else None, note)
+                    training["item"] if training else None, note, test_type,
+                    len([i for i in new_items if not i.training]))
+
+
+def _stimuli(run: RunDir, item: str, jobs: list[str], rate: int, samples: int, loudness: str, low_hz: float,
+             mid_hz: float) -> list[store.NewStimulus]:
+    """One excerpt's stimuli: the reference, the two anchors and each job's reconstruction, cut to one
+    length and level-matched to the reference."""
+    reference, ref_rate = _read(run.reference_wav(item), samples)
+    if ref_rate != rate:
+        raise PrepareError(f"{item}: reference at {ref_rate} Hz, the run's rate is {rate} Hz")
+    length = len(reference)
+    signals = {store.REFERENCE: ("reference", reference),
+               store.ANCHOR_LOW: ("anchor", lowpass(reference, rate, low_hz)),
+               store.ANCHOR_MID: ("anchor", lowpass(reference, rate, mid_hz))}
+    for job in jobs:
+        recon, _ = _read(run.recon_wav(job, item), length)
+        if len(recon) < length:
+            recon = np.pad(recon, (0, length - len(recon)))
+        signals[job] = ("system", recon)
+    gains = dict(zip(signals, loudness_gains_db(reference, [s for _, s in signals.values()], rate, loudness)))
+    matched = {c: s * 10 ** (gains[c] / 20) for c, (_, s) in signals.items()}
+    # One common turn-down keeps every stimulus unclipped and still level-matched.
+    peak = max(float(np.abs(s).max()) for s in matched.values())
+    common_db = 20 * np.log10(MAX_PEAK / peak) if peak > MAX_PEAK else 0.0
+    return [store.NewStimulus(condition, kind, wav_bytes(matched[condition] * 10 ** (common_db / 20), rate),
+                              round(gains[condition] + common_db, 3), length)
+            for condition, (kind, _) in signals.items()]

@@ -35,6 +35,9 @@ DB_ENV = "EARSHOT_DB"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 KINDS = ("system", "reference", "anchor")
+#: The kinds of listening test: MUSHRA (every condition of an item rated against the reference)
+#: and ABX (two conditions A and B and an unknown X, which the rater says is A or B).
+TEST_TYPES = ("mushra", "abx")
 REFERENCE = "reference"
 ANCHOR_LOW = "anchor-low"
 ANCHOR_MID = "anchor-mid"
@@ -58,6 +61,8 @@ tests = sa.Table(
     sa.Column("created", sa.DateTime(timezone=True), nullable=False),
     # How the stimuli were level-matched (migration 2): "bs1770" or "rms".
     sa.Column("loudness", sa.String(10), nullable=False, server_default="rms"),
+    # The kind of test (migration 4); every test before it was MUSHRA.
+    sa.Column("type", sa.String(10), nullable=False, server_default="mushra"),
     sa.CheckConstraint("status in ('open', 'closed')", name="tests_status"),
 )
 
@@ -69,6 +74,9 @@ items = sa.Table(
     sa.Column("category", sa.String(100), nullable=False),
     sa.Column("position", sa.Integer, nullable=False),
     sa.Column("training", sa.Boolean, nullable=False, default=False),
+    # The run's excerpt the item plays (migration 4): an ABX item is one excerpt and one pair, so its
+    # name is not the excerpt's; NULL means the name is.
+    sa.Column("excerpt", sa.String(200), nullable=True),
     sa.UniqueConstraint("test_id", "name", name="items_unique_name"),
 )
 
@@ -121,6 +129,20 @@ ratings = sa.Table(
     sa.CheckConstraint("score >= 0 and score <= 100", name="ratings_score_range"),
 )
 
+abx_answers = sa.Table(
+    "abx_answers", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("trial_id", sa.Integer, sa.ForeignKey("trials.id", ondelete="CASCADE"), nullable=False, unique=True),
+    sa.Column("a_stimulus_id", sa.Integer, sa.ForeignKey("stimuli.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("b_stimulus_id", sa.Integer, sa.ForeignKey("stimuli.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("x_stimulus_id", sa.Integer, sa.ForeignKey("stimuli.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("answer", sa.String(1), nullable=False),  # what the rater said X is: "A" or "B"
+    sa.Column("play_count", sa.Integer, nullable=False),  # A, B and X together
+    sa.Column("play_seconds", sa.Float, nullable=False),
+    sa.CheckConstraint("answer in ('A', 'B')", name="abx_answer"),
+    sa.CheckConstraint("x_stimulus_id = a_stimulus_id or x_stimulus_id = b_stimulus_id", name="abx_x_is_a_or_b"),
+)
+
 
 def _migration_1(conn: Connection) -> None:
     """The first schema: tests, items, stimuli, raters, trials, ratings."""
@@ -152,9 +174,18 @@ def _migration_3(conn: Connection) -> None:
             conn.execute(tests.update().where(tests.c.id == row.id).values(settings=json.dumps(settings)))
 
 
+def _migration_4(conn: Connection) -> None:
+    """tests.type (every earlier test was MUSHRA), items.excerpt and the ABX answers table."""
+    if "type" not in {c["name"] for c in sa.inspect(conn).get_columns("tests")}:
+        conn.exec_driver_sql("ALTER TABLE tests ADD COLUMN type VARCHAR(10) NOT NULL DEFAULT 'mushra'")
+    if "excerpt" not in {c["name"] for c in sa.inspect(conn).get_columns("items")}:
+        conn.exec_driver_sql("ALTER TABLE items ADD COLUMN excerpt VARCHAR(200)")
+    abx_answers.create(conn, checkfirst=True)
+
+
 #: Ordered migrations; migration ``i`` (1-based) brings the schema to version ``i``.
 #: A new one is appended, never edited, so an old database upgrades step by step.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3, _migration_4]
 
 
 class StoreError(ValueError):
@@ -321,6 +352,7 @@ class TestInfo:
     anchor_mid_hz: float
     loudness: str  # how the stimuli were level-matched: "bs1770" or "rms"
     training_item_id: int | None = None  # the item the training page plays; never a trial
+    type: str = "mushra"  # one of TEST_TYPES
 
 
 def _tests_query():
@@ -332,7 +364,7 @@ def _tests_query():
 def _test_info(row) -> TestInfo:
     return TestInfo(row.id, row.name, row.run_dir, row.run_id, TestSettings.model_validate_json(row.settings),
                     row.status, row.sample_rate, row.anchor_low_hz, row.anchor_mid_hz, row.loudness,
-                    row.training_item_id)
+                    row.training_item_id, row.type)
 
 
 @dataclass
@@ -350,12 +382,15 @@ class NewItem:
     category: str
     stimuli: list[NewStimulus]
     training: bool = False
+    excerpt: str | None = None  # the run's excerpt, when the name is not it
 
 
 def create_test(db_url: str | None, name: str, run_dir: Path, run_id: str, settings: TestSettings,
                 sample_rate: int, anchor_low_hz: float, anchor_mid_hz: float, new_items: list[NewItem],
-                loudness: str) -> TestInfo:
+                loudness: str, test_type: str = "mushra") -> TestInfo:
     """Write a prepared test (closed) in one transaction; a name in use is refused."""
+    if test_type not in TEST_TYPES:
+        raise StoreError(f"test type {test_type!r}: use one of {', '.join(TEST_TYPES)}")
     engine = engine_for(db_url)
     with _writing(engine) as conn:
         if conn.execute(sa.select(tests.c.id).where(tests.c.name == name)).first():
@@ -363,11 +398,11 @@ def create_test(db_url: str | None, name: str, run_dir: Path, run_id: str, setti
         test_id = conn.execute(tests.insert().values(
             name=name, run_dir=str(Path(run_dir).resolve()), run_id=run_id, settings=settings.model_dump_json(),
             status="closed", sample_rate=sample_rate, anchor_low_hz=anchor_low_hz, anchor_mid_hz=anchor_mid_hz,
-            created=_now(), loudness=loudness)).inserted_primary_key[0]
+            created=_now(), loudness=loudness, type=test_type)).inserted_primary_key[0]
         for position, item in enumerate(new_items):
             item_id = conn.execute(items.insert().values(
                 test_id=test_id, name=item.name, category=item.category, position=position,
-                training=item.training)).inserted_primary_key[0]
+                training=item.training, excerpt=item.excerpt)).inserted_primary_key[0]
             conn.execute(stimuli.insert(), [dict(item_id=item_id, condition=s.condition, kind=s.kind, audio=s.audio,
                                                  gain_db=s.gain_db, samples=s.samples) for s in item.stimuli])
     return get_test(db_url, name)
@@ -555,17 +590,8 @@ def submit_trial(db_url: str | None, token: str, item_id: int, rating_list: list
     trial is refused or replaces the first, as the test's ``resubmit`` setting says.
     Nothing is written when any check fails.
     """
-    engine = engine_for(db_url)
-    with _writing(engine) as conn:
-        rater = conn.execute(sa.select(raters).where(raters.c.token == token)).first() if isinstance(token, str) else None
-        if rater is None:
-            raise StoreError("unknown invitation token")
-        test = conn.execute(sa.select(tests).where(tests.c.id == rater.test_id)).first()
-        if test.status != "open":
-            raise StoreError(f"the test {test.name!r} is closed")
-        item = conn.execute(sa.select(items).where(items.c.id == item_id)).first()
-        if item is None or item.test_id != test.id or item.training:
-            raise StoreError("this trial does not belong to your test")
+    with _writing(engine_for(db_url)) as conn:
+        test, rater = _open_trial(conn, token, item_id, "mushra")
         expected = {r.id for r in conn.execute(sa.select(stimuli.c.id).where(stimuli.c.item_id == item_id))}
         given = [r.stimulus_id for r in rating_list]
         if len(given) != len(set(given)) or set(given) != expected:
@@ -573,23 +599,77 @@ def submit_trial(db_url: str | None, token: str, item_id: int, rating_list: list
         for r in rating_list:
             if not (0 <= r.score <= 100) or r.play_count < 0 or r.play_seconds < 0:
                 raise StoreError("a rating is outside 0-100 or a play count is negative")
-        settings = TestSettings.model_validate_json(test.settings)
-        existing = conn.execute(sa.select(trials).where(trials.c.rater_id == rater.id,
-                                                        trials.c.item_id == item_id)).first()
-        if existing is not None:
-            if settings.resubmit == "refuse":
-                raise StoreError("this trial was submitted already")
-            conn.execute(ratings.delete().where(ratings.c.trial_id == existing.id))
-            conn.execute(trials.update().where(trials.c.id == existing.id).values(
-                seconds_spent=seconds_spent, submitted_at=_now(), submissions=existing.submissions + 1))
-            trial_id = existing.id
-        else:
-            trial_id = conn.execute(trials.insert().values(rater_id=rater.id, item_id=item_id,
-                                                           seconds_spent=max(0.0, float(seconds_spent)),
-                                                           submitted_at=_now(), submissions=1)).inserted_primary_key[0]
+        trial_id = _trial_row(conn, test, rater, item_id, seconds_spent)
         conn.execute(ratings.insert(), [dict(trial_id=trial_id, stimulus_id=r.stimulus_id, score=float(r.score),
                                              play_count=int(r.play_count), play_seconds=float(r.play_seconds))
                                         for r in rating_list])
+    return trial_id
+
+
+def _open_trial(conn: Connection, token: str, item_id: int, test_type: str):
+    """(test row, rater row) of a submit, checked: a known token, an open test of this type, an item of it."""
+    rater = conn.execute(sa.select(raters).where(raters.c.token == token)).first() if isinstance(token, str) else None
+    if rater is None:
+        raise StoreError("unknown invitation token")
+    test = conn.execute(sa.select(tests).where(tests.c.id == rater.test_id)).first()
+    if test.status != "open":
+        raise StoreError(f"the test {test.name!r} is closed")
+    if test.type != test_type:
+        raise StoreError(f"the test {test.name!r} is a {test.type.upper()} test, not {test_type.upper()}")
+    item = conn.execute(sa.select(items).where(items.c.id == item_id)).first()
+    if item is None or item.test_id != test.id or item.training:
+        raise StoreError("this trial does not belong to your test")
+    return test, rater
+
+
+def _trial_row(conn: Connection, test, rater, item_id: int, seconds_spent: float) -> int:
+    """The trial's id: a new row, or the first submit's emptied of its answers when the test lets a
+    second submit replace it; refused when it does not."""
+    existing = conn.execute(sa.select(trials).where(trials.c.rater_id == rater.id, trials.c.item_id == item_id)).first()
+    if existing is None:
+        return conn.execute(trials.insert().values(rater_id=rater.id, item_id=item_id,
+                                                   seconds_spent=max(0.0, float(seconds_spent)),
+                                                   submitted_at=_now(), submissions=1)).inserted_primary_key[0]
+    if TestSettings.model_validate_json(test.settings).resubmit == "refuse":
+        raise StoreError("this trial was submitted already")
+    conn.execute(ratings.delete().where(ratings.c.trial_id == existing.id))
+    conn.execute(abx_answers.delete().where(abx_answers.c.trial_id == existing.id))
+    conn.execute(trials.update().where(trials.c.id == existing.id).values(
+        seconds_spent=max(0.0, float(seconds_spent)), submitted_at=_now(), submissions=existing.submissions + 1))
+    return existing.id
+
+
+@dataclass(frozen=True)
+class AbxAnswer:
+    """One ABX trial's answer: the stimuli shown as A, B and X, and which the rater said X is."""
+
+    a_stimulus_id: int
+    b_stimulus_id: int
+    x_stimulus_id: int
+    answer: str  # "A" or "B"
+    play_count: int  # A, B and X together
+    play_seconds: float
+
+
+def submit_abx(db_url: str | None, token: str, item_id: int, answer: AbxAnswer, seconds_spent: float) -> int:
+    """Commit one ABX answer in one transaction; returns the trial id.
+
+    Checked again here as :func:`submit_trial` checks ratings: A and B must be exactly the item's
+    two stimuli, X one of them, the answer ``A`` or ``B``; a second submit as ``resubmit`` says.
+    """
+    with _writing(engine_for(db_url)) as conn:
+        test, rater = _open_trial(conn, token, item_id, "abx")
+        expected = {r.id for r in conn.execute(sa.select(stimuli.c.id).where(stimuli.c.item_id == item_id))}
+        pair = {answer.a_stimulus_id, answer.b_stimulus_id}
+        if len(pair) != 2 or pair != expected or answer.x_stimulus_id not in pair:
+            raise StoreError("the answer does not match this trial's stimuli")
+        if answer.answer not in ("A", "B") or answer.play_count < 0 or answer.play_seconds < 0:
+            raise StoreError("an ABX answer must be A or B, with a play count that is not negative")
+        trial_id = _trial_row(conn, test, rater, item_id, seconds_spent)
+        conn.execute(abx_answers.insert().values(
+            trial_id=trial_id, a_stimulus_id=answer.a_stimulus_id, b_stimulus_id=answer.b_stimulus_id,
+            x_stimulus_id=answer.x_stimulus_id, answer=answer.answer, play_count=int(answer.play_count),
+            play_seconds=float(answer.play_seconds)))
     return trial_id
 
 
@@ -606,33 +686,60 @@ def export_frame(db_url: str | None, test: str | None = None) -> pd.DataFrame:
     # Here, not at the top: results' statistics import scipy, which the rater pages never need.
     from earshot.results.listening import RATINGS_TABLE_COLUMNS
 
-    query = (sa.select(tests.c.name.label("test"), raters.c.name.label("rater"), raters.c.self_registered,
-                       items.c.name.label("item"),
-                       items.c.category, stimuli.c.condition, stimuli.c.kind, ratings.c.score, ratings.c.play_count,
-                       ratings.c.play_seconds, stimuli.c.gain_db, trials.c.seconds_spent, trials.c.submitted_at,
-                       trials.c.submissions)
+    item_name = sa.func.coalesce(items.c.excerpt, items.c.name).label("item")
+    query = (sa.select(tests.c.name.label("test"), tests.c.type, raters.c.name.label("rater"), raters.c.self_registered,
+                       item_name, items.c.category, stimuli.c.condition, stimuli.c.kind, ratings.c.score,
+                       ratings.c.play_count, ratings.c.play_seconds, stimuli.c.gain_db, trials.c.seconds_spent,
+                       trials.c.submitted_at, trials.c.submissions,
+                       tests.c.id.label("_test"), raters.c.id.label("_rater"), items.c.position.label("_position"),
+                       stimuli.c.id.label("_stimulus"))
              .select_from(ratings.join(trials, ratings.c.trial_id == trials.c.id)
                           .join(raters, trials.c.rater_id == raters.c.id)
                           .join(tests, raters.c.test_id == tests.c.id)
                           .join(stimuli, ratings.c.stimulus_id == stimuli.c.id)
-                          .join(items, stimuli.c.item_id == items.c.id))
-             .order_by(tests.c.id, raters.c.id, items.c.position, stimuli.c.id))
+                          .join(items, stimuli.c.item_id == items.c.id)))
+    # One row per ABX trial: its condition is X's, and a, b, x, answer name conditions.
+    a, b, x = (stimuli.alias(name) for name in ("stim_a", "stim_b", "stim_x"))
+    said = sa.case((abx_answers.c.answer == "A", a.c.condition), else_=b.c.condition)
+    abx = (sa.select(tests.c.name.label("test"), tests.c.type, raters.c.name.label("rater"), raters.c.self_registered,
+                     item_name, items.c.category, x.c.condition, x.c.kind, sa.null().label("score"),
+                     abx_answers.c.play_count, abx_answers.c.play_seconds, x.c.gain_db, trials.c.seconds_spent,
+                     trials.c.submitted_at, trials.c.submissions, a.c.condition.label("a"), b.c.condition.label("b"),
+                     x.c.condition.label("x"), said.label("answer"),
+                     tests.c.id.label("_test"), raters.c.id.label("_rater"), items.c.position.label("_position"),
+                     x.c.id.label("_stimulus"))
+           .select_from(abx_answers.join(trials, abx_answers.c.trial_id == trials.c.id)
+                        .join(raters, trials.c.rater_id == raters.c.id)
+                        .join(tests, raters.c.test_id == tests.c.id)
+                        .join(items, trials.c.item_id == items.c.id)
+                        .join(a, abx_answers.c.a_stimulus_id == a.c.id)
+                        .join(b, abx_answers.c.b_stimulus_id == b.c.id)
+                        .join(x, abx_answers.c.x_stimulus_id == x.c.id)))
     if test is not None:
         query = query.where(tests.c.name == test)
+        abx = abx.where(tests.c.name == test)
     with engine_for(db_url).connect() as conn:
-        frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=RATINGS_TABLE_COLUMNS)
+        rows = [*conn.execute(query).mappings().all(), *conn.execute(abx).mappings().all()]
+    frame = pd.DataFrame(rows, columns=[*RATINGS_TABLE_COLUMNS, "_test", "_rater", "_position", "_stimulus"])
+    frame = frame.sort_values(["_test", "_rater", "_position", "_stimulus"], kind="stable")
+    frame = frame[RATINGS_TABLE_COLUMNS].reset_index(drop=True)
     frame["self_registered"] = frame["self_registered"].astype(bool)
+    frame["score"] = frame["score"].astype(float)
+    abx_rows = frame["type"] == "abx"
+    frame["correct"] = pd.Series(pd.NA, index=frame.index, dtype="boolean")
+    frame.loc[abx_rows, "correct"] = (frame.loc[abx_rows, "answer"] == frame.loc[abx_rows, "x"]).astype("boolean")
     return frame
 
 
 def ratings_frame(db_url: str, test: str | None = None) -> pd.DataFrame:
-    """Every submitted rating: columns ``test, rater, item, condition, score, kind``.
+    """Every submitted MUSHRA rating: columns ``test, rater, item, condition, score, kind``.
 
     ``condition`` is the run's job name (``mse-seed0``) for a system, ``reference`` for the
     hidden reference, ``anchor-low`` / ``anchor-mid`` for the anchors; ``kind`` is one of
     ``system``, ``reference``, ``anchor``. ``test=None`` gives every test.
     """
-    frame = export_frame(db_url, test)[RATINGS_COLUMNS].copy()
+    frame = export_frame(db_url, test)
+    frame = frame[frame["type"] == "mushra"][RATINGS_COLUMNS].copy()
     frame["score"] = frame["score"].astype(float)
     return frame.reset_index(drop=True)
 

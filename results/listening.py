@@ -62,7 +62,8 @@ RATING_COLUMNS = ["rater", "item", "condition", "score", "kind"]  # what the sta
 #: submitted rating. It is what ``earshot listen export`` writes and what the CLI hands the
 #: report and ``listen analyze``; ``results`` never reads the listening database itself.
 #:
-#: - ``test``: the listening test's name;
+#: - ``test``: the listening test's name; ``type``: ``mushra`` (one row per rating) or ``abx`` (one
+#:   row per trial: ``score`` is empty and ``condition`` is X's);
 #: - ``rater``: the rater's name (or an anonymous id); ``self_registered``: true when the rater
 #:   joined under a typed name on the start page, false for an invitation link;
 #: - ``item``: the excerpt (the run's item name, e.g. ``speech-0``); ``category``: its category;
@@ -73,12 +74,16 @@ RATING_COLUMNS = ["rater", "item", "condition", "score", "kind"]  # what the sta
 #: - ``play_count``, ``play_seconds``: how often and how long the rater played this stimulus;
 #: - ``gain_db``: the level-matching gain applied to the stimulus;
 #: - ``seconds_spent``, ``submitted_at``, ``submissions``: the trial's time on page, its last
-#:   submission (UTC) and how many times it was submitted.
+#:   submission (UTC) and how many times it was submitted;
+#: - ABX only (empty for MUSHRA): ``a``, ``b``: the conditions played as A and as B; ``x``: the one X
+#:   was; ``answer``: the one the rater said X was; ``correct``: whether they were right.
 #:
 #: Only ``rater, item, condition, score`` are required by the statistics (``kind`` is derived
 #: from the condition's name when absent), so a hand-made long CSV works too.
-RATINGS_TABLE_COLUMNS = ["test", "rater", "self_registered", "item", "category", "condition", "kind", "score",
-                         "play_count", "play_seconds", "gain_db", "seconds_spent", "submitted_at", "submissions"]
+RATINGS_TABLE_COLUMNS = ["test", "type", "rater", "self_registered", "item", "category", "condition", "kind", "score",
+                         "play_count", "play_seconds", "gain_db", "seconds_spent", "submitted_at", "submissions",
+                         "a", "b", "x", "answer", "correct"]
+ABX_COLUMNS = ["a", "b", "x", "answer"]  # what an ABX row adds; ``correct`` is derived from them
 KIND_ORDER = {"system": 0, "reference": 1, "anchor": 2}
 
 
@@ -110,7 +115,8 @@ def normalise_ratings(frame: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in ("rater", "item", "condition", "score") if c not in frame.columns]
     if missing:
         raise RatingsError(f"ratings table: missing column(s) {', '.join(missing)}")
-    out = frame.copy()
+    # ABX rows (an answer, no score) belong to results.abx; MUSHRA statistics read scores only.
+    out = frame[frame["type"] != "abx"].copy() if "type" in frame.columns else frame.copy()
     for column in ("rater", "item", "condition"):
         out[column] = out[column].astype(str)
     out["score"] = pd.to_numeric(out["score"], errors="coerce").astype(float)

@@ -554,6 +554,37 @@ def variance_sentence(variance: dict) -> str:
             f"residual {score(variance.get('residual'))} (score²).")
 
 
+def proportion_interval(proportion, low, high) -> str:
+    """A proportion correct as a percentage with its interval: ``75.0 % [42.8, 94.5]``."""
+    if _finite(proportion) is None:
+        return MISSING
+    text = percent(proportion)
+    return text if _finite(low) is None else f"{text} [{fixed(100 * low, PERCENT_DECIMALS)}, {fixed(100 * high, PERCENT_DECIMALS)}]"
+
+
+def abx_pairs_table(pairs: pd.DataFrame, alpha: float = 0.05) -> Table:
+    """ABX pooled over raters, one row per pair: how many raters could tell it apart, correct of trials,
+    proportion [95 % CI], one-sided p; a pair told apart in bold."""
+    rows = [[str(r["pair"]), f"{count(r['raters_told_apart'])} of {count(r['raters'])}",
+             f"{count(r['correct'])} of {count(r['trials'])}", proportion_interval(r["proportion"], r["ci_low"], r["ci_high"]),
+             p_value(r["pvalue"]), yes_no(r["told_apart"])] for _, r in pairs.iterrows()]
+    return Table(["pair", "raters who told it apart", "correct", "proportion correct [95 % CI]", "p", "told apart"],
+                 rows, f"ABX, every rater's trials pooled: proportion of trials where X was named right, exact "
+                       f"Clopper–Pearson interval, exact one-sided binomial test against chance (50 %), α = {alpha:g}; "
+                       f"a rater told a pair apart when their own test says so",
+                 bold={(i, 5) for i, row in enumerate(rows) if row[5] == "yes"}, records=records(pairs))
+
+
+def abx_raters_table(raters: pd.DataFrame, alpha: float = 0.05) -> Table:
+    """ABX per rater and pair: correct of trials, proportion [95 % CI], one-sided p, told apart."""
+    rows = [[str(r["pair"]), str(r["rater"]), f"{count(r['correct'])} of {count(r['trials'])}",
+             proportion_interval(r["proportion"], r["ci_low"], r["ci_high"]), p_value(r["pvalue"]),
+             yes_no(r["told_apart"])] for _, r in raters.iterrows()]
+    return Table(["pair", "rater", "correct", "proportion correct [95 % CI]", "p", "told apart"], rows,
+                 f"ABX per rater: exact one-sided binomial test against chance (50 %), α = {alpha:g}",
+                 bold={(i, 5) for i, row in enumerate(rows) if row[5] == "yes"}, records=records(raters))
+
+
 def correlation_gaps(table: pd.DataFrame) -> list[str]:
     """One sentence per level and reason for the correlations :func:`correlation_table` leaves out."""
     if table.empty or "not_computed" not in table.columns:

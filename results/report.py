@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from earshot.results import adequacy, aggregate, listening, plots, present
+from earshot.results import abx, adequacy, aggregate, listening, plots, present
 from earshot.results.hypotheses import Declaration, declared_for_run
 
 from earshot.results.present import Table, number
@@ -388,7 +388,7 @@ def _examples_section(run: RunData) -> Section:
 
 def _listening_section(run: RunData, tests: list[tuple[str, pd.DataFrame]], notes: list[str],
                        screening_options: dict | None = None) -> Section:
-    section = Section("listening", "Listening test (MUSHRA)")
+    section = Section("listening", "Listening tests")
     for text in notes:
         section.add(Note(text))
     if not tests:
@@ -403,7 +403,16 @@ def _listening_section(run: RunData, tests: list[tuple[str, pd.DataFrame]], note
         if info.get("loss") in loss_colour:
             colours[job] = loss_colour[info["loss"]]
     for name, ratings in tests:
-        section.add(Sub(f"test {name}"))
+        if abx.is_abx(ratings):
+            section.add(Sub(f"test {name} (ABX)"))
+            result = abx.analyze_abx(ratings, name)
+            for text in result.notes:
+                section.add(Note(text, "note"))
+            if len(result.pairs):
+                section.add(present.abx_pairs_table(result.pairs, result.alpha))
+                section.add(present.abx_raters_table(result.raters, result.alpha))
+            continue
+        section.add(Sub(f"test {name} (MUSHRA)"))
         result = listening.analyze_ratings(ratings, name, system_order=list(run.jobs),
                                            **(screening_options or {}))
         for text in result.notes:

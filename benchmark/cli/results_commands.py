@@ -174,7 +174,9 @@ def analyze(
     mixed: bool = typer.Option(False, "--mixed/--no-mixed", help="Also fit the linear mixed model."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Post-screening, MUSHRA means with CIs, Friedman and pairwise Wilcoxon tests."""
+    """Post-screening, MUSHRA means with CIs, Friedman and pairwise Wilcoxon tests; for an ABX test, proportion
+    correct per pair with exact binomial tests, per rater and pooled."""
+    from earshot.results.abx import analyze_abx, is_abx
     from earshot.results.listening import RatingsError, analyze_ratings, read_ratings
 
     if ratings is not None:
@@ -199,12 +201,27 @@ def analyze(
         fail("no ratings found")
     with json_document(as_json, command="listen analyze", blocks=blocks, tests={}) as document:
         for name, frame in frames:
+            if is_abx(frame):
+                _print_abx(name, analyze_abx(frame, name))
+                continue
             result = analyze_ratings(frame, name, blocks=blocks, with_mixed_model=mixed,
                                      system_order=orders.get(name))
             _print_analysis(name, result, blocks)
             if document is not None:  # the numbers behind the sentences
                 document["tests"][name] = {"friedman": result.friedman, "notes": result.notes,
                                            "variance": result.mixed["variance"] if result.mixed else None}
+
+
+def _print_abx(name: str, result) -> None:
+    """One ABX test's analysis: pooled per pair, then per rater."""
+    from earshot.results import present
+
+    console.rule(f"test {name} (ABX)")
+    for note in result.notes:
+        print_text(note, label="note", test=name)
+    if len(result.pairs):
+        print_table(present.abx_pairs_table(result.pairs, result.alpha), key="abx-pairs", test=name)
+        print_table(present.abx_raters_table(result.raters, result.alpha), key="abx-raters", test=name)
 
 
 def _print_analysis(name: str, result, blocks: str) -> None:

@@ -15,9 +15,15 @@ position = enter("training")
 rater, test = position.rater, position.test
 state = app_state()
 st.title("Training")
-st.markdown("Listen to every version of this excerpt. Here they are **labelled**: the reference, the two "
-            "anchors (deliberately muffled versions) and the systems under test. In the test itself, the "
-            "same kinds of versions appear hidden behind letters. Nothing here is recorded.")
+if test.type == "abx":
+    st.markdown("Listen to every version of this excerpt. Here they are **labelled**: the reference, the two "
+                "anchors (deliberately muffled versions) and the systems under test. In the test, each trial "
+                "plays two of the systems as **A** and **B**, and one of them again as **X**: you say which. "
+                "Nothing here is recorded.")
+else:
+    st.markdown("Listen to every version of this excerpt. Here they are **labelled**: the reference, the two "
+                "anchors (deliberately muffled versions) and the systems under test. In the test itself, the "
+                "same kinds of versions appear hidden behind letters. Nothing here is recorded.")
 # The test's own training item, which no trial plays: a trial's excerpt heard here labelled would
 # name its letters.
 item = next(i for i in store.test_items(db_url(), test.id) if i.id == test.training_item_id)

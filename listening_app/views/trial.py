@@ -1,4 +1,4 @@
-"""One MUSHRA trial: the player with its sliders; a submit writes the whole trial at once.
+"""One trial: MUSHRA's player with its sliders, or ABX's A, B and X; a submit writes the whole trial at once.
 
 The player's value (its submit) is read from session state before anything is drawn, so
 a successful submit draws the next trial in the same script run rather than a second one:
@@ -10,11 +10,26 @@ import time
 
 import streamlit as st
 
-from earshot.listening_app import flow, store
+from earshot.listening_app import abx, flow, store
 from earshot.listening_app.player import player
 from earshot.listening_app.state import app_state, db_url
 from earshot.listening_app.trial import check_submission, make_view, trial_number
 from earshot.listening_app.ui import follow, token_from_url
+
+
+def checked_answer(view, value, test):
+    """(what to store, problems) for a submit of either type."""
+    if test.type == "abx":
+        return abx.check_submission(view, value, test.settings.must_play_all)
+    checked = check_submission(view, value, test.settings)
+    return checked.ratings, checked.problems
+
+
+def save(test, token, view, answer) -> None:
+    if test.type == "abx":
+        store.submit_abx(db_url(), token, view.item_id, answer, time.time() - view.shown_at)
+    else:
+        store.submit_trial(db_url(), token, view.item_id, answer, time.time() - view.shown_at)
 
 
 def received(state):
@@ -32,28 +47,26 @@ arrived = received(state) if position.consented and position.test.status == "ope
 if arrived is not None:
     view, value = arrived
     state.handled.add((view.nonce, value.get("submit_id")))
-    checked = check_submission(view, value, position.test.settings)
-    state.last_error = checked.problems
+    answer, problems = checked_answer(view, value, position.test)
+    state.last_error = problems
     here = position.next_item is not None and view.item_id == position.next_item.id
     if not here:  # submitted from another window since this one showed it
         number = trial_number(db_url(), position.rater, position.test, view.item_id)
         del state.views[view.item_id]
         state.last_error = []
-        replace = position.test.settings.resubmit == "overwrite" and not checked.problems
+        replace = position.test.settings.resubmit == "overwrite" and not problems
         if replace:
             try:
-                store.submit_trial(db_url(), position.rater.token, view.item_id, checked.ratings,
-                                   time.time() - view.shown_at)
+                save(position.test, position.rater.token, view, answer)
             except store.StoreError:  # closed meanwhile: then nothing was replaced
                 replace = False
         state.notice = (f"Trial {number} had been submitted from another window; your answers here replaced those."
                         if replace else
                         f"Trial {number} was already submitted from another window; your answers here were not "
                         "saved (the ones from the other window are kept).")
-    elif not checked.problems:
+    elif not problems:
         try:
-            store.submit_trial(db_url(), position.rater.token, view.item_id, checked.ratings,
-                               time.time() - view.shown_at)
+            save(position.test, position.rater.token, view, answer)
         except store.StoreError as error:
             state.last_error = [str(error)]
         else:
@@ -69,9 +82,13 @@ if state.notice:
     st.warning(f"{state.notice} You are now on trial {position.submitted + 1} of {position.total}.")
     state.notice = ""
 st.progress(position.submitted / position.total, text=f"Trial {position.submitted + 1} of {position.total}")
-st.markdown("Compare each version with the **Reference** and rate it: *Excellent* means you hear no difference.")
+if test.type == "abx":
+    st.markdown("Listen to **A**, **B** and **X**. X is the same as either A or B: say which.")
+else:
+    st.markdown("Compare each version with the **Reference** and rate it: *Excellent* means you hear no difference.")
 if item.id not in state.views:
-    state.views[item.id] = make_view(db_url(), rater, test, item, time.time())
+    state.views[item.id] = (abx.make_view if test.type == "abx" else make_view)(db_url(), rater, test, item,
+                                                                               time.time())
 view = state.views[item.id]
 player(view.component_args, key=f"player-{view.nonce}")
 for problem in state.last_error:

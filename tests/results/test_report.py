@@ -108,7 +108,7 @@ def test_markdown_and_latex(tiny_run, tmp_path):
     text = render_markdown(run, sections, tmp_path)
     pngs = [line.split("(")[1].rstrip(")") for line in text.splitlines() if line.startswith("![")]
     assert pngs and all((tmp_path / name).is_file() for name in pngs)
-    assert "## Listening test (MUSHRA)" in text and "| metric |" in text and "(../recon/mse-seed0/" in text
+    assert "## Listening tests" in text and "| metric |" in text and "(../recon/mse-seed0/" in text
     tex = render_latex(run, sections)
     assert tex.count("\\begin{tabular}") == tex.count("\\end{tabular}") >= 5
     assert "\\toprule" in tex and "\\bottomrule" in tex and "hf\\_energy\\_ratio\\_db\\_2k" in tex

@@ -1,0 +1,90 @@
+"""The rater's side of an ABX trial, as plain functions: which condition is A, B and X, the blind view, the check.
+
+Nothing here imports Streamlit. Which of an item's two stimuli is played as A and which one X
+repeats is drawn from the rater's token and the test's order seed, so a reload or another
+device shows the same trial; it never leaves the server except as audio. X's audio is blinded
+apart from A's and B's, so its bytes match neither.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+
+import numpy as np
+
+from earshot.listening_app import store
+from earshot.listening_app.audio import blinded_wav
+from earshot.listening_app.trial import MAX_PLAY_SECONDS, MAX_VALUE_BYTES, TrialView, _number, _rng
+
+LETTERS = ["A", "B", "X"]
+
+
+def assignment(stimuli: list[store.StimulusInfo], token: str, order_seed: int, item_id: int
+               ) -> tuple[store.StimulusInfo, store.StimulusInfo, store.StimulusInfo]:
+    """(A, B, X) for this rater's trial of an item: A and B its two stimuli in a random order, X one of them."""
+    rng = _rng("abx", order_seed, token, item_id)
+    a, b = (stimuli[k] for k in rng.permutation(2))
+    return a, b, (a if rng.random() < 0.5 else b)
+
+
+def rule_messages(must_play_all: bool) -> dict[str, str]:
+    """What an ABX trial still lacks before it may be submitted; the player shows these live."""
+    messages = {"unanswered": "Say whether X is A or B."}
+    if must_play_all:
+        messages["unplayed"] = "Play A, B and X before you submit; not played yet: {}."
+    return messages
+
+
+def make_view(db_url: str | None, rater: store.RaterInfo, test: store.TestInfo, item: store.ItemInfo,
+              now: float) -> TrialView:
+    """A fresh blind view of an ABX trial: three keys, three separately blinded copies."""
+    a, b, x = assignment(store.item_stimuli(db_url, item.id), rater.token, test.settings.order_seed, item.id)
+    audio = store.stimulus_audio(db_url, [a.id, b.id])
+    rng = np.random.default_rng(secrets.randbits(64))
+    keys = [secrets.token_hex(6) for _ in LETTERS]
+    nonce = secrets.token_hex(8)
+    args = {"nonce": nonce, "mode": "abx", "rules": rule_messages(test.settings.must_play_all), "reference": None,
+            "stimuli": [{"key": k, "label": letter, "audio": base64.b64encode(blinded_wav(audio[s.id], rng)).decode()}
+                        for k, letter, s in zip(keys, LETTERS, (a, b, x))]}
+    return TrialView(item.id, nonce, list(LETTERS), keys, {k: s.id for k, s in zip(keys, (a, b, x))}, {}, args, now)
+
+
+def check_submission(view: TrialView, value, must_play_all: bool) -> tuple[store.AbxAnswer | None, list[str]]:
+    """The player's value as an answer to store, or what is missing or wrong (the value is hostile:
+    size, shape, types and this session's keys are checked)."""
+    try:
+        size = len(json.dumps(value))
+    except (TypeError, ValueError):
+        return None, ["the player sent a value that is not valid"]
+    if size > MAX_VALUE_BYTES:
+        return None, ["the player sent a value that is too large"]
+    if not isinstance(value, dict) or not all(isinstance(value.get(f), dict) for f in ("seconds", "plays")):
+        return None, ["the player sent a value that is not valid"]
+    if value.get("nonce") != view.nonce:
+        return None, ["this answer belongs to another trial or session: reload the page"]
+    seconds, plays = value["seconds"], value["plays"]
+    if not set(seconds) | set(plays) <= set(view.keys):
+        return None, ["the player sent a play record for stimuli that are not in this trial"]
+    answer = value.get("answer")
+    if answer is not None and answer not in ("A", "B"):
+        return None, ["the answer must be A or B"]
+    total_plays, total_seconds, unplayed = 0, 0.0, []
+    for key, letter in zip(view.keys, view.letters):
+        played = _number(seconds.get(key, 0), 0, MAX_PLAY_SECONDS)
+        count = plays.get(key, 0)
+        if played is None or isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 100_000:
+            return None, [f"the play record of {letter} is not valid"]
+        total_plays, total_seconds = total_plays + count, total_seconds + played
+        if count == 0:
+            unplayed.append(letter)
+    messages, problems = rule_messages(must_play_all), []
+    if answer is None:
+        problems.append(messages["unanswered"])
+    if "unplayed" in messages and unplayed:
+        problems.append(messages["unplayed"].format(", ".join(unplayed)))
+    if problems:
+        return None, problems
+    ids = [view.stimulus_ids[k] for k in view.keys]
+    return store.AbxAnswer(ids[0], ids[1], ids[2], answer, total_plays, total_seconds), []
