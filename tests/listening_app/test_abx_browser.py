@@ -1,0 +1,105 @@
+"""An ABX test in a real browser: prepared from a run, taken by two raters, exported and analysed."""
+
+from __future__ import annotations
+
+import pytest
+
+from earshot.listening_app import abx, store
+from earshot.listening_app.prepare import prepare_test
+from earshot.listening_app.settings import TestSettings
+from earshot.results.abx import analyze_abx
+from tests.listening_app.conftest import Server
+from tests.listening_app.test_browser import (CHROMIUM, CONNECTED, SHOTS, browser, leaks, missing,  # noqa: F401
+                                              player, record, secrets_of)
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")]
+
+
+@pytest.fixture(scope="module")
+def served_abx(tmp_path_factory, run_dir):
+    db = f"sqlite:///{tmp_path_factory.mktemp('abx-browser') / 'listening.sqlite'}"
+    prepare_test(run_dir, db, items=8, seconds=2.0, name="abx-5d1e", test_type="abx",
+                 settings=TestSettings(completion_code="ABX-DONE"))
+    store.set_status(db, "abx-5d1e", "open")
+    test = store.get_test(db, "abx-5d1e")
+    server = Server(db).start()
+    yield db, test, server
+    server.kill()
+    store.dispose_engines()
+
+
+def take_test(page, server, db, test, rater, right: bool, shot: str | None = None) -> None:
+    """Consent, training, then every trial: play A, B and X, answer (right, or always "X is A"), submit."""
+    page.goto(f"{server.url}/?token={rater.token}")
+    page.wait_for_selector(CONNECTED)
+    page.get_by_text("I agree").click()
+    page.get_by_role("button", name="Start").click()
+    player(page)
+    page.get_by_role("button", name="Continue to the test").click()
+    page.get_by_text("Trial 1 of").wait_for()
+    items = {i.id: i for i in store.test_items(db, test.id)}
+    previous = None
+    for number in range(1, len([i for i in items.values() if not i.training]) + 1):
+        page.get_by_text(f"Trial {number} of").wait_for(timeout=20_000)
+        frame = player(page, previous)
+        previous = frame.locator("body").get_attribute("data-nonce")
+        assert frame.locator("button.choice").all_inner_texts() == ["A", "B", "X"]
+        if number == 1:  # nothing played or answered: the player says what is missing and sends nothing
+            frame.get_by_role("button", name="Submit and continue").click()
+            assert missing(frame) == ["Say whether X is A or B.", "Play A, B and X before you submit; not played "
+                                                                  "yet: A, B, X."]
+        for letter in "ABX":
+            frame.get_by_role("button", name=letter, exact=True).click()
+            page.wait_for_timeout(150)
+        frame.get_by_role("button", name="Pause").click()
+        said = "A"
+        if right:  # the server's own draw, which the browser never sees
+            item = current_item(db, test, rater)
+            a, _, x = abx.assignment(store.item_stimuli(db, item.id), rater.token, test.settings.order_seed, item.id)
+            said = "A" if x.id == a.id else "B"
+        frame.get_by_role("button", name=f"X is {said}").click()
+        if shot and number == 1:
+            SHOTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(SHOTS / shot), full_page=True)
+        frame.get_by_role("button", name="Submit and continue").click()
+    page.get_by_text("ABX-DONE").wait_for(timeout=20_000)
+
+
+def current_item(db, test, rater) -> store.ItemInfo:
+    from earshot.listening_app.trial import next_trial
+
+    item, _, _ = next_trial(db, rater, test)
+    return item
+
+
+def test_two_raters_take_an_abx_test_blind_and_their_answers_are_exported_and_analysed(browser, served_abx, run_dir):
+    db, test, server = served_abx
+    trials = len([i for i in store.test_items(db, test.id) if not i.training])
+    seen = []
+    for name, right in (("keen", True), ("guessing", False)):
+        rater = store.add_rater(db, test.name, name)
+        context = browser.new_context(viewport={"width": 1000, "height": 900})
+        page = context.new_page()
+        recorded = record(page)
+        take_test(page, server, db, test, rater, right, shot="abx-trial.png" if right else None)
+        if right:
+            page.screenshot(path=str(SHOTS / "abx-finished.png"), full_page=True)
+        recorded.append(page.content().encode())
+        context.close()
+        seen += recorded
+
+    exported = store.export_frame(db, test.name)
+    assert len(exported) == 2 * trials and (exported["type"] == "abx").all()
+    assert (exported["play_count"] >= 3).all()
+    keen = exported[exported["rater"] == "keen"]
+    assert keen["correct"].all()
+    guessing = exported[exported["rater"] == "guessing"]
+    assert (guessing["answer"] == guessing["a"]).all()
+    result = analyze_abx(exported, test.name)
+    per_rater = result.raters.set_index("rater")
+    assert per_rater.loc["keen", "correct"] == trials
+    assert per_rater.loc["guessing", "correct"] == int(guessing["correct"].sum())
+    assert result.pairs["trials"].tolist() == [2 * trials]
+    found = sorted({n for blob in seen for n in leaks(blob, secrets_of(run_dir, db, test))})
+    assert found == [], f"the browser received {found}"
+    assert len(seen) > 20
