@@ -2,7 +2,7 @@
 
 The page shows what the report and ``earshot listen analyze`` show for the same ratings,
 in the same strings: post-screening per rater, then the MUSHRA means with their
-intervals over the raters who passed it.
+intervals over the raters who passed it; for ABX, proportion correct per pair, pooled and per rater.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from earshot.results import present
+from earshot.results.abx import analyze_abx, is_abx
 from earshot.results.listening import analyze_ratings
 from earshot.results.rundir import RunDir
 
@@ -26,6 +27,7 @@ class LiveView:
     raters: present.Table | None  # post-screening per rater
     summary: list[present.Table]  # MUSHRA means [95 % CI]: systems, then the hidden reference and anchors
     too_few: str | None = None  # which conditions have too few raters for an interval
+    heading: str = "Live summary (mean and 95 % CI over the raters who pass post-screening)"
 
 
 def system_order(run_dir: str | Path) -> list[str]:
@@ -39,7 +41,12 @@ def system_order(run_dir: str | Path) -> list[str]:
 
 def live_view(ratings: pd.DataFrame, name: str, order: list[str] | None = None) -> LiveView:
     """The live view of one test's ratings (the ratings table of ``earshot listen export``),
-    systems in ``order`` (see :func:`system_order`)."""
+    systems in ``order`` (see :func:`system_order`); an ABX test's proportions correct per pair."""
+    if is_abx(ratings):
+        found = analyze_abx(ratings, name)
+        return LiveView(found.notes, "", None, [present.abx_pairs_table(found.pairs, found.alpha),
+                                                present.abx_raters_table(found.raters, found.alpha)],
+                        heading="Live summary (proportion correct per pair, exact binomial tests)")
     result = analyze_ratings(ratings, name, with_mixed_model=False, system_order=order)
     if result.screening is None:
         return LiveView(result.notes, "", None, [])

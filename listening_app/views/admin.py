@@ -85,7 +85,8 @@ if st.button("New invitation link", key="admin_invite"):
 
 st.subheader("Ratings")
 export = store.export_frame(db_url(), name)
-st.caption(f"{len(export)} ratings from {export['rater'].nunique() if len(export) else 0} raters")
+st.caption(f"{len(export)} {'answers' if test.type == 'abx' else 'ratings'} from "
+           f"{export['rater'].nunique() if len(export) else 0} raters")
 st.download_button("Download CSV", export.to_csv(index=False), file_name=f"{name}.csv", mime="text/csv",
                    key="admin_csv")
 buffer = io.BytesIO()
@@ -93,7 +94,7 @@ export.to_parquet(buffer, index=False)
 st.download_button("Download parquet", buffer.getvalue(), file_name=f"{name}.parquet",
                    mime="application/octet-stream", key="admin_parquet")
 view = live_view(export, name, system_order(test.run_dir))
-st.subheader("Live summary (mean and 95 % CI over the raters who pass post-screening)")
+st.subheader(view.heading)
 for note in view.notes:
     st.caption(note)
 if view.too_few:
@@ -101,7 +102,8 @@ if view.too_few:
 for table, key in zip(view.summary, ("admin_summary", "admin_summary_controls")):
     st.caption(table.caption)
     st.dataframe(table.frame(), hide_index=True, key=key)
-st.subheader("Post-screening (ITU-R BS.1534-3)")
+if test.type == "mushra":  # ABX has no reference to screen raters by
+    st.subheader("Post-screening (ITU-R BS.1534-3)")
 if view.raters is not None:
     st.caption(view.screening)
     st.dataframe(view.raters.frame(), hide_index=True, key="admin_screening")

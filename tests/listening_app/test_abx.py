@@ -175,3 +175,24 @@ def test_prepare_and_analyze_from_the_command_line(sqlite_url, run_dir):
     assert pairs["rows"][0][:3] == ["bark-seed0 vs mse-seed0", "0 of 2", "2 of 4"]
     per_rater = [t for t in document["tables"] if t["key"] == "abx-raters"][0]["rows"]
     assert [r[1:3] for r in per_rater] == [["r1", "2 of 2"], ["r2", "0 of 2"]]
+
+
+def test_the_admin_page_shows_an_abx_tests_proportions_correct(sqlite_url, run_dir, monkeypatch):
+    from tests.listening_app.test_admin import _log_in
+
+    monkeypatch.setenv("EARSHOT_DB", sqlite_url)
+    monkeypatch.setenv("EARSHOT_ADMIN_PASSWORD", "pw")
+    test = make_abx(sqlite_url, run_dir)
+    rater = store.add_rater(sqlite_url, test.name, "ann")
+    for item in trial_items(sqlite_url, test):
+        a, b, x = abx.assignment(store.item_stimuli(sqlite_url, item.id), rater.token, 0, item.id)
+        store.submit_abx(sqlite_url, rater.token, item.id, store.AbxAnswer(a.id, b.id, x.id, "A", 3, 4.0), 5.0)
+    at = _log_in(app(page="views/admin.py"))
+    assert not at.exception
+    headings = [h.value for h in at.subheader]
+    assert "Live summary (proportion correct per pair, exact binomial tests)" in headings
+    assert not any("Post-screening" in h for h in headings)
+    frames = {tuple(df.value.columns[:2]): df.value for df in at.dataframe}
+    pooled = frames["pair", "raters who told it apart"]
+    assert pooled.values.tolist()[0][:2] == ["bark-seed0 vs mse-seed0", "0 of 1"]
+    assert frames["pair", "rater"]["rater"].tolist() == ["ann"]
