@@ -196,3 +196,29 @@ def test_the_admin_page_shows_an_abx_tests_proportions_correct(sqlite_url, run_d
     pooled = frames["pair", "raters who told it apart"]
     assert pooled.values.tolist()[0][:2] == ["bark-seed0 vs mse-seed0", "0 of 1"]
     assert frames["pair", "rater"]["rater"].tolist() == ["ann"]
+
+
+def test_the_report_shows_an_abx_test_beside_a_mushra_test(sqlite_url, run_dir, tmp_path):
+    from earshot.results.report import build_sections, render_markdown
+
+    test = make_abx(sqlite_url, run_dir)
+    for name in ("ann", "bob"):
+        rater = store.add_rater(sqlite_url, test.name, name)
+        for item in trial_items(sqlite_url, test):
+            a, b, x = abx.assignment(store.item_stimuli(sqlite_url, item.id), rater.token, 0, item.id)
+            said = ("A" if x.id == a.id else "B") if name == "ann" else "A"
+            store.submit_abx(sqlite_url, rater.token, item.id, store.AbxAnswer(a.id, b.id, x.id, said, 3, 4.0), 5.0)
+    mushra = make_test(sqlite_url, run_dir, "mushra")
+    rater = store.add_rater(sqlite_url, mushra.name, "ann")
+    for item in trial_items(sqlite_url, mushra):
+        store.submit_trial(sqlite_url, rater.token, item.id, [
+            store.Rating(s.id, 100.0 if s.kind == "reference" else 40.0, 1, 1.0)
+            for s in store.item_stimuli(sqlite_url, item.id)], 3.0)
+    tests = [(name, store.export_frame(sqlite_url, name)) for name in ("abx", "mushra")]
+    run, sections = build_sections(run_dir, ratings=tests)
+    text = render_markdown(run, sections, tmp_path)
+    assert "test abx (ABX)" in text and "test mushra (MUSHRA)" in text
+    correct = len(trial_items(sqlite_url, test))
+    # Two of two right is p = 1/4: too few trials for either rater to tell the pair apart.
+    assert "| bark-seed0 vs mse-seed0 | 0 of 2 |" in text
+    assert f"| bark-seed0 vs mse-seed0 | ann | {correct} of {correct} |" in text
