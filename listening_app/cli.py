@@ -102,7 +102,7 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
     if made.type == "abx":
         pairs = len(made.conditions) * (len(made.conditions) - 1) // 2
         console.print(Text.assemble("ABX test ", (made.name, "bold"),
-                                    f": {made.trials} trials ({len(made.items)} items × {pairs} pairs of "
+                                    f": {made.trials} trials ({len(made.items)} items × {pairs} pair{'s' if pairs != 1 else ''} of "
                                     f"{', '.join(made.conditions)}); X is A or B at random for each rater and trial"))
     else:
         console.print(Text.assemble("test ", (made.name, "bold"),
@@ -150,14 +150,14 @@ def close(name: str, db: Optional[str] = typer.Option(None, help=DB_HELP, callba
 
 @listen_app.command("list")
 def list_(db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_database)) -> None:
-    """Tests in the database, their status and how many ratings they have."""
-    from earshot.listening_app.store import list_tests, ratings_frame
+    """Tests in the database, their type, status and how many ratings (ABX: answers) they have."""
+    from earshot.listening_app.store import export_frame, list_tests
     from earshot.results.present import Table
 
-    frame = ratings_frame(db)
-    print_table(Table(["test", "status", "run", "anchors (Hz)", "loudness", "ratings"],
-                      [[t.name, t.status, t.run_id, f"{t.anchor_low_hz:.1f} / {t.anchor_mid_hz:.1f}", t.loudness,
-                        str(int((frame["test"] == t.name).sum()))] for t in list_tests(db)]))
+    frame = export_frame(db)
+    print_table(Table(["test", "type", "status", "run", "anchors (Hz)", "loudness", "ratings"],
+                      [[t.name, t.type.upper(), t.status, t.run_id, f"{t.anchor_low_hz:.1f} / {t.anchor_mid_hz:.1f}",
+                        t.loudness, str(int((frame["test"] == t.name).sum()))] for t in list_tests(db)]))
 
 
 @listen_app.command()

@@ -156,7 +156,7 @@ def test_prepare_and_analyze_from_the_command_line(sqlite_url, run_dir):
     made = runner.invoke(listen_app, ["prepare", str(run_dir), "--type", "abx", "--items", "2", "--seconds", "2",
                                       "--name", "cli-abx", "--open", "--db", sqlite_url])
     assert made.exit_code == 0, made.output
-    assert "ABX test cli-abx: 2 trials (2 items × 1 pairs of mse-seed0, bark-seed0)" in " ".join(made.output.split())
+    assert "ABX test cli-abx: 2 trials (2 items × 1 pair of mse-seed0, bark-seed0)" in " ".join(made.output.split())
     test = store.get_test(sqlite_url, "cli-abx")
     for name, right in (("r1", True), ("r2", False)):
         rater = store.add_rater(sqlite_url, test.name, name)
@@ -164,6 +164,8 @@ def test_prepare_and_analyze_from_the_command_line(sqlite_url, run_dir):
             a, b, x = abx.assignment(store.item_stimuli(sqlite_url, item.id), rater.token, 0, item.id)
             said = ("A" if x.id == a.id else "B") if right else ("B" if x.id == a.id else "A")
             store.submit_abx(sqlite_url, rater.token, item.id, store.AbxAnswer(a.id, b.id, x.id, said, 3, 4.0), 5.0)
+    listed = runner.invoke(listen_app, ["list", "--db", sqlite_url])
+    assert "cli-abx\tABX\topen" in listed.output and listed.output.rstrip().endswith("\t4")  # 2 raters × 2 trials
     bad = runner.invoke(listen_app, ["prepare", str(run_dir), "--type", "abc", "--db", sqlite_url])
     assert bad.exit_code != 0 and "--type 'abc'" in bad.output and "Traceback" not in bad.output
     from earshot.benchmark.cli.app import app as earshot_app
