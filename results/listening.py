@@ -164,7 +164,8 @@ def _score(path: Path, line: int, text: str, column: str) -> float:
 
 
 def read_long_csv(path: str | Path) -> pd.DataFrame:
-    """A long ratings CSV: ``rater, item, condition, score`` (more columns are kept).
+    """A long ratings CSV: ``rater, item, condition, score`` (more columns are kept); an export of
+    ``earshot listen export`` with ABX rows (``type`` ``abx``) keeps them, with ``a, b, x, answer``.
 
     The hidden reference is condition ``reference``, anchors start with ``anchor``.
     Row numbers in errors are the file's line numbers (the header is row 1).
@@ -181,13 +182,25 @@ def read_long_csv(path: str | Path) -> pd.DataFrame:
         raise RatingsError(f"{path}: row 1 (header): missing column(s) {', '.join(missing)} "
                            f"(a long ratings CSV has rater, item, condition, score)")
     records = []
+    abx = "type" in header
     for number, row in enumerate(rows, start=2):
         if not any(cell.strip() for cell in row):
             continue  # blank lines, e.g. a trailing newline twice
         record = {c: _cell(path, number, header, row, c) for c in ("rater", "item", "condition")}
-        record["score"] = _score(path, number, _cell(path, number, header, row, "score"), "score")
+        if abx and _cell(path, number, header, row, "type") == "abx":
+            # An ABX answer (``listen export``): no score, the conditions played and the one named.
+            missing = [c for c in ABX_COLUMNS if c not in header]
+            if missing:
+                raise RatingsError(f"{path}: row {number}: an ABX row needs column(s) {', '.join(missing)}")
+            record.update({c: _cell(path, number, header, row, c) for c in ABX_COLUMNS}, type="abx", score=math.nan)
+        else:
+            record["score"] = _score(path, number, _cell(path, number, header, row, "score"), "score")
+            if abx:
+                record["type"] = "mushra"
         records.append(record)
-    return normalise_ratings(pd.DataFrame(records, columns=required))
+    columns = required + (["type", *ABX_COLUMNS] if abx else [])
+    frame = pd.DataFrame(records, columns=columns)
+    return frame if abx and (frame["type"] == "abx").any() else normalise_ratings(frame[required])
 
 
 WEBMUSHRA_REQUIRED = ("trial_id", "rating_stimulus", "rating_score")

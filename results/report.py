@@ -102,7 +102,10 @@ def listening_tests(ratings: str | Path | list[tuple[str, pd.DataFrame]] | None)
         return []
     if isinstance(ratings, (str, Path)):
         path = Path(ratings)
-        return [(path.name, listening.read_ratings(path))]
+        frame = listening.read_ratings(path)
+        if "type" in frame.columns and frame["type"].nunique() > 1:  # an export of tests of both types
+            return [(f"{path.name} ({kind})", part) for kind, part in frame.groupby("type", sort=True)]
+        return [(path.name, frame)]
     return [(str(name), frame) for name, frame in ratings]
 
 

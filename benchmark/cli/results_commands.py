@@ -202,7 +202,10 @@ def analyze(
     with json_document(as_json, command="listen analyze", blocks=blocks, tests={}) as document:
         for name, frame in frames:
             if is_abx(frame):
-                _print_abx(name, analyze_abx(frame, name))
+                found = analyze_abx(frame, name)
+                _print_abx(name, found)
+                if document is not None:
+                    document["tests"][name] = {"type": "abx", "notes": found.notes}
                 continue
             result = analyze_ratings(frame, name, blocks=blocks, with_mixed_model=mixed,
                                      system_order=orders.get(name))

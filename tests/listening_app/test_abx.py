@@ -224,3 +224,23 @@ def test_the_report_shows_an_abx_test_beside_a_mushra_test(sqlite_url, run_dir, 
     # Two of two right is p = 1/4: too few trials for either rater to tell the pair apart.
     assert "| bark-seed0 vs mse-seed0 | 0 of 2 |" in text
     assert f"| bark-seed0 vs mse-seed0 | ann | {correct} of {correct} |" in text
+
+
+def test_an_exported_csv_is_analysed_as_the_database_is(sqlite_url, run_dir, tmp_path):
+    from earshot.results.abx import analyze_abx
+    from earshot.results.listening import read_ratings
+
+    test = make_abx(sqlite_url, run_dir)
+    rater = store.add_rater(sqlite_url, test.name, "ann")
+    for item in trial_items(sqlite_url, test):
+        a, b, x = abx.assignment(store.item_stimuli(sqlite_url, item.id), rater.token, 0, item.id)
+        store.submit_abx(sqlite_url, rater.token, item.id, store.AbxAnswer(a.id, b.id, x.id, "B", 3, 4.0), 5.0)
+    exported = store.export_frame(sqlite_url, test.name)
+    exported.to_csv(tmp_path / "abx.csv", index=False)
+    from_file = analyze_abx(read_ratings(tmp_path / "abx.csv"), "t")
+    from_db = analyze_abx(exported, "t")
+    assert from_file.raters.equals(from_db.raters) and from_file.pairs.equals(from_db.pairs)
+    broken = exported.drop(columns=["answer"])
+    broken.to_csv(tmp_path / "broken.csv", index=False)
+    with pytest.raises(ValueError, match=r"broken.csv: row 2: an ABX row needs column\(s\) answer"):
+        read_ratings(tmp_path / "broken.csv")

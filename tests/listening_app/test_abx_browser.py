@@ -35,6 +35,9 @@ def take_test(page, server, db, test, rater, right: bool, shot: str | None = Non
     page.get_by_text("I agree").click()
     page.get_by_role("button", name="Start").click()
     player(page)
+    if shot:
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"training-{shot}"), full_page=True)
     page.get_by_role("button", name="Continue to the test").click()
     page.get_by_text("Trial 1 of").wait_for()
     items = {i.id: i for i in store.test_items(db, test.id)}
@@ -48,6 +51,8 @@ def take_test(page, server, db, test, rater, right: bool, shot: str | None = Non
             frame.get_by_role("button", name="Submit and continue").click()
             assert missing(frame) == ["Say whether X is A or B.", "Play A, B and X before you submit; not played "
                                                                   "yet: A, B, X."]
+            if shot:
+                page.screenshot(path=str(SHOTS / f"missing-{shot}"), full_page=True)
         for letter in "ABX":
             frame.get_by_role("button", name=letter, exact=True).click()
             page.wait_for_timeout(150)
@@ -59,7 +64,6 @@ def take_test(page, server, db, test, rater, right: bool, shot: str | None = Non
             said = "A" if x.id == a.id else "B"
         frame.get_by_role("button", name=f"X is {said}").click()
         if shot and number == 1:
-            SHOTS.mkdir(exist_ok=True)
             page.screenshot(path=str(SHOTS / shot), full_page=True)
         frame.get_by_role("button", name="Submit and continue").click()
     page.get_by_text("ABX-DONE").wait_for(timeout=20_000)
