@@ -96,8 +96,10 @@ def make_view(db_url: str | None, rater: store.RaterInfo, test: store.TestInfo, 
     if training:  # the training page shows stimuli labelled, in a fixed, readable order
         rank = {"reference": 0, "anchor-mid": 2, "anchor-low": 3}
         found = sorted(found, key=lambda s: rank.get(s.condition, 1))
-    audio = store.stimulus_audio(db_url, [s.id for s in found])
     reference = next(s for s in found if s.kind == "reference")
+    audio = store.stimulus_audio(db_url, [s.id for s in found])
+    if training and test.type == "abx":  # ABX trials play systems only: the reference heads the page, alone
+        found = [s for s in found if s.kind == "system"]
     rng = np.random.default_rng(secrets.randbits(64))
     keys = [secrets.token_hex(6) for _ in found]
     letters = list(string.ascii_uppercase[:len(found)])

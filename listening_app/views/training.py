@@ -16,10 +16,9 @@ rater, test = position.rater, position.test
 state = app_state()
 st.title("Training")
 if test.type == "abx":
-    st.markdown("Listen to every version of this excerpt. Here they are **labelled**: the reference, the two "
-                "anchors (deliberately muffled versions) and the systems under test. In the test, each trial "
-                "plays two of the systems as **A** and **B**, and one of them again as **X**: you say which. "
-                "Nothing here is recorded.")
+    st.markdown("Listen to every version of this excerpt. Here they are **labelled**: the reference and the "
+                "systems under test. In the test, each trial plays two of the systems as **A** and **B**, and one "
+                "of them again as **X**: you say which. Nothing here is recorded.")
 else:
     st.markdown("Listen to every version of this excerpt. Here they are **labelled**: the reference, the two "
                 "anchors (deliberately muffled versions) and the systems under test. In the test itself, the "

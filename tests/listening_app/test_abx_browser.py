@@ -34,7 +34,9 @@ def take_test(page, server, db, test, rater, right: bool, shot: str | None = Non
     page.wait_for_selector(CONNECTED)
     page.get_by_text("I agree").click()
     page.get_by_role("button", name="Start").click()
-    player(page)
+    training = player(page)
+    # ABX trials play systems only: the training page labels the reference and each system.
+    assert training.locator("button.choice").all_inner_texts() == ["Reference", "System 1", "System 2"]
     if shot:
         SHOTS.mkdir(exist_ok=True)
         page.screenshot(path=str(SHOTS / f"training-{shot}"), full_page=True)
@@ -104,6 +106,17 @@ def test_two_raters_take_an_abx_test_blind_and_their_answers_are_exported_and_an
     assert per_rater.loc["keen", "correct"] == trials
     assert per_rater.loc["guessing", "correct"] == int(guessing["correct"].sum())
     assert result.pairs["trials"].tolist() == [2 * trials]
+    admin = browser.new_page(viewport={"width": 1200, "height": 1400})
+    admin.goto(f"{server.url}/admin")
+    admin.wait_for_selector(CONNECTED)
+    admin.get_by_label("Password", exact=True).fill(server.password)
+    admin.get_by_role("button", name="Log in").click()
+    admin.get_by_text("Live summary (proportion correct per pair, exact binomial tests)").wait_for(timeout=20_000)
+    admin.get_by_text(f"{2 * trials} answers from 2 raters").wait_for()
+    admin.locator('[data-testid="stDataFrame"]').last.wait_for()  # the tables drawn, for the screenshot
+    admin.wait_for_function("document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0")
+    admin.screenshot(path=str(SHOTS / "abx-admin.png"), full_page=True)
+    admin.close()
     found = sorted({n for blob in seen for n in leaks(blob, secrets_of(run_dir, db, test))})
     assert found == [], f"the browser received {found}"
     assert len(seen) > 20
