@@ -648,10 +648,11 @@ def settings_table(settings: list[tuple[str, object]]) -> Table:
 
 
 def tests_table(tests: list[dict]) -> Table:
-    """The listening tests of a database: name, status, run, anchors, loudness matching."""
-    rows = [[str(t["name"]), str(t["status"]), str(t["run_id"]),
-             f"{number(t['anchor_low_hz'])} / {number(t['anchor_mid_hz'])}", str(t["loudness"])] for t in tests]
-    return Table(["test", "status", "run", "anchors (Hz)", "loudness matched by"], rows, "listening tests",
+    """The listening tests of a database: name, type, status, run, anchors (MUSHRA's), loudness matching."""
+    rows = [[str(t["name"]), str(t.get("type", "mushra")).upper(), str(t["status"]), str(t["run_id"]),
+             f"{number(t['anchor_low_hz'])} / {number(t['anchor_mid_hz'])}" if t.get("type", "mushra") == "mushra"
+             else MISSING, str(t["loudness"])] for t in tests]
+    return Table(["test", "type", "status", "run", "anchors (Hz)", "loudness matched by"], rows, "listening tests",
                  records=json_value(tests))
 
 

@@ -46,7 +46,8 @@ all_tests = store.list_tests(db_url())
 if not all_tests:
     st.info("No tests yet: make one with `earshot listen prepare RUN`.")
     st.stop()
-st.dataframe(present.tests_table([{"name": t.name, "status": t.status, "run_id": t.run_id, "loudness": t.loudness,
+st.dataframe(present.tests_table([{"name": t.name, "type": t.type, "status": t.status, "run_id": t.run_id,
+                                    "loudness": t.loudness,
                                     "anchor_low_hz": t.anchor_low_hz, "anchor_mid_hz": t.anchor_mid_hz}
                                    for t in all_tests]).frame(), hide_index=True, key="admin_tests")
 name = st.selectbox("Test", [t.name for t in all_tests], key="admin_test")

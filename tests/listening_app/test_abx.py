@@ -198,6 +198,7 @@ def test_the_admin_page_shows_an_abx_tests_proportions_correct(sqlite_url, run_d
     pooled = frames["pair", "raters who told it apart"]
     assert pooled.values.tolist()[0][:2] == ["bark-seed0 vs mse-seed0", "0 of 1"]
     assert frames["pair", "rater"]["rater"].tolist() == ["ann"]
+    assert frames["test", "type"].values.tolist()[0][:3] == ["abx", "ABX", "open"]
 
 
 def test_the_report_shows_an_abx_test_beside_a_mushra_test(sqlite_url, run_dir, tmp_path):
