@@ -615,7 +615,7 @@ def _open_trial(conn: Connection, token: str, item_id: int, test_type: str):
     if test.status != "open":
         raise StoreError(f"the test {test.name!r} is closed")
     if test.type != test_type:
-        raise StoreError(f"the test {test.name!r} is a {test.type.upper()} test, not {test_type.upper()}")
+        raise StoreError(f"the test {test.name!r} takes {test.type.upper()} answers, not {test_type.upper()} ones")
     item = conn.execute(sa.select(items).where(items.c.id == item_id)).first()
     if item is None or item.test_id != test.id or item.training:
         raise StoreError("this trial does not belong to your test")

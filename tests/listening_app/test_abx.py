@@ -87,7 +87,7 @@ def test_the_store_refuses_an_answer_that_does_not_fit_the_trial(sqlite_url, run
             store.submit_abx(sqlite_url, rater.token, first.id, wrong, 2.0)
     with pytest.raises(store.StoreError, match="A or B"):
         store.submit_abx(sqlite_url, rater.token, first.id, store.AbxAnswer(a.id, b.id, a.id, "X", 3, 1.0), 2.0)
-    with pytest.raises(store.StoreError, match="ABX test, not MUSHRA"):
+    with pytest.raises(store.StoreError, match="takes ABX answers, not MUSHRA ones"):
         store.submit_trial(sqlite_url, rater.token, first.id, [store.Rating(a.id, 50, 1, 1), store.Rating(b.id, 50, 1, 1)], 2)
     store.submit_abx(sqlite_url, rater.token, first.id, store.AbxAnswer(a.id, b.id, b.id, "B", 3, 1.0), 2.0)
     with pytest.raises(store.StoreError, match="submitted already"):
