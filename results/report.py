@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from earshot.results import adequacy, aggregate, listening, plots, present
+from earshot.results.bitrate import DEFAULT_LATENT_BITS
 from earshot.results.hypotheses import Declaration, declared_for_run
 
 from earshot.results.present import Table, number
@@ -258,6 +259,39 @@ def _metrics_section(run: RunData) -> tuple[Section, pd.DataFrame]:
     return section, summary
 
 
+def _bitrate_section(run: RunData, latent_bits: int) -> Section:
+    from earshot.results.bitrate import system_bitrates
+
+    section = Section("bitrate", "Quality vs bitrate")
+    metrics = run.metrics
+    if metrics.empty:
+        section.add(Note("no metrics: the run has not been evaluated (earshot eval RUN)"))
+        return section
+    names = [name for name in run.losses if name in set(metrics["loss"])]
+    bitrates = system_bitrates(run.dir.read_systems(), names, latent_bits)
+    if not bitrates["kbps"].notna().any():
+        section.add(Note("no system of this run records a bitrate (a run evaluated before systems.json was written: "
+                         "earshot eval RUN --force records the losses' latent rates)"))
+        return section
+    unknown = list(bitrates.loc[bitrates["kbps"].isna(), "system"])
+    section.add(f"Every system at its bitrate: a trained loss (and the PCA baseline) at its nominal latent rate, "
+                f"latents per second × {latent_bits} bits per latent (earshot report --latent-bits changes it; the "
+                f"code is not quantised, so this is what storing it at that precision would cost), a codec at the "
+                f"bitrate measured from its encoded files.")
+    if unknown:
+        section.add(Note(f"no bitrate for {', '.join(unknown)} (a scored folder takes one with "
+                         f"earshot score --bitrate NAME=KBPS); left off the figure"))
+    summary = aggregate.metric_summary(metrics)
+    order = aggregate.metric_order(metrics, run.metric_info)
+    categories = [aggregate.ALL] + sorted(set(metrics["category"]))
+    section.add(present.bitrate_table(bitrates, summary, run.metric_info, aggregate.ALL, latent_bits))
+    for category in categories:
+        section.add(Sub(f"{category}" + (" (every category pooled)" if category == aggregate.ALL else "")))
+        section.add(Image(plots.to_png(plots.quality_vs_bitrate(summary, bitrates, order, run.metric_info, category)),
+                          f"bitrate-{category}", f"quality vs bitrate, {category}"))
+    return section
+
+
 def _adequacy_section(run: RunData) -> Section:
     from earshot.results.claims import UNDERTRAINED
 
@@ -338,8 +372,9 @@ def example_items(run: RunData, count: int = EXAMPLE_ITEMS) -> list[str]:
 def example_job(run: RunData, loss: str) -> str | None:
     """The done job of a loss with the lowest seed (the one whose audio is shown), the baseline system
     itself (it has no job), or None."""
-    if loss == adequacy.baseline_system(run):
-        return loss
+    if loss == adequacy.baseline_system(run) or loss in run.dir.read_systems() and \
+            not any(j.get("loss") == loss for j in run.jobs.values()):
+        return loss  # a system trained by no job (the PCA baseline, a codec, a scored folder) is its own
     done = [(j.get("seed", 0), job) for job, j in run.jobs.items()
             if j.get("loss") == loss and j.get("status") == "done"]
     return min(done)[1] if done else None
@@ -448,15 +483,17 @@ def _correlation_blocks(section: Section, run: RunData, ratings: pd.DataFrame) -
 
 def build_sections(run_dir: str | Path, ratings: str | Path | list[tuple[str, pd.DataFrame]] | None = None,
                    listening_notes: list[str] | None = None, screening_options: dict | None = None,
-                   declaration: Declaration | None = None) -> tuple[RunData, list[Section]]:
+                   declaration: Declaration | None = None,
+                   latent_bits: int = DEFAULT_LATENT_BITS) -> tuple[RunData, list[Section]]:
     """Everything in the report, format-neutral; ``ratings`` as :func:`listening_tests` takes them,
     ``listening_notes`` say what the caller could not find (shown in the listening section),
-    ``declaration`` the hypotheses checked (default: :func:`hypotheses.declared_for_run`)."""
+    ``declaration`` the hypotheses checked (default: :func:`hypotheses.declared_for_run`),
+    ``latent_bits`` the bits per latent of the trained losses' nominal bitrates."""
 
     run = load_run(run_dir)
     sections = [_run_section(run), _training_section(run)]
     metrics_section, _ = _metrics_section(run)
-    sections += [metrics_section, _adequacy_section(run),
+    sections += [metrics_section, _bitrate_section(run, latent_bits), _adequacy_section(run),
                  _claims_section(run, declaration or declared_for_run(run.path)),
                  _examples_section(run)]
 
@@ -633,7 +670,7 @@ def _latex_column(table: Table, j: int) -> str:
 def write_report(run_dir: str | Path, format: str = "html",
                  ratings: str | Path | list[tuple[str, pd.DataFrame]] | None = None,
                  listening_notes: list[str] | None = None, screening_options: dict | None = None,
-                 declaration: Declaration | None = None) -> Path:
+                 declaration: Declaration | None = None, latent_bits: int = DEFAULT_LATENT_BITS) -> Path:
     """Write ``RUN/report/index.html`` (or ``index.md`` with PNGs, or ``index.tex``); returns its path.
 
     ``ratings``: a ratings file, or ``[(test name, ratings frame)]`` in the columns of
@@ -649,7 +686,7 @@ def write_report(run_dir: str | Path, format: str = "html",
     """
     if format not in FORMATS:
         raise ValueError(f"unknown report format {format!r} (one of {', '.join(FORMATS)})")
-    run, sections = build_sections(run_dir, ratings, listening_notes, screening_options, declaration)
+    run, sections = build_sections(run_dir, ratings, listening_notes, screening_options, declaration, latent_bits)
     return write_sections(run, sections, format)
 
 

@@ -109,12 +109,19 @@ def run(
     hypotheses: Optional[Path] = typer.Option(None, "--hypotheses", help="A YAML file of declared hypotheses, "
                                               "checked before training and recorded in the run (default: the "
                                               "seed's three claims)."),
+    baselines: Optional[str] = typer.Option(None, "--baselines", help="Codec baselines added after evaluation, "
+                                            "CODEC@BITRATE comma-separated: opus@6k,mp3@32k,codec2@3200."),
 ) -> None:
     """Train the grid losses × seeds into one run directory, then evaluate it."""
     from earshot.benchmark.config import select_grid
     from earshot.benchmark.evaluate.baseline import baseline_name
     from earshot.benchmark.train.runner import run_grid
 
+    from earshot.benchmark.cli.systems_commands import checked_codecs, print_codec_baselines, register_codec_baselines
+
+    codecs = checked_codecs(baselines) if baselines else None  # a missing codec stops the run before training
+    if codecs and not evaluate:
+        _fail("--baselines needs the evaluation (leave out --no-eval, or add them later with earshot baselines)")
     try:
         if grid and losses:
             _fail("--grid and --losses: give one of them")
@@ -130,8 +137,12 @@ def run(
                                progress=progress, check_metrics=evaluate, hypotheses=declared)
     except _user_errors() as exc:
         _fail(str(exc))
+    if evaluate and codecs:
+        register_codec_baselines(run_dir, codecs)  # evaluation encodes them with the losses' excerpts
     if evaluate:
         _evaluate(run_dir, device, None, None)
+    if evaluate and codecs:
+        print_codec_baselines(run_dir)
     console.print(f"run directory: [bold]{run_dir}[/]")
 
 
@@ -393,12 +404,15 @@ def _metric_info_first(command, *run_params: str):
 def _add_commands() -> None:
     """The listening test and the reports live in their own packages; their commands join here."""
     from earshot.benchmark.cli.results_commands import analyze, compare, report
+    from earshot.benchmark.cli.systems_commands import baselines, score
     from earshot.listening_app.cli import listen_app
 
     listen_app.command("analyze")(analyze)
     app.add_typer(listen_app, name="listen")
     app.command("report")(_metric_info_first(report, "run_dir"))
     app.command("compare")(_metric_info_first(compare, "run_a", "run_b"))
+    app.command("score")(score)
+    app.command("baselines")(baselines)
 
 
 _add_commands()
