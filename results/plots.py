@@ -11,6 +11,7 @@ import io
 import math
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # no display: the report is written to files
 
@@ -228,6 +229,8 @@ def quality_vs_bitrate(summary: pd.DataFrame, bitrates: pd.DataFrame, metrics: l
                         label=r["system"])
             ax.annotate(r["system"], (r["kbps"], mean), fontsize=6, xytext=(3, 3), textcoords="offset points")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("kbit/s", fontsize=7)
         info = metric_info.get(metric) or {}
         ax.set_ylabel(info.get("unit") or "no unit", fontsize=7)
