@@ -133,7 +133,8 @@ def score_into(run_dir: Path, systems: dict[str, Path], max_delay_ms: float = DE
 
     Each folder holds one file per excerpt, named by the item (``speech-01.wav``, any audio format), as a
     system made from the run's ``reference/`` files; it is aligned to them, cut or padded to each excerpt's
-    length, and measured. Raises AddSystemError (one line).
+    length, and measured. ``partial`` lets extra files be ignored; every excerpt must be there.
+    Raises AddSystemError (one line).
     """
     run = RunDir(run_dir)
     if not run.exists():
@@ -146,6 +147,9 @@ def score_into(run_dir: Path, systems: dict[str, Path], max_delay_ms: float = DE
         loaded = _load_system(name, Path(folder), rate, log)
         decoded = _by_stem(loaded, f"system {name}")
         both = _match(name, decoded, items, partial, log)
+        if both != items:  # a run's tables pair systems item by item: a system added to it decodes every excerpt
+            raise AddSystemError(f"system {name}: added to a run, it needs a decoded file for each of its "
+                                 f"{len(items)} excerpts (missing: {_names(sorted(items - both))})")
         pairs = {item: (references[item], decoded[item].audio) for item in sorted(both)}
         delay, aligned = _aligned(name, pairs, rate, max_delay_ms)
         fitted, cut, padded, longest = {}, 0, 0, 0

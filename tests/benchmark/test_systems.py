@@ -278,3 +278,13 @@ def test_the_quality_vs_bitrate_figure_has_a_point_per_system_with_a_bitrate():
     points = sorted((float(line.get_xdata()[0]), float(line.get_ydata()[0])) for line in ax.get_lines()
                     if len(line.get_xdata()) == 1 and line.get_marker() == "o")
     assert points == [(6.0, 3.0), (12.0, 9.0)] and ax.get_xscale() == "log"
+
+
+def test_into_a_run_every_excerpt_needs_a_decoded_file_even_with_partial(tiny_run_copy, tmp_path):
+    run = RunDir(tiny_run_copy)
+    decoded = _decoded(run.reference_dir, tmp_path / "d")
+    first = sorted(decoded.glob("*.wav"))[0]
+    first.unlink()
+    with pytest.raises(AddSystemError, match=f"needs a decoded file for each of its .* excerpts \\(missing: {first.stem}\\)"):
+        score_into(run.path, {"neural": decoded}, partial=True, log=lambda m: None)
+    assert "neural" not in run.read_systems() and not (run.recon_dir / "neural").exists()
