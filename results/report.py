@@ -25,7 +25,7 @@ from earshot.results.bitrate import DEFAULT_LATENT_BITS
 from earshot.results.hypotheses import Declaration, declared_for_run
 
 from earshot.results.present import Table, number
-from earshot.results.rundir import write_text_atomic
+from earshot.results.rundir import SCORE_RUN_KIND, write_text_atomic
 from earshot.results.store import RunData, load_run
 from earshot.results.training import unequal_training
 
@@ -114,6 +114,8 @@ def _run_section(run: RunData) -> Section:
     section.add(f"Run {run.run_id} in {run.path}.")
     for text in run.missing:
         section.add(Note(text))
+    if run.run.get("kind") == SCORE_RUN_KIND:
+        return _scored_run_section(run, section)
     config_rows = [
         ["preset", str(cfg.get("preset", "–"))],
         ["losses", ", ".join(cfg.get("losses") or []) or "–"],
@@ -182,6 +184,40 @@ def _run_section(run: RunData) -> Section:
             ["CPUs", str(env.get("cpu_count", "–"))], ["git commit", str(env.get("git_commit", "–"))]]
     rows += [[name, str(version)] for name, version in (env.get("packages") or {}).items()]
     section.add(Table(["", "version"], rows, run.dir.environment_file.name, main=False, align_numbers=False))
+    return section
+
+
+def _scored_run_section(run: RunData, section: Section) -> Section:
+    """What was run for a run made by ``earshot score``: the folders scored, nothing trained."""
+    score = run.config.get("score") or {}
+    data = run.config.get("data") or {}
+    rows = [["made by", "earshot score: folders of decoded audio measured against references (nothing trained)"],
+            ["references", str(data.get("path", "–"))], ["sample rate", f"{data.get('sample_rate', '–')} Hz"],
+            ["largest delay searched", f"{number(score.get('max_delay_ms'))} ms"],
+            ["partial", present.yes_no(score.get("partial"))]]
+    rows += [[f"system {name}", str(folder)] for name, folder in (score.get("systems") or {}).items()]
+    section.add(Sub("Configuration"))
+    section.add(Table(["setting", "value"], rows, "how the folders were scored (config.yaml)", align_numbers=False))
+    section.add(Sub("Data"))
+    info = run.run.get("data") or {}
+    seconds = info.get("seconds") or {}
+    rows = [[category, number(seconds[category] / 60)] for category in sorted(seconds)]
+    rows.append(["all", number(sum(seconds.values()) / 60)])
+    section.add(f"{info.get('files', '–')} reference files from {info.get('root', '–')}, every one scored.")
+    section.add(Table(["category", "minutes"], rows, "audio per category", bold={(len(rows) - 1, 0)}))
+    skipped = info.get("skipped") or []
+    if skipped:
+        section.add(Note(f"{len(skipped)} reference file(s) skipped while loading"))
+        section.add(Table(["file", "reason"], [[str(s.get("file")), str(s.get("reason"))] for s in skipped],
+                          "skipped files", main=False))
+    systems = {n: e for n, e in run.dir.read_systems().items() if e.get("kind") == "scored"}
+    if systems:
+        section.add(Sub("Systems"))
+        section.add(present.scored_table([{"name": n, "items": e.get("items"), "delay_samples": e.get("delay_samples"),
+                                           "delay_ms": e.get("delay_ms"), "cut_samples": e.get("cut_samples"),
+                                           "padded_samples": e.get("padded_samples"),
+                                           "longest_cut_ms": e.get("longest_cut_ms"),
+                                           "skipped": e.get("skipped") or []} for n, e in systems.items()]))
     return section
 
 
@@ -269,11 +305,12 @@ def _bitrate_section(run: RunData, latent_bits: int) -> Section:
         return section
     names = [name for name in run.losses if name in set(metrics["loss"])]
     bitrates = system_bitrates(run.dir.read_systems(), names, latent_bits)
-    if not bitrates["kbps"].notna().any():
-        section.add(Note("no system of this run records a bitrate (a run evaluated before systems.json was written: "
-                         "earshot eval RUN --force records the losses' latent rates)"))
-        return section
     unknown = list(bitrates.loc[bitrates["kbps"].isna(), "system"])
+    if len(unknown) == len(bitrates):
+        section.add(Note(f"no bitrate for {', '.join(unknown)}: a scored folder takes one with earshot score "
+                         f"--bitrate NAME=KBPS; a run evaluated before systems.json was written records its losses' "
+                         f"latent rates with earshot eval RUN --force"))
+        return section
     section.add(f"Every system at its bitrate: a trained loss (and the PCA baseline) at its nominal latent rate, "
                 f"latents per second × {latent_bits} bits per latent (earshot report --latent-bits changes it; the "
                 f"code is not quantised, so this is what storing it at that precision would cost), a codec at the "
@@ -285,6 +322,9 @@ def _bitrate_section(run: RunData, latent_bits: int) -> Section:
     order = aggregate.metric_order(metrics, run.metric_info)
     categories = [aggregate.ALL] + sorted(set(metrics["category"]))
     section.add(present.bitrate_table(bitrates, summary, run.metric_info, aggregate.ALL, latent_bits))
+    codecs = {n: e for n, e in run.dir.read_systems().items() if e.get("kind") == "codec" and n in names}
+    if codecs:
+        section.add(present.codec_table(codecs))
     for category in categories:
         section.add(Sub(f"{category}" + (" (every category pooled)" if category == aggregate.ALL else "")))
         section.add(Image(plots.to_png(plots.quality_vs_bitrate(summary, bitrates, order, run.metric_info, category)),

@@ -44,6 +44,7 @@ import pandas as pd
 import soundfile as sf
 import yaml
 
+SCORE_RUN_KIND = "score"  # run.json's "kind" for a run made by earshot score from decoded audio (nothing trained)
 LAYOUT = 2  # the layout version new runs record in run.json; runs without the key are layout 1
 
 CONFIG_FILE = "config.yaml"

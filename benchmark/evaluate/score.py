@@ -171,7 +171,8 @@ def score_into(run_dir: Path, systems: dict[str, Path], max_delay_ms: float = DE
 def _entry(scored: Scored, bitrate_kbps: float | None, references: str) -> dict:
     return {"kind": KIND_SCORED, "folder": scored.folder, "items": scored.items,
             "delay_samples": scored.delay_samples, "delay_ms": scored.delay_ms, "cut_samples": scored.cut_samples,
-            "padded_samples": scored.padded_samples, "skipped": [list(s) for s in scored.skipped],
+            "padded_samples": scored.padded_samples, "longest_cut_ms": scored.longest_cut_ms,
+            "skipped": [list(s) for s in scored.skipped],
             "bitrate_kbps": bitrate_kbps, "bitrate": None if bitrate_kbps is None else "given",
             "references": references}
 
@@ -237,7 +238,7 @@ def score_folders(reference: Path, systems: dict[str, Path], out: Path, rate: in
         seconds[by_stem[item].category] = seconds.get(by_stem[item].category, 0.0) + length[item] / rate
     out_run.write_record({"run_id": out_run.name, "kind": SCORE_KIND, "jobs": {},
                           "data": {"root": str(reference), "files": len(items), "seconds": seconds,
-                                   "skipped": [list(s) for s in refs.skipped]}})
+                                   "skipped": [{"file": f, "reason": r} for f, r in refs.skipped]}})
     out_run.write_excerpts(excerpts)
     for item in items:
         write_wav(out_run.reference_wav(item), references[item], rate)

@@ -36,11 +36,11 @@ from earshot.benchmark.evaluate.codecs import (CODEC_VERSION, CodecSpec, check_i
                                                round_trip, tool_versions)
 from earshot.benchmark.evaluate.metrics import METRICS, metric_catalog, metric_pool, metrics_for
 from earshot.benchmark.evaluate.reconstruct import METRIC_COLUMNS, System, _metrics_task
-from earshot.results.rundir import Measurements, RunDir, read_wav, write_wav
+from earshot.results.rundir import SCORE_RUN_KIND, Measurements, RunDir, read_wav, write_wav
 
 KIND_CODEC = "codec"
 KIND_SCORED = "scored"
-SCORE_KIND = "score"  # run.json's kind for a run made by earshot score (no training)
+SCORE_KIND = SCORE_RUN_KIND
 DEFAULT_MAX_DELAY_MS = 100.0
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._+-]*")
 
