@@ -129,8 +129,9 @@ def run(
                          seeds=seeds, **{"data.path": str(data) if data else None, "train.budget": budget})
         if grid:
             config = select_grid(config, grid)
-        # every evaluation measures the linear baseline too, so a hypothesis may compare a loss with it
-        declared = checked_hypotheses(hypotheses, [*config.losses, baseline_name(config.model.latent)])
+        # every evaluation measures the linear baseline (and the codecs asked for) too, so a hypothesis may name them
+        declared = checked_hypotheses(hypotheses, [*config.losses, baseline_name(config.model.latent),
+                                                   *(spec.name for spec in codecs or [])])
         with _JobProgress(quiet or bool(os.environ.get("CI"))) as progress:
             run_dir = run_grid(config, out=out, run_id=run_id, device=device, executor=executor,
                                ray_address=ray_address, resume=resume, log=lambda m: console.print(m, highlight=False),

@@ -257,8 +257,9 @@ def register_codecs(run_dir: Path, specs: list[CodecSpec]) -> None:
     taken = taken_names(run)
     for spec in specs:
         check_name(spec.name, taken)
+    known = run.read_systems()  # a codec measured before keeps its record (and its cached measurements)
     run.update_systems({spec.name: {"kind": KIND_CODEC, "codec": spec.codec, "bitrate_asked_kbps": spec.bps / 1000}
-                        for spec in specs})
+                        for spec in specs if (known.get(spec.name) or {}).get("kind") != KIND_CODEC})
 
 
 def add_codecs(run_dir: Path, specs: list[CodecSpec], workers: int | None = None,
