@@ -288,3 +288,22 @@ def test_into_a_run_every_excerpt_needs_a_decoded_file_even_with_partial(tiny_ru
     with pytest.raises(AddSystemError, match=f"needs a decoded file for each of its .* excerpts \\(missing: {first.stem}\\)"):
         score_into(run.path, {"neural": decoded}, partial=True, log=lambda m: None)
     assert "neural" not in run.read_systems() and not (run.recon_dir / "neural").exists()
+
+
+@needs_codecs
+def test_a_codec_registered_for_a_run_is_measured_by_its_evaluation_and_then_cached(tiny_run_copy):
+    from earshot.benchmark.evaluate.reconstruct import evaluate_run
+    from earshot.benchmark.evaluate.systems import register_codecs
+
+    register_codecs(tiny_run_copy, parse_specs("opus@6k"))  # what earshot run --baselines does before evaluating
+    logs = []
+    metrics = evaluate_run(tiny_run_copy, device="cpu", workers=1, log=logs.append)
+    assert "reconstructed 3 excerpts with opus@6k" in logs
+    assert any("unchanged" in line and "mse-seed0" in line for line in logs)  # the losses were not redone
+    entry = RunDir(tiny_run_copy).read_systems()["opus@6k"]
+    assert abs(entry["bitrate_kbps"] - 6.0) < 0.6 and entry["key"]
+    assert len(metrics[metrics["loss"] == "opus@6k"]) == len(metrics[metrics["job"] == "mse-seed0"])
+    logs.clear()
+    evaluate_run(tiny_run_copy, device="cpu", workers=1, log=logs.append)
+    assert not any("opus@6k" in line and "reconstructed" in line for line in logs)
+    assert RunDir(tiny_run_copy).read_systems()["mse"]["kind"] == "autoencoder"
