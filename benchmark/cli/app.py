@@ -140,20 +140,21 @@ def run(
         _fail(str(exc))
     if evaluate and codecs:
         register_codec_baselines(run_dir, codecs)  # evaluation encodes them with the losses' excerpts
-    if evaluate:
-        _evaluate(run_dir, device, None, None)
+    if evaluate:  # on Ray too when training ran there
+        _evaluate(run_dir, device, None, None, executor=executor, ray_address=ray_address)
     if evaluate and codecs:
         print_codec_baselines(run_dir)
     console.print(f"run directory: [bold]{run_dir}[/]")
 
 
 def _evaluate(run_dir: Path, device: str, data: Optional[Path], workers: Optional[int], force: bool = False,
-              hypotheses: Optional[Path] = None) -> None:
+              hypotheses: Optional[Path] = None, executor: str = "local", ray_address: Optional[str] = None) -> None:
     from earshot.benchmark.evaluate.reconstruct import evaluate_run
 
     try:
         metrics = evaluate_run(run_dir, device=device, data=data, workers=workers, force=force,
-                               log=lambda m: console.print(m, highlight=False))
+                               log=lambda m: console.print(m, highlight=False), executor=executor,
+                               ray_address=ray_address)
     except (*_user_errors(), ValueError) as exc:
         _fail(str(exc))
     print_evaluation(run_dir, metrics, hypotheses)
@@ -217,6 +218,9 @@ def eval_run(
     hypotheses: Optional[Path] = typer.Option(None, "--hypotheses", help=HYPOTHESES_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document (the tables as shown, with the "
                                                        "numbers behind them) instead; logs go to stderr."),
+    executor: str = typer.Option("local", help="Where the metrics run: local (a process pool) or ray (a Ray "
+                                               "cluster's CPUs, one task per system × item)."),
+    ray_address: Optional[str] = typer.Option(None, help="Ray cluster address for --executor ray (default: a local Ray)."),
 ) -> None:
 
     """Reconstruct and measure what is new or changed in a run (a job, a checkpoint, a metric's version);
@@ -233,8 +237,10 @@ def eval_run(
             checked_hypotheses(hypotheses, load_run(run_dir).losses)
         except HypothesisError as exc:
             _fail(str(exc))
+    if executor not in ("local", "ray"):
+        _fail(f"--executor {executor!r}: use local or ray")
     with json_document(as_json, command="eval", run=str(run_dir)):
-        _evaluate(run_dir, device, data, workers, force, hypotheses)
+        _evaluate(run_dir, device, data, workers, force, hypotheses, executor, ray_address)
 
 
 @app.command("losses")

@@ -13,6 +13,8 @@ import typer
 
 from earshot.benchmark.cli.render import console, fail, print_table
 
+EXECUTOR_HELP = "Where the metrics run: local (a process pool) or ray (a Ray cluster's CPUs, one task per system × item)."
+RAY_HELP = "Ray cluster address for --executor ray (default: a local Ray)."
 CODECS_HELP = "Codec baselines, comma-separated CODEC@BITRATE: opus@6k,opus@12k,mp3@32k,codec2@3200."
 
 
@@ -39,13 +41,14 @@ def checked_codecs(text: str):
     return specs
 
 
-def add_codec_baselines(run_dir: Path, specs, workers: Optional[int] = None) -> None:
+def add_codec_baselines(run_dir: Path, specs, workers: Optional[int] = None, executor: str = "local",
+                        ray_address: Optional[str] = None) -> None:
     """Add the codecs to an evaluated run and print what was made: bitrates, delays, command lines, versions."""
     from earshot.benchmark.evaluate.systems import add_codecs
     from earshot.results import present
 
     try:
-        entries = add_codecs(run_dir, specs, workers=workers, log=_log)
+        entries = add_codecs(run_dir, specs, workers=workers, log=_log, executor=executor, ray_address=ray_address)
     except _errors() as exc:
         fail(str(exc))
     print_table(present.codec_table(entries), key="codecs")
@@ -88,11 +91,15 @@ def score(
     bitrate: Optional[List[str]] = typer.Option(None, "--bitrate", help="NAME=KBPS: a system's bitrate, for the "
                                                 "report's bitrate axis (repeatable)."),
     workers: Optional[int] = typer.Option(None, help="Metric processes (default: the CPU count)."),
+    executor: str = typer.Option("local", help=EXECUTOR_HELP),
+    ray_address: Optional[str] = typer.Option(None, help=RAY_HELP),
 ) -> None:
     """Measure folders of already-decoded audio (any system's outputs) against references, as a run."""
     from earshot.benchmark.evaluate.score import parse_bitrate, parse_system, score_folders, score_into
     from earshot.results import present
 
+    if executor not in ("local", "ray"):
+        fail(f"--executor {executor!r}: use local or ray")
     try:
         systems = dict(parse_system(s) for s in system)
         if len(systems) < len(system):
@@ -108,11 +115,12 @@ def score(
                 fail("--into takes the run's own references (RUN/reference/); leave out --reference")
             if rate is not None:
                 fail("--into measures at the run's sample rate; leave out --rate")
-            scored = score_into(into, systems, max_delay, partial, bitrates, workers, _log)
+            scored = score_into(into, systems, max_delay, partial, bitrates, workers, _log, executor, ray_address)
         else:
             if reference is None:
                 fail("--reference DIR: the folder of references the systems decoded")
-            scored = score_folders(reference, systems, out, rate, max_delay, partial, bitrates, workers, _log)
+            scored = score_folders(reference, systems, out, rate, max_delay, partial, bitrates, workers, _log,
+                                   executor, ray_address)
     except _errors() as exc:
         fail(str(exc))
     print_table(present.scored_table([vars(s) for s in scored]), key="scored")
@@ -142,14 +150,18 @@ def baselines(
     run_dir: Path = typer.Argument(..., help="An evaluated run directory (runs/<run-id>)."),
     codecs: str = typer.Option(..., "--codecs", help=CODECS_HELP),
     workers: Optional[int] = typer.Option(None, help="Metric processes (default: the CPU count)."),
+    executor: str = typer.Option("local", help=EXECUTOR_HELP),
+    ray_address: Optional[str] = typer.Option(None, help=RAY_HELP),
 ) -> None:
     """Encode and decode a run's excerpts with real codecs and add them as systems (bitrate measured)."""
     from earshot.results.rundir import RunDir
 
     if not RunDir(run_dir).exists():
         fail(f"{run_dir}: not a run directory")
+    if executor not in ("local", "ray"):
+        fail(f"--executor {executor!r}: use local or ray")
     specs = checked_codecs(codecs)
-    add_codec_baselines(run_dir, specs, workers)
+    add_codec_baselines(run_dir, specs, workers, executor, ray_address)
     from earshot.benchmark.evaluate.systems import SCORE_KIND
 
     if RunDir(run_dir).read_record().get("kind") == SCORE_KIND:

@@ -227,7 +227,8 @@ def _stale_metrics(entry: dict, rows: pd.DataFrame, excerpts: list[Excerpt]) -> 
 
 
 def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, workers: int | None = None,
-                 log: Callable[[str], None] = print, force: bool = False) -> pd.DataFrame:
+                 log: Callable[[str], None] = print, force: bool = False, executor: str = "local",
+                 ray_address: str | None = None) -> pd.DataFrame:
     """Reconstruct the test excerpts with every trained job of a run and measure them.
 
     With ``data``, the excerpts come from that folder (all of it is held out) and
@@ -237,6 +238,7 @@ def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, 
     version are unchanged since the last evaluation keeps its stored values, without loading its
     model; a new metric version or a newly installed metric package is measured from the stored
     reconstructions; a new or retrained job is reconstructed and measured. ``force`` redoes all.
+    Metrics run in a local process pool of ``workers``, or with ``executor="ray"`` on a Ray cluster.
 
     Returns the tidy metrics table, also written to ``metrics.parquet`` beside what a reader
     needs to know about each metric (``metrics_info.json``) and what the values were computed
@@ -327,7 +329,7 @@ def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, 
             if redo == set():
                 new_cache["systems"][system.name] = entry
                 continue
-            pool = pool or stack.enter_context(metric_pool(workers))
+            pool = pool or stack.enter_context(metric_pool(workers, executor, ray_address))
             if redo is None:
                 reconstructor, loss, seed = system.load()
                 non_finite = []

@@ -128,7 +128,8 @@ def _aligned(name: str, pairs: dict[str, tuple[np.ndarray, np.ndarray]], rate: i
 
 def score_into(run_dir: Path, systems: dict[str, Path], max_delay_ms: float = DEFAULT_MAX_DELAY_MS,
                partial: bool = False, bitrates: dict[str, float] | None = None, workers: int | None = None,
-               log: Callable[[str], None] = print) -> list[Scored]:
+               log: Callable[[str], None] = print, executor: str = "local",
+               ray_address: str | None = None) -> list[Scored]:
     """Add folders of decoded audio to an evaluated run as systems, on its excerpts.
 
     Each folder holds one file per excerpt, named by the item (``speech-01.wav``, any audio format), as a
@@ -164,7 +165,7 @@ def score_into(run_dir: Path, systems: dict[str, Path], max_delay_ms: float = DE
         audio[name] = fitted
         entries[name] = _entry(scored, (bitrates or {}).get(name), references_digest(references))
         done.append(scored)
-    add_systems(run, excerpts, references, audio, entries, rate, workers, log)
+    add_systems(run, excerpts, references, audio, entries, rate, workers, log, executor, ray_address)
     return done
 
 
@@ -180,7 +181,8 @@ def _entry(scored: Scored, bitrate_kbps: float | None, references: str) -> dict:
 def score_folders(reference: Path, systems: dict[str, Path], out: Path, rate: int | None = None,
                   max_delay_ms: float = DEFAULT_MAX_DELAY_MS, partial: bool = False,
                   bitrates: dict[str, float] | None = None, workers: int | None = None,
-                  log: Callable[[str], None] = print) -> list[Scored]:
+                  log: Callable[[str], None] = print, executor: str = "local",
+                  ray_address: str | None = None) -> list[Scored]:
     """A new run at ``out`` from a folder of references and folders of decoded audio (one per system).
 
     Categories come from the reference folder's sub-folders or its ``manifest.json``, as for ``--data``.
@@ -242,7 +244,7 @@ def score_folders(reference: Path, systems: dict[str, Path], out: Path, rate: in
     out_run.write_excerpts(excerpts)
     for item in items:
         write_wav(out_run.reference_wav(item), references[item], rate)
-    add_systems(out_run, excerpts, references, audio, entries, rate, workers, log)
+    add_systems(out_run, excerpts, references, audio, entries, rate, workers, log, executor, ray_address)
     return done
 
 

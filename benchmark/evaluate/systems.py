@@ -163,8 +163,10 @@ def external_systems(out: Measurements, references: dict[str, np.ndarray], rate:
 
 def add_systems(out: Measurements, excerpts: list[dict], references: dict[str, np.ndarray],
                 audio: dict[str, dict[str, np.ndarray]], entries: dict[str, dict], rate: int,
-                workers: int | None = None, log: Callable[[str], None] = print) -> pd.DataFrame:
-    """Measure new systems' audio against ``references`` and merge them into ``out``.
+                workers: int | None = None, log: Callable[[str], None] = print, executor: str = "local",
+                ray_address: str | None = None) -> pd.DataFrame:
+    """Measure new systems' audio against ``references`` and merge them into ``out`` (metrics in a local
+    pool of ``workers``, or on a Ray cluster with ``executor="ray"``).
 
     ``audio``: per system, its decoded audio by item (any subset of the excerpts: a partial system is
     measured on what it has). Writes ``recon/<system>/<item>.wav`` (16-bit, what a listener hears; the
@@ -177,7 +179,8 @@ def add_systems(out: Measurements, excerpts: list[dict], references: dict[str, n
     cache_entries, heard_digests = {}, {}
     workers = workers or os.cpu_count() or 1
     with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(metric_pool(min(workers, max(1, sum(len(a) for a in audio.values())))))
+        pool = stack.enter_context(metric_pool(min(workers, max(1, sum(len(a) for a in audio.values()))),
+                                               executor, ray_address))
         for name, decoded in audio.items():
             heard_all = {}
             non_finite = []
@@ -263,7 +266,8 @@ def register_codecs(run_dir: Path, specs: list[CodecSpec]) -> None:
 
 
 def add_codecs(run_dir: Path, specs: list[CodecSpec], workers: int | None = None,
-               log: Callable[[str], None] = print) -> dict[str, dict]:
+               log: Callable[[str], None] = print, executor: str = "local",
+               ray_address: str | None = None) -> dict[str, dict]:
     """Encode and decode an evaluated run's excerpts with each codec and add them as systems; returns their
     ``systems.json`` entries.
 
@@ -283,5 +287,5 @@ def add_codecs(run_dir: Path, specs: list[CodecSpec], workers: int | None = None
         entries[spec.name] = {**entry, "key": codec_key(spec, entry["versions"])}
         log(f"{spec.name}: {entry['bitrate_kbps']:.2f} kbit/s measured ({entry['bits_measured']}), "
             f"delay {entry['delay_samples']} samples removed; {entry['commands'][0]}")
-    add_systems(run, excerpts, references, audio, entries, rate, workers, log)
+    add_systems(run, excerpts, references, audio, entries, rate, workers, log, executor, ray_address)
     return entries

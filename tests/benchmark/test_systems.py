@@ -307,3 +307,22 @@ def test_a_codec_registered_for_a_run_is_measured_by_its_evaluation_and_then_cac
     evaluate_run(tiny_run_copy, device="cpu", workers=1, log=logs.append)
     assert not any("opus@6k" in line and "reconstructed" in line for line in logs)
     assert RunDir(tiny_run_copy).read_systems()["mse"]["kind"] == "autoencoder"
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_scoring_on_a_local_ray_cluster_gives_the_same_metrics(scored, monkeypatch):
+    ray = pytest.importorskip("ray")
+    root, _ = scored
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        score_folders(root / "album", {"flac16k": root / "flac16k", "copy": root / "copy"}, root / "runs" / "on-ray",
+                      workers=2, log=lambda m: None, executor="ray")
+    finally:
+        ray.shutdown()
+    local = RunDir(root / "runs" / "scored").read_metrics()
+    remote = RunDir(root / "runs" / "on-ray").read_metrics()
+    key = ["job", "item", "metric"]
+    pd.testing.assert_frame_equal(local.sort_values(key).reset_index(drop=True),
+                                  remote.sort_values(key).reset_index(drop=True))
