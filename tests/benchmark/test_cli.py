@@ -50,7 +50,7 @@ def test_losses_lists_a_newly_registered_loss():
 
 #: Every command a user can type, by group (the README and the docs name them).
 COMMANDS = {
-    (): {"run", "eval", "losses", "config", "bench", "report", "compare", "data", "listen"},
+    (): {"run", "eval", "losses", "config", "bench", "report", "compare", "score", "baselines", "data", "listen"},
     ("data",): {"build", "info"},
     ("listen",): {"prepare", "open", "close", "list", "invite", "export", "serve", "analyze"},
 }
