@@ -19,7 +19,7 @@ from earshot.benchmark.config import RunConfig
 from earshot.benchmark.data.windows import NORMALIZE_EPS
 from earshot.benchmark.train.loop import TrainStep, build_optimizer, resolve_device, seed_everything
 from earshot.losses import REGISTRY, build_loss, check_all_options, check_expression
-from earshot.models import build_model, count_parameters, training_flops_per_window
+from earshot.models import GatedConvAutoencoder, build_model, count_parameters, training_flops_per_window
 
 ROUNDS = 3
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, by device name.
@@ -44,7 +44,8 @@ class _Stepper:
 
     def __init__(self, config: RunConfig, loss_name: str, device: torch.device) -> None:
         loss = build_loss(loss_name, sample_rate=config.data.sample_rate, options=config.loss_options).to(device)
-        self.model = build_model(config.model, config.data.window, loss.head_channels).to(device)
+        self.model = build_model(config.model, config.data.window, loss.head_channels, config.model_options,
+                                 config.data.sample_rate).to(device)
         self.train_step = TrainStep(self.model, loss, build_optimizer(self.model, config.train, device),
                                     config.train, device)
         generator = torch.Generator(device=device).manual_seed(0)
@@ -59,10 +60,13 @@ class _Stepper:
 
 
 def _check_losses(config: RunConfig, names: list[str]) -> None:
-    """The checks `earshot run` makes (names or weighted sums, options), before anything is built."""
-    check_all_options(config.loss_options)
+    """The checks `earshot run` makes (names or weighted sums, options, plugins), before anything is built."""
+    from earshot.benchmark.plugins import check_plugins
+
+    check_all_options(config.loss_options, names)
     for name in names:
         check_expression(name, config.loss_options)
+    check_plugins(config.model_copy(update={"losses": list(names)}))
 
 
 def bench_training(config: RunConfig, device: str = "auto", losses: list[str] | None = None, steps: int = 5,
@@ -80,7 +84,7 @@ def bench_training(config: RunConfig, device: str = "auto", losses: list[str] | 
         torch.backends.cuda.matmul.allow_tf32 = config.train.tf32
         torch.backends.cudnn.allow_tf32 = config.train.tf32
         torch.backends.cudnn.benchmark = True
-    names = losses or sorted(REGISTRY)
+    names = losses or sorted(REGISTRY.builtin_names())
     if "mse" not in names:
         names = ["mse", *names]
     _check_losses(config, names)
@@ -106,7 +110,8 @@ def bench_training(config: RunConfig, device: str = "auto", losses: list[str] | 
             times[name].append((time.perf_counter() - start) / steps)
     batch = config.train.batch
     model = steppers["mse"].model
-    flops = training_flops_per_window(model)
+    # the gated conv model's FLOPs are counted layer by layer; a plugin model's are unknown
+    flops = training_flops_per_window(model) if isinstance(model, GatedConvAutoencoder) else None
     mse_time = statistics.median(times["mse"])
     rows = {}
     for name in names:
@@ -117,7 +122,7 @@ def bench_training(config: RunConfig, device: str = "auto", losses: list[str] | 
             "to_mse": step_time / mse_time,
             "peak_mb": peaks[name],
             # The model's FLOPs only: a loss's own work is not counted.
-            "tflops": flops * batch / step_time / 1e12 if torch_device.type == "cuda" else None,
+            "tflops": flops * batch / step_time / 1e12 if torch_device.type == "cuda" and flops else None,
         }
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -126,12 +131,12 @@ def bench_training(config: RunConfig, device: str = "auto", losses: list[str] | 
                         else platform.processor() or platform.machine()),
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "batch": batch, "window": config.data.window, "parameters": count_parameters(model),
-        "model_gflop_per_window": flops / 1e9, "steps": steps, "rounds": rounds,
+        "model": config.model.name, "model_gflop_per_window": flops / 1e9 if flops else None, "steps": steps, "rounds": rounds,
         "bf16": torch_device.type == "cuda" and config.train.bf16, "compile": config.train.compile,
         "compile_mode": config.train.compile_mode, "conv_impl": config.train.conv_impl,
         "losses": rows,
     }
-    if torch_device.type == "cuda" and result["bf16"]:
+    if torch_device.type == "cuda" and result["bf16"] and flops:
         peak = next((p for name, p in BF16_PEAK_TFLOPS if name in result["device_name"]), None)
         if peak:
             result["bf16_peak_tflops"] = peak
@@ -235,7 +240,7 @@ def profile_losses(config: RunConfig, device: str = "auto", losses: list[str] | 
 
     torch_device = resolve_device(device)
     cuda = torch_device.type == "cuda"
-    names = losses or sorted(REGISTRY)
+    names = losses or sorted(REGISTRY.builtin_names())
     _check_losses(config, names)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     seed_everything(0)

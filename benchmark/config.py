@@ -38,6 +38,9 @@ class DataConfig(_Section):
 
 
 class ModelConfig(_Section):
+    # The model: gated-conv (the seed's autoencoder, set up by the keys below), an installed plugin's
+    # name, module.path:Class or path/to/file.py:Class (then configured by model_options).
+    name: str = "gated-conv"
     # Encoder: a first conv*sigmoid(gate) layer, then gated layers; lists run input → code.
     encoder_channels: list[int] = [256, 512, 512, 512, 512]
     encoder_kernels: list[int] = [16, 8, 8, 8, 4]
@@ -104,6 +107,8 @@ class RunConfig(_Section):
     # Keyword options per registered loss, e.g. {adversarial: {warmup_steps: 100}};
     # they apply wherever that loss is built, alone or in a sum.
     loss_options: dict[str, dict[str, Any]] = {}
+    # Keyword options of a plugin model (model.name), e.g. {channels: 32}.
+    model_options: dict[str, Any] = {}
     # Named lists of losses a preset offers (`earshot run --grid NAME`), besides the
     # built-in `all-losses`. Not part of a run's recorded config: the chosen grid becomes its `losses`.
     grids: dict[str, list[str]] = Field(default_factory=dict, exclude=True)
@@ -112,8 +117,11 @@ class RunConfig(_Section):
         """Short hash of everything that changes what a run computes."""
         tree = self.model_dump(mode="json")
         # Fields added after the first runs are left out at their defaults, so those runs keep their ids.
-        if not tree["loss_options"]:
-            del tree["loss_options"]
+        for key in ("loss_options", "model_options"):
+            if not tree[key]:
+                del tree[key]
+        if tree["model"]["name"] == "gated-conv":
+            del tree["model"]["name"]
         for key, default in (("compile_mode", None), ("conv_impl", "native")):
             if tree["train"][key] == default:
                 del tree["train"][key]
@@ -121,20 +129,23 @@ class RunConfig(_Section):
         return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
-# The grid every preset offers: every registered loss, one job each, in the registry's
-# order. Read from the registry when chosen, so a newly registered loss is in it.
+# The grid every preset offers: every loss earshot ships, one job each, in the registry's order;
+# with "+plugins", every installed plugin loss after them. Read from the registry when chosen.
 ALL_LOSSES_GRID = "all-losses"
+ALL_LOSSES_AND_PLUGINS_GRID = "all-losses+plugins"
 
 
 def select_grid(config: RunConfig, name: str) -> RunConfig:
-    """The config with ``losses`` set to the grid ``name``: ``all-losses`` or one of the preset's ``grids``.
+    """The config with ``losses`` set to the grid ``name``: ``all-losses``, ``all-losses+plugins`` or one
+    of the preset's ``grids``.
 
     Raises:
         ConfigError: no such grid, or the grid lists no losses.
     """
     from earshot.losses import REGISTRY  # imports torch: only when a grid is chosen
 
-    grids = {**config.grids, ALL_LOSSES_GRID: list(REGISTRY)}
+    grids = {**config.grids, ALL_LOSSES_GRID: REGISTRY.builtin_names(),
+             ALL_LOSSES_AND_PLUGINS_GRID: [*REGISTRY.builtin_names(), *REGISTRY.plugin_names()]}
     if name not in grids:
         raise ConfigError(f"--grid {name!r}: unknown grid (known: {', '.join(sorted(grids))})")
     if not grids[name]:

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.text import Text
 from pydantic import ValidationError
 
+from earshot.listening_app.links import DEFAULT_ADDRESS
 from earshot.results.terminal import console, err_console, print_table
 
 listen_app = typer.Typer(no_args_is_help=True, help="The blind MUSHRA listening test (ITU-R BS.1534).")
@@ -21,7 +23,7 @@ DB_HELP = ("database: a SQLite file's path, or a URL (sqlite:///path or postgres
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(Text.assemble(("error:", "bold red"), f" {message}"), highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -55,12 +57,16 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
             seed: int = typer.Option(0, help="which seed's job to use for each loss"),
             seconds: float = typer.Option(8.0, help="stimulus length, seconds (at most 12)"),
             name: Optional[str] = typer.Option(None, help="test name (default: run id and a hash)"),
-            rater_id: str = typer.Option("token-or-name", help="token, name or token-or-name"),
+            self_registration: bool = typer.Option(
+                False, "--self-registration/--invitation-only",
+                help="let anyone who opens the server join under a typed name (default: invitation links only)"),
             must_play_all: bool = typer.Option(True, help="every stimulus must be played before submit"),
             require_100: bool = typer.Option(True, help="at least one stimulus must be rated 100"),
             resubmit: str = typer.Option("refuse", help="a second submit of a trial: refuse or overwrite"),
             completion_code: Optional[str] = typer.Option(None, help="shown on the last page"),
             training: bool = typer.Option(True, help="show the labelled training page first"),
+            training_item: Optional[str] = typer.Option(
+                None, help="the run's item the training page plays, never a trial (default: one no trial uses)"),
             open_test: bool = typer.Option(False, "--open", help="open the test right away"),
             loudness: str = typer.Option("bs1770", help="level matching: bs1770 (ITU-R BS.1770-4 loudness) or rms"),
             db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_database)) -> None:
@@ -74,26 +80,35 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
     if loudness not in LOUDNESS_METHODS:
         _fail(f"--loudness: {loudness!r} is not one of {', '.join(LOUDNESS_METHODS)}")
     try:
-        settings = TestSettings(rater_id=rater_id, must_play_all=must_play_all, require_100=require_100,
-                                resubmit=resubmit, completion_code=completion_code, training=training,
+        settings = TestSettings(self_registration=self_registration, must_play_all=must_play_all,
+                                require_100=require_100, resubmit=resubmit, completion_code=completion_code, training=training,
                                 seconds=seconds)
     except ValidationError as error:
         first = error.errors()[0]
         _fail(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
     try:
         made = prepare_test(run, db, items=items, conditions=_split(conditions), seed=seed, name=name,
-                            settings=settings, loudness=loudness)
+                            settings=settings, loudness=loudness, training_item=training_item)
         if open_test:
             set_status(db, made.name, "open")
     except _user_errors() as error:
         _fail(str(error))
-    console.print(f"test [bold]{made.name}[/]: {len(made.items)} items, conditions {', '.join(made.conditions)} "
-                  f"+ hidden reference + anchors at {made.anchor_low_hz:.1f} Hz and {made.anchor_mid_hz:.1f} Hz")
+    console.print(Text.assemble("test ", (made.name, "bold"),
+                                f": {len(made.items)} trials, conditions {', '.join(made.conditions)} + hidden reference "
+                                f"+ anchors at {made.anchor_low_hz:.1f} Hz and {made.anchor_mid_hz:.1f} Hz"))
     matching = "BS.1770-4 integrated loudness" if made.loudness == "bs1770" else "RMS"
     console.print(f"every stimulus matched to its reference's {matching} (--loudness {made.loudness})")
+    if made.training_item:
+        console.print(f"training page: {made.training_item}, an item no trial uses (--training-item to choose)")
+    if made.note:
+        console.print(made.note)
+    console.print("raters join by invitation link only (earshot listen invite)" if not self_registration else
+                  "raters join by invitation link, or under a typed name on the start page (--self-registration)")
     conditions = sorted(next(iter(made.gains_db.values())))
-    print_table(Table(["item", *conditions], [[item, *[f"{gains[c]:+.2f}" for c in conditions]]
-                                              for item, gains in made.gains_db.items()], "gain applied (dB)"))
+    print_table(Table(["item", *conditions],
+                      [[f"{item} (training)" if item == made.training_item else item,
+                        *[f"{gains[c]:+.2f}" for c in conditions]] for item, gains in made.gains_db.items()],
+                      "gain applied (dB)"))
     console.print("open it with: earshot listen open " + made.name if not open_test else "the test is open")
 
 
@@ -134,15 +149,16 @@ def list_(db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_databas
 
 
 @listen_app.command()
-def invite(name: str, count: int = typer.Option(1, min=1), base_url: str = typer.Option("http://localhost:8501"),
+def invite(name: str, count: int = typer.Option(1, min=1), base_url: str = typer.Option(DEFAULT_ADDRESS),
            db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_database)) -> None:
     """Print invitation links (one new rater token each)."""
+    from earshot.listening_app.links import invitation_link
     from earshot.listening_app.store import add_rater
 
     try:
         for _ in range(count):
             rater = add_rater(db, name)
-            console.print(f"{rater.name}\t{base_url.rstrip('/')}/?token={rater.token}", highlight=False, soft_wrap=True)
+            console.print(f"{rater.name}\t{invitation_link(base_url, rater.token)}", highlight=False, soft_wrap=True)
     except _user_errors() as error:
         _fail(str(error))
 
@@ -188,11 +204,14 @@ def serve(db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_databas
 
 
 def server_command(port: int, address: str) -> list[str]:
-    """``streamlit run`` on the app, with the options a listening test needs."""
+    """``streamlit run`` on the app (through :mod:`earshot.listening_app.serve`, which keeps the server's
+    paths from visitors), with the options a listening test needs."""
     app = Path(__file__).with_name("app.py")
-    return [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
+    return [sys.executable, "-m", "earshot.listening_app.serve", "run", str(app), "--server.port", str(port),
             "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
             "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none",
+            # An error on a page is logged on the server; the rater sees no traceback (and no paths).
+            "--client.showErrorDetails", "none",
             # Streamlit's default full gc.collect() after every script run costs ~100 ms here
             # with numpy/scipy loaded, 10x a whole submit; Python's own GC still runs.
             "--runner.postScriptGC", "false"]

@@ -47,8 +47,9 @@ STEPS: tuple[Step, ...] = (
     # The tone is offered above the consent box; the Start button confirms both.
     Step("calibration", "start", passed=lambda p: p.consented, revisit=True),
     # Practice, never recorded: a rater who may rate is past it, so resuming never sends them back.
+    # It plays the test's training item; a test stored without one (made before there was one) has none.
     Step("training", "training", passed=lambda p: p.consented, revisit=True,
-         applies=lambda p: p.test is not None and p.test.settings.training),
+         applies=lambda p: p.test is not None and p.test.settings.training and p.test.training_item_id is not None),
     Step("trials", "trial", passed=lambda p: p.consented and p.total > 0 and p.next_item is None),
     Step("done", "done", passed=lambda p: False),
 )

@@ -2,8 +2,9 @@
 
 Items are spread across the run's categories; each item's stimuli are the chosen jobs'
 reconstructions, the hidden reference and the two anchors, all cut to the same length and
-loudness-matched to the reference. The audio is copied into the database, so nothing a
-test plays lies in any folder a web server serves.
+loudness-matched to the reference. The training page plays an item of its own that no trial
+uses: the labelled training audio would otherwise name every letter of that trial. The audio
+is copied into the database, so nothing a test plays lies in any folder a web server serves.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class Prepared:
     anchor_mid_hz: float
     loudness: str  # how the stimuli were level-matched: "bs1770" or "rms"
     gains_db: dict[str, dict[str, float]] = field(default_factory=dict)  # item -> condition -> gain
+    training_item: str | None = None  # played on the training page only, never a trial
+    note: str = ""  # what the user should know about the choice of items (one trial fewer than asked)
 
 
 def select_items(excerpts: list[dict], count: int) -> list[dict]:
@@ -53,6 +56,35 @@ def select_items(excerpts: list[dict], count: int) -> list[dict]:
             if queue and len(chosen) < count:
                 chosen.append(queue.pop(0))
     return chosen
+
+
+def split_training_item(excerpts: list[dict], count: int, training_item: str | None
+                        ) -> tuple[list[dict], dict | None, str]:
+    """The trial items and the training item, which is never one of them; and a note for the user.
+
+    ``training_item`` names the run's item to train on; without it, it is the excerpt that the
+    round-robin over categories would take after the trials, or, when the run has none to spare,
+    the last trial item (the test then has one trial fewer than asked).
+    """
+    if training_item is not None:
+        chosen = next((e for e in excerpts if e["item"] == training_item), None)
+        if chosen is None:
+            raise PrepareError(f"--training-item {training_item!r} is not an item of the run; its items: "
+                               + ", ".join(e["item"] for e in excerpts))
+        rest = [e for e in excerpts if e is not chosen]
+        if not rest:
+            raise PrepareError(f"the run has one item, {training_item!r}: it cannot be both the training item and a "
+                               "trial (add --no-training, or evaluate more excerpts)")
+        return select_items(rest, count), chosen, ""
+    ordered = select_items(excerpts, count + 1)
+    if len(ordered) < 2:
+        raise PrepareError("the run has one item: it cannot be both the training item and a trial (add --no-training,"
+                           " or evaluate more excerpts)")
+    trials, training = ordered[:-1], ordered[-1]
+    if len(ordered) <= count:  # nothing to spare: the training item would have been a trial
+        return trials, training, (f"the run has {len(excerpts)} items: {len(trials)} trials, and "
+                                  f"{training['item']} for training only (--no-training makes it a trial)")
+    return trials, training, ""
 
 
 def resolve_jobs(run_dir: Path, losses: list[str] | None, seed: int) -> list[str]:
@@ -82,11 +114,13 @@ def _read(path: Path, samples: int) -> tuple[np.ndarray, int]:
 
 def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, conditions: list[str] | None = None,
                  seed: int = 0, seconds: float | None = None, name: str | None = None,
-                 settings: TestSettings | None = None, loudness: str = "bs1770") -> Prepared:
+                 settings: TestSettings | None = None, loudness: str = "bs1770",
+                 training_item: str | None = None) -> Prepared:
     """Make a test from a run and store it (closed); ``earshot listen open`` opens it.
 
     ``loudness``: match every stimulus to the reference's BS.1770-4 integrated loudness
-    (``bs1770``) or its RMS (``rms``).
+    (``bs1770``) or its RMS (``rms``). ``training_item``: the run's item the training page
+    plays (see :func:`split_training_item`); refused when the test has no training page.
     """
     run = RunDir(run_dir)
     if loudness not in LOUDNESS_METHODS:
@@ -103,16 +137,22 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
         raise PrepareError(f"{len(jobs)} conditions + reference + 2 anchors = {stimuli_per_trial} stimuli per trial; "
                            f"BS.1534 allows at most {MAX_STIMULI_PER_TRIAL} (choose at most "
                            f"{MAX_STIMULI_PER_TRIAL - 3} with --conditions)")
-    chosen = select_items(run.read_excerpts(), items)
-    if not chosen:
+    excerpts = run.read_excerpts()
+    if not excerpts:
         raise PrepareError(f"{run.path}: the run has no excerpts")
+    if training_item is not None and not settings.training:
+        raise PrepareError("--training-item: the test has no training page (--no-training)")
+    if settings.training:
+        chosen, training, note = split_training_item(excerpts, items, training_item)
+    else:
+        chosen, training, note = select_items(excerpts, items), None, ""
     rate = int(run.read_config()["data"]["sample_rate"])
     run_id = run.run_id
     low_hz, mid_hz = anchor_cutoffs(rate)
     samples = int(round(settings.seconds * rate))
 
     new_items, plans, gains_report = [], [], {}
-    for excerpt in chosen:
+    for excerpt in chosen + ([training] if training else []):
         item = excerpt["item"]
         reference, ref_rate = _read(run.reference_wav(item), samples)
         if ref_rate != rate:
@@ -137,7 +177,7 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
             new_stimuli.append(store.NewStimulus(condition, kind, wav_bytes(matched[condition] * 10 ** (common_db / 20),
                                                                             rate), round(gain, 3), length))
         gains_report[item] = {s.condition: s.gain_db for s in new_stimuli}
-        new_items.append(store.NewItem(item, excerpt["category"], new_stimuli))
+        new_items.append(store.NewItem(item, excerpt["category"], new_stimuli, training=excerpt is training))
         plans.append(ItemPlan(item, [s.condition for s in new_stimuli], [s.kind for s in new_stimuli],
                               [s.samples for s in new_stimuli]))
 
@@ -146,7 +186,9 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
         raise PrepareError("; ".join(problems))
     if name is None:
         digest = hashlib.sha256(json.dumps([run_id, jobs, [c["item"] for c in chosen],
+                                            training["item"] if training else None,
                                             settings.model_dump(), loudness]).encode()).hexdigest()[:6]
         name = f"{run_id}-listen-{digest}"
     store.create_test(db_url, name, run.path, run_id, settings, rate, low_hz, mid_hz, new_items, loudness)
-    return Prepared(name, [c["item"] for c in chosen], jobs, low_hz, mid_hz, loudness, gains_report)
+    return Prepared(name, [c["item"] for c in chosen], jobs, low_hz, mid_hz, loudness, gains_report,
+                    training["item"] if training else None, note)

@@ -26,13 +26,29 @@ class TestSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
     __test__ = False  # not a pytest class, despite its name
 
-    rater_id: Literal["token", "name", "token-or-name"] = Field(
-        "token-or-name", description="how a rater is identified: an invitation token in the URL, a typed name, or either")
-    must_play_all: bool = Field(True, description="every stimulus must be played before a trial can be submitted")
-    require_100: bool = Field(True, description="at least one stimulus of a trial must be rated 100")
+    self_registration: bool = Field(
+        False, title="Raters may register themselves",
+        description="anyone who opens the server may join under a typed name; otherwise invitation links only")
+    must_play_all: bool = Field(True, title="Every stimulus must be played", description="every stimulus must be played before a trial can be submitted")
+    require_100: bool = Field(True, title="One stimulus per trial must be rated 100", description="at least one stimulus of a trial must be rated 100")
     resubmit: Literal["refuse", "overwrite"] = Field(
-        "refuse", description="a second submit of the same trial: refused, or it replaces the first")
-    completion_code: str | None = Field(None, max_length=64, description="shown on the last page (e.g. for Prolific)")
-    training: bool = Field(True, description="show a training page with every stimulus of one item, labelled")
-    seconds: float = Field(8.0, gt=0, le=MAX_STIMULUS_SECONDS, description="stimulus length, seconds")
-    order_seed: int = Field(0, description="mixed into every rater's random order, so a test can be re-randomised")
+        "refuse", title="A second submit of a trial", description="a second submit of the same trial: refused, or it replaces the first")
+    completion_code: str | None = Field(None, max_length=64, title="Completion code", description="shown on the last page (e.g. for Prolific)")
+    training: bool = Field(True, title="Training page", description="show a training page with every stimulus of one item, labelled")
+    seconds: float = Field(8.0, gt=0, le=MAX_STIMULUS_SECONDS, title="Stimulus length (s)", description="stimulus length, seconds")
+    order_seed: int = Field(0, title="Order seed", description="mixed into every rater's random order, so a test can be re-randomised")
+
+    def readable(self) -> list[tuple[str, object]]:
+        """Each setting as (label, value) for people: a field's title (its name, spaced, when it has
+        none) and its value, the choices of a ``Literal`` in words."""
+        out = []
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            out.append((info.title or name.replace("_", " ").capitalize(), CHOICE_WORDS.get(name, {}).get(value, value)))
+        return out
+
+
+#: The choices of the ``Literal`` settings, as the admin page says them.
+CHOICE_WORDS: dict[str, dict[str, str]] = {
+    "resubmit": {"refuse": "refused", "overwrite": "replaces the first"},
+}

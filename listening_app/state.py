@@ -24,6 +24,7 @@ class AppState:
     views: dict[int, TrialView] = field(default_factory=dict)  # item id -> this session's view
     handled: set[tuple[str, int]] = field(default_factory=set)  # (nonce, submit id) already processed
     last_error: list[str] = field(default_factory=list)
+    notice: str = ""  # said once on the next page drawn (a submit from a window that was behind)
     admin: bool = False
 
 

@@ -13,6 +13,7 @@ database applies the missing ones, each in its own transaction.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import secrets
 import threading
@@ -92,6 +93,8 @@ raters = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("created", sa.DateTime(timezone=True), nullable=False),
     sa.Column("consented", sa.DateTime(timezone=True), nullable=True),
+    # Joined under a typed name on the start page rather than through an invitation (migration 3).
+    sa.Column("self_registered", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("test_id", "name", name="raters_unique_name"),
 )
 
@@ -134,9 +137,24 @@ def _migration_2(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE tests ADD COLUMN loudness VARCHAR(10) NOT NULL DEFAULT 'rms'")
 
 
+def _migration_3(conn: Connection) -> None:
+    """raters.self_registered, and the setting ``rater_id`` becomes ``self_registration``.
+
+    A test whose raters could type a name (``name``, ``token-or-name``) keeps self-registration
+    on. Raters made before it count as invited: who typed a name was not recorded.
+    """
+    if "self_registered" not in {c["name"] for c in sa.inspect(conn).get_columns("raters")}:
+        conn.exec_driver_sql("ALTER TABLE raters ADD COLUMN self_registered BOOLEAN NOT NULL DEFAULT false")
+    for row in conn.execute(sa.select(tests.c.id, tests.c.settings)).all():
+        settings = json.loads(row.settings)
+        if "rater_id" in settings:
+            settings["self_registration"] = settings.pop("rater_id") != "token"
+            conn.execute(tests.update().where(tests.c.id == row.id).values(settings=json.dumps(settings)))
+
+
 #: Ordered migrations; migration ``i`` (1-based) brings the schema to version ``i``.
 #: A new one is appended, never edited, so an old database upgrades step by step.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3]
 
 
 class StoreError(ValueError):
@@ -302,11 +320,19 @@ class TestInfo:
     anchor_low_hz: float
     anchor_mid_hz: float
     loudness: str  # how the stimuli were level-matched: "bs1770" or "rms"
+    training_item_id: int | None = None  # the item the training page plays; never a trial
+
+
+def _tests_query():
+    training = (sa.select(sa.func.min(items.c.id)).where(items.c.test_id == tests.c.id, items.c.training.is_(True))
+                .scalar_subquery())
+    return sa.select(tests, training.label("training_item_id"))
 
 
 def _test_info(row) -> TestInfo:
     return TestInfo(row.id, row.name, row.run_dir, row.run_id, TestSettings.model_validate_json(row.settings),
-                    row.status, row.sample_rate, row.anchor_low_hz, row.anchor_mid_hz, row.loudness)
+                    row.status, row.sample_rate, row.anchor_low_hz, row.anchor_mid_hz, row.loudness,
+                    row.training_item_id)
 
 
 @dataclass
@@ -349,7 +375,7 @@ def create_test(db_url: str | None, name: str, run_dir: Path, run_id: str, setti
 
 def get_test(db_url: str | None, name: str) -> TestInfo:
     with engine_for(db_url).connect() as conn:
-        row = conn.execute(sa.select(tests).where(tests.c.name == name)).first()
+        row = conn.execute(_tests_query().where(tests.c.name == name)).first()
     if row is None:
         raise StoreError(f"no test named {name!r}")
     return _test_info(row)
@@ -357,7 +383,19 @@ def get_test(db_url: str | None, name: str) -> TestInfo:
 
 def list_tests(db_url: str | None) -> list[TestInfo]:
     with engine_for(db_url).connect() as conn:
-        return [_test_info(r) for r in conn.execute(sa.select(tests).order_by(tests.c.id))]
+        return [_test_info(r) for r in conn.execute(_tests_query().order_by(tests.c.id))]
+
+
+def update_settings(db_url: str | None, name: str, **changes) -> TestInfo:
+    """Change some of a test's settings (validated as :class:`TestSettings`); returns the test."""
+    info = get_test(db_url, name)
+    try:
+        settings = TestSettings.model_validate({**info.settings.model_dump(), **changes})
+    except ValueError as error:  # pydantic's ValidationError is one
+        raise StoreError(f"test {name!r}: settings {sorted(changes)}: {error}") from None
+    with _writing(engine_for(db_url)) as conn:
+        conn.execute(tests.update().where(tests.c.id == info.id).values(settings=settings.model_dump_json()))
+    return get_test(db_url, name)
 
 
 def tests_for_run(db_url: str, run_dir: str | Path) -> list[str]:
@@ -437,6 +475,11 @@ class RaterInfo:
     token: str
     name: str
     consented: bool
+    self_registered: bool = False
+
+
+def _rater_info(row) -> RaterInfo:
+    return RaterInfo(row.id, row.test_id, row.token, row.name, row.consented is not None, bool(row.self_registered))
 
 
 def new_token() -> str:
@@ -444,11 +487,21 @@ def new_token() -> str:
     return secrets.token_urlsafe(16)
 
 
-def add_rater(db_url: str | None, test: str, name: str | None = None) -> RaterInfo:
-    """A new rater of a test with a fresh token; a name in use in that test is refused."""
+def add_rater(db_url: str | None, test: str, name: str | None = None, self_registered: bool = False) -> RaterInfo:
+    """A new rater of a test with a fresh token; a name in use in that test is refused.
+
+    ``self_registered``: the rater joined on the start page under a typed name, which only an
+    open test with self-registration on accepts; otherwise it is an invitation.
+    """
     info = get_test(db_url, test)
     token = new_token()
     with _writing(engine_for(db_url)) as conn:
+        if self_registered:
+            row = conn.execute(sa.select(tests.c.status, tests.c.settings).where(tests.c.id == info.id)).first()
+            if not TestSettings.model_validate_json(row.settings).self_registration or row.status != "open":
+                raise StoreError("this test takes invited raters only: open it with the link from your invitation")
+            if name is None:
+                raise StoreError("give your name or participant id")
         if name is not None:
             name = name.strip()
             if not name or len(name) > 200:
@@ -456,7 +509,8 @@ def add_rater(db_url: str | None, test: str, name: str | None = None) -> RaterIn
             if conn.execute(sa.select(raters.c.id).where(raters.c.test_id == info.id, raters.c.name == name)).first():
                 raise StoreError(f"the name {name!r} is taken in this test: use your invitation link, or another name")
         rater_id = conn.execute(raters.insert().values(test_id=info.id, token=token, name=name or f"pending-{token[:8]}",
-                                                       created=_now())).inserted_primary_key[0]
+                                                       created=_now(), self_registered=self_registered)
+                                ).inserted_primary_key[0]
         if name is None:
             conn.execute(raters.update().where(raters.c.id == rater_id).values(name=f"rater-{rater_id:03d}"))
     return rater_by_token(db_url, token)
@@ -468,7 +522,7 @@ def rater_by_token(db_url: str | None, token: str | None) -> RaterInfo | None:
         return None
     with engine_for(db_url).connect() as conn:
         row = conn.execute(sa.select(raters).where(raters.c.token == token)).first()
-    return None if row is None else RaterInfo(row.id, row.test_id, row.token, row.name, row.consented is not None)
+    return None if row is None else _rater_info(row)
 
 
 def record_consent(db_url: str | None, rater_id: int) -> None:
@@ -552,7 +606,8 @@ def export_frame(db_url: str | None, test: str | None = None) -> pd.DataFrame:
     # Here, not at the top: results' statistics import scipy, which the rater pages never need.
     from earshot.results.listening import RATINGS_TABLE_COLUMNS
 
-    query = (sa.select(tests.c.name.label("test"), raters.c.name.label("rater"), items.c.name.label("item"),
+    query = (sa.select(tests.c.name.label("test"), raters.c.name.label("rater"), raters.c.self_registered,
+                       items.c.name.label("item"),
                        items.c.category, stimuli.c.condition, stimuli.c.kind, ratings.c.score, ratings.c.play_count,
                        ratings.c.play_seconds, stimuli.c.gain_db, trials.c.seconds_spent, trials.c.submitted_at,
                        trials.c.submissions)
@@ -566,6 +621,7 @@ def export_frame(db_url: str | None, test: str | None = None) -> pd.DataFrame:
         query = query.where(tests.c.name == test)
     with engine_for(db_url).connect() as conn:
         frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=RATINGS_TABLE_COLUMNS)
+    frame["self_registered"] = frame["self_registered"].astype(bool)
     return frame
 
 
@@ -582,14 +638,16 @@ def ratings_frame(db_url: str, test: str | None = None) -> pd.DataFrame:
 
 
 def progress_frame(db_url: str | None, test: str) -> pd.DataFrame:
-    """One row per rater of a test: trials submitted out of the test's trials."""
+    """One row per rater of a test: trials submitted out of the test's trials, and whether the
+    rater joined through an invitation or registered themselves."""
     info = get_test(db_url, test)
     total = sum(not i.training for i in test_items(db_url, info.id))
     done = sa.select(sa.func.count(trials.c.id)).where(trials.c.rater_id == raters.c.id).scalar_subquery()
     with engine_for(db_url).connect() as conn:
-        rows = conn.execute(sa.select(raters.c.name, raters.c.token, raters.c.created, raters.c.consented,
-                                      done.label("submitted"))
+        rows = conn.execute(sa.select(raters.c.name, raters.c.token, raters.c.self_registered, raters.c.created,
+                                      raters.c.consented, done.label("submitted"))
                             .where(raters.c.test_id == info.id).order_by(raters.c.id)).mappings().all()
-    frame = pd.DataFrame(rows, columns=["name", "token", "created", "consented", "submitted"])
+    frame = pd.DataFrame(rows, columns=["name", "token", "self_registered", "created", "consented", "submitted"])
+    frame["self_registered"] = frame["self_registered"].astype(bool)
     frame["trials"] = total
     return frame

@@ -25,6 +25,7 @@ class LiveView:
     screening: str  # the screening rules and N before and after; '' before the first rating
     raters: present.Table | None  # post-screening per rater
     summary: list[present.Table]  # MUSHRA means [95 % CI]: systems, then the hidden reference and anchors
+    too_few: str | None = None  # which conditions have too few raters for an interval
 
 
 def system_order(run_dir: str | Path) -> list[str]:
@@ -43,4 +44,5 @@ def live_view(ratings: pd.DataFrame, name: str, order: list[str] | None = None) 
     if result.screening is None:
         return LiveView(result.notes, "", None, [])
     return LiveView(result.notes, present.screening_sentence(result.screening),
-                    present.screening_table(result.screening), present.mushra_tables(result.summary))
+                    present.screening_table(result.screening), present.mushra_tables(result.summary),
+                    present.too_few_raters_sentence(result.summary))

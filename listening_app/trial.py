@@ -46,6 +46,23 @@ def stimulus_order(found: list[store.StimulusInfo], token: str, order_seed: int,
     return [found[k] for k in order]
 
 
+def trial_number(db_url: str | None, rater: store.RaterInfo, test: store.TestInfo, item_id: int) -> int:
+    """The 1-based place of an item in the rater's order of trials."""
+    order = trial_order(store.test_items(db_url, test.id), rater.token, test.settings.order_seed)
+    return [i.id for i in order].index(item_id) + 1
+
+
+def rule_messages(settings: TestSettings) -> dict[str, str]:
+    """What a trial still lacks before it may be submitted, per rule that applies, ``{}`` standing for
+    the letters: the player shows these live and :func:`check_submission` refuses with the same."""
+    messages = {"unrated": "Rate every stimulus; not rated yet: {}."}
+    if settings.must_play_all:
+        messages["unplayed"] = "Play every stimulus before you submit; not played yet: {}."
+    if settings.require_100:
+        messages["no100"] = "Rate at least one stimulus 100: one of them is the hidden reference."
+    return messages
+
+
 def next_trial(db_url: str | None, rater: store.RaterInfo, test: store.TestInfo) -> tuple[store.ItemInfo | None, int, int]:
     """(first unsubmitted item in the rater's order or None, trials submitted, trials in all)."""
     order = trial_order(store.test_items(db_url, test.id), rater.token, test.settings.order_seed)
@@ -97,6 +114,7 @@ def make_view(db_url: str | None, rater: store.RaterInfo, test: store.TestInfo, 
     args = {
         "nonce": nonce,
         "mode": "training" if training else "trial",
+        "rules": {} if training else rule_messages(test.settings),
         "reference": base64.b64encode(blinded_wav(audio[reference.id], rng)).decode(),
         "stimuli": [{"key": k, "label": labels.get(k, letter),
                      "audio": base64.b64encode(blinded_wav(audio[s.id], rng)).decode()}
@@ -149,13 +167,13 @@ def check_submission(view: TrialView, value, settings: TestSettings) -> Checked:
         if played is None or isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 100_000:
             return Checked([], [f"the play record of {letter} is not valid"])
         result.append(store.Rating(view.stimulus_ids[key], score if score is not None else math.nan, count, played))
+    messages = rule_messages(settings)
     unrated = [letter for letter, r in zip(view.letters, result) if math.isnan(r.score)]
     if unrated:
-        problems.append("Rate every stimulus; not rated yet: " + ", ".join(unrated) + ".")
-    if settings.must_play_all:
-        unplayed = [letter for letter, r in zip(view.letters, result) if r.play_count == 0]
-        if unplayed:
-            problems.append("Play every stimulus before you submit; not played yet: " + ", ".join(unplayed) + ".")
-    if settings.require_100 and not any(r.score == 100 for r in result):
-        problems.append("Rate at least one stimulus 100: one of them is the hidden reference.")
+        problems.append(messages["unrated"].format(", ".join(unrated)))
+    unplayed = [letter for letter, r in zip(view.letters, result) if r.play_count == 0]
+    if "unplayed" in messages and unplayed:
+        problems.append(messages["unplayed"].format(", ".join(unplayed)))
+    if "no100" in messages and not any(r.score == 100 for r in result):
+        problems.append(messages["no100"])
     return Checked(result if not problems else [], problems)

@@ -1,7 +1,9 @@
 """Every earshot loss behind one interface, and a registry by name.
 
 ``build_loss`` also takes weighted sums of registered names (``"mse+0.1*bark"``)
-and per-loss keyword options; see ``losses.base`` and ``losses.combine``.
+and per-loss keyword options; see ``losses.base`` and ``losses.combine``. A user's loss
+comes through the same registry (an installed plugin's name, ``module:Class`` or
+``file.py:Class``) and is checked on a random batch by ``check_loss`` (``losses.checks``).
 """
 
 from earshot.losses.base import (
@@ -11,8 +13,11 @@ from earshot.losses.base import (
     build_loss,
     check_all_options,
     describe_losses,
+    head_spec,
+    loss_class,
     loss_option_names,
     missing_requirements,
+    options_key,
     register,
 )
 # Registered in the README's order, which is the order `--grid all-losses` trains them in.
@@ -23,7 +28,8 @@ from earshot.losses import freq as _freq  # noqa: F401  (registers mrstft, mel)
 from earshot.losses import adversarial as _adversarial  # noqa: F401  (registers adversarial)
 from earshot.losses import feature as _feature  # noqa: F401  (registers crepe-feature)
 from earshot.losses.combine import WeightedSum, check_expression, parse_expression
+from earshot.losses.checks import check_loss
 
 __all__ = ["REGISTRY", "Loss", "UnknownLossError", "WeightedSum", "build_loss", "check_all_options",
-           "check_expression", "describe_losses", "loss_option_names", "missing_requirements", "parse_expression",
-           "register"]
+           "check_expression", "check_loss", "describe_losses", "head_spec", "loss_class", "loss_option_names",
+           "missing_requirements", "options_key", "parse_expression", "register"]

@@ -15,10 +15,12 @@ keyed by registered name (``{"adversarial": {"warmup_steps": 100}}``), the
 from __future__ import annotations
 
 import inspect
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
 import torch
 from torch import nn
+
+from earshot.models.plugins import PluginError, Registry, is_reference
 
 
 class Loss(nn.Module):
@@ -70,19 +72,32 @@ class Loss(nn.Module):
         return {}
 
 
-REGISTRY: dict[str, type[Loss]] = {}
+class UnknownLossError(ValueError):
+    """A loss name, expression or option that cannot be built (one-line message)."""
+
+
+def _check_loss_class(label: str, cls: type) -> None:
+    """What a plugin loss class must have before it is built: its own ``forward(head, target)``."""
+    if cls.forward is nn.Module.forward:
+        raise PluginError(f"loss {label}: {cls.__name__} defines no forward(head, target)")
+    channels = getattr(cls, "head_channels", 1)
+    if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
+        raise PluginError(f"loss {label}: head_channels must be a positive int, not {channels!r}")
+
+
+# Every loss comes through this registry: earshot's own (``register``), installed plugins (entry-point
+# group ``earshot.losses``) and references (``module:Class``, ``file.py:Class``); see earshot.models.plugins.
+REGISTRY = Registry("loss", "earshot.losses", UnknownLossError, check_class=_check_loss_class)
 
 
 def register(cls: type[Loss]) -> type[Loss]:
     """Class decorator: add a loss to the registry under ``cls.name``."""
-    if not cls.name or cls.name in REGISTRY:
-        raise ValueError(f"loss name {cls.name!r} is empty or already registered")
-    REGISTRY[cls.name] = cls
-    return cls
+    return REGISTRY.register(cls)
 
 
-class UnknownLossError(ValueError):
-    """A loss name, expression or option that cannot be built (one-line message)."""
+def loss_class(term: str) -> type:
+    """The class a loss name or reference names (loading a plugin on first use); raises ``UnknownLossError``."""
+    return REGISTRY.resolve(term)
 
 
 def loss_option_names(cls: type[Loss]) -> list[str]:
@@ -92,40 +107,80 @@ def loss_option_names(cls: type[Loss]) -> list[str]:
             if p not in ("self", "sample_rate") and spec.kind in (spec.POSITIONAL_OR_KEYWORD, spec.KEYWORD_ONLY)]
 
 
+def options_key(term: str) -> str:
+    """The section of ``loss_options`` that configures the loss ``term`` (a plugin by reference: its
+    class's ``name``, else its class name)."""
+    return REGISTRY.options_key(term)
+
+
 def check_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``options`` for loss ``name`` as a dict, after checking every key is one of its options."""
-    if name not in REGISTRY:
-        known = ", ".join(sorted(REGISTRY))
-        raise UnknownLossError(f"loss_options: unknown loss {name!r} (known: {known})")
+    """``options`` for loss ``name`` (a name or reference) as a dict, after checking every key is one of its options."""
+    cls = REGISTRY.resolve(name)
+    key = options_key(name)
     if options is None:
         return {}
     if not isinstance(options, Mapping):
-        raise UnknownLossError(f"loss_options.{name}: expected a mapping of option: value, got {options!r}")
-    known = loss_option_names(REGISTRY[name])
-    for key in options:
-        if key not in known:
-            raise UnknownLossError(f"loss_options.{name}.{key}: unknown option (known: {', '.join(known) or 'none'})")
+        raise UnknownLossError(f"loss_options.{key}: expected a mapping of option: value, got {options!r}")
+    known = loss_option_names(cls)
+    for option in options:
+        if option not in known:
+            raise UnknownLossError(f"loss_options.{key}.{option}: unknown option (known: {', '.join(known) or 'none'})")
     return dict(options)
 
 
-def check_all_options(options: Mapping[str, Mapping[str, Any]] | None) -> None:
-    """Check every section of a run's ``loss_options``; raises ``UnknownLossError``."""
+def check_all_options(options: Mapping[str, Mapping[str, Any]] | None, expressions: Iterable[str] = ()) -> None:
+    """Check every section of a run's ``loss_options`` (for the losses of ``expressions`` and every
+    registered or installed one); raises ``UnknownLossError``."""
+    from earshot.losses.combine import parse_expression
+
+    used = {options_key(term): term for expression in expressions for _, term in parse_expression(expression)}
     for name, section in (options or {}).items():
-        check_options(name, section)
+        if name not in used and name not in REGISTRY.known():
+            known = ", ".join(sorted(set(REGISTRY.known()) | set(used)))
+            raise UnknownLossError(f"loss_options: unknown loss {name!r} (known: {known})")
+        check_options(used.get(name, name), section)
+
+
+def head_spec(term: str, **options: Any) -> tuple[str, int]:
+    """(head kind, head channels) the loss ``term`` with ``options`` needs, without building it."""
+    cls = REGISTRY.resolve(term)
+    if hasattr(cls, "head_spec"):
+        return cls.head_spec(**options)
+    return getattr(cls, "head_kind", "waveform"), getattr(cls, "head_channels", 1)
+
+
+def _with_loss_defaults(loss: nn.Module, name: str) -> nn.Module:
+    """A loss that does not inherit ``Loss`` gets its defaults (decode, extra_step, head), so training
+    and evaluation treat every loss alike."""
+    for attr in ("decode", "extra_step"):
+        if not hasattr(loss, attr):
+            setattr(loss, attr, getattr(Loss, attr).__get__(loss))
+    for attr, default in (("head_channels", 1), ("head_kind", "waveform"), ("name", name), ("description", "")):
+        if not hasattr(loss, attr):
+            setattr(loss, attr, default)
+    return loss
 
 
 def build_one(name: str, sample_rate: int, options: Mapping[str, Mapping[str, Any]] | None = None) -> Loss:
-    """A registered loss by its name, with its section of ``options`` (keyed by loss name)."""
-    if name not in REGISTRY:
-        known = ", ".join(sorted(REGISTRY))
-        raise UnknownLossError(f"unknown loss {name!r} (known: {known})")
-    kwargs = check_options(name, (options or {}).get(name))
+    """A loss by its name or reference, with its section of ``options`` (keyed by loss name)."""
+    cls = REGISTRY.resolve(name)
+    kwargs = check_options(name, (options or {}).get(options_key(name)))
+    params = inspect.signature(cls.__init__).parameters
+    takes_rate = "sample_rate" in params or (cls.__init__ is not nn.Module.__init__ and
+                                             any(p.kind == p.VAR_KEYWORD for p in params.values()))
     try:
-        return REGISTRY[name](sample_rate=sample_rate, **kwargs)
-    except (TypeError, ValueError) as exc:
+        loss = cls(sample_rate=sample_rate, **kwargs) if takes_rate else cls(**kwargs)
+    except Exception as exc:  # noqa: BLE001 (a plugin's constructor can raise anything)
         if isinstance(exc, UnknownLossError):
             raise
-        raise UnknownLossError(f"loss {name!r}: {exc}") from None
+        if not (isinstance(exc, (TypeError, ValueError)) or is_reference(name) or not REGISTRY.is_builtin(name)):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        label = f"{name}: cannot build it" if is_reference(name) else repr(name)
+        raise UnknownLossError(f"loss {label}: {first}") from None
+    if not takes_rate:
+        loss.sample_rate = sample_rate
+    return _with_loss_defaults(loss, name)
 
 
 def build_loss(name: str, sample_rate: int, options: Mapping[str, Mapping[str, Any]] | None = None) -> Loss:
@@ -158,11 +213,23 @@ def missing_requirements(expression: str, options: Mapping[str, Mapping[str, Any
 
     missing = []
     for _, name in parse_expression(expression):
-        kwargs = check_options(name, (options or {}).get(name))
-        missing += [line for line in REGISTRY[name].missing_requirements(**kwargs) if line not in missing]
+        kwargs = check_options(name, (options or {}).get(options_key(name)))
+        needs = getattr(REGISTRY.resolve(name), "missing_requirements", None)
+        missing += [line for line in (needs(**kwargs) if needs else []) if line not in missing]
     return missing
 
 
-def describe_losses() -> list[tuple[str, str, int]]:
-    """(name, one-line description, head channels) for every registered loss."""
-    return [(n, REGISTRY[n].description, REGISTRY[n].head_channels) for n in sorted(REGISTRY)]
+def describe_losses() -> list[tuple[str, str, int | None, str]]:
+    """(name, one-line description, head channels, origin) for every registered loss and installed
+    plugin; a plugin that cannot be loaded is listed with why (its head None), so one broken
+    install does not hide the rest."""
+    rows = []
+    for name in sorted(set(REGISTRY) | set(REGISTRY.plugin_names())):
+        try:
+            cls = REGISTRY.resolve(name)
+        except UnknownLossError as exc:
+            rows.append((name, f"cannot be used: {exc}", None, "an installed plugin"))
+            continue
+        rows.append((name, getattr(cls, "description", "") or (cls.__doc__ or "").strip().split("\n")[0],
+                     getattr(cls, "head_channels", 1), REGISTRY.origin_of(name).describe()))
+    return rows

@@ -5,7 +5,8 @@ Grammar (spaces are ignored)::
     expression := term ("+" term)*
     term       := [weight "*"] name
     weight     := a positive finite number (0.1, 10, 1e-3)
-    name       := a registered loss name (mse, bark-norm, mulaw-ce, ...)
+    name       := a registered loss name (mse, bark-norm, mulaw-ce, ...), an installed
+                  plugin's name, or a reference (mylib.losses:SpectralL1, ./my_loss.py:SpectralL1)
 
 There is no subtraction (names contain ``-``) and the weight goes before the
 name only, so every expression reads one way. A plain name builds that loss
@@ -23,7 +24,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from earshot.losses.base import REGISTRY, Loss, UnknownLossError, build_one, check_options
+from earshot.models.plugins import is_reference
+from earshot.losses.base import REGISTRY, Loss, UnknownLossError, build_one, check_options, head_spec, options_key
 
 
 def parse_expression(expression: str) -> list[tuple[float, str]]:
@@ -59,9 +61,11 @@ def parse_expression(expression: str) -> list[tuple[float, str]]:
             weight, name = 1.0, raw
         if not name:
             raise UnknownLossError(f"empty loss name in term {raw!r} of {expression!r}")
-        if name not in REGISTRY:
+        if not is_reference(name) and name not in REGISTRY.known():
             where = f" in {expression!r}" if text != name else ""
-            raise UnknownLossError(f"unknown loss {name!r}{where} (known: {', '.join(sorted(REGISTRY))})")
+            raise UnknownLossError(f"unknown loss {name!r}{where} (known: {', '.join(REGISTRY.known())}; or a "
+                                   f"plugin by reference, module.path:ClassName or path/to/file.py:ClassName)")
+        REGISTRY.resolve(name)  # a plugin that cannot load says why, in one line
         if any(name == other for _, other in terms):
             raise UnknownLossError(f"loss {name!r} appears twice in {expression!r}: give it one weight")
         terms.append((weight, name))
@@ -84,9 +88,9 @@ def check_expression(expression: str, options: Mapping[str, Mapping[str, Any]] |
     terms = parse_expression(expression)
     specs = []
     for _, name in terms:
-        kwargs = check_options(name, (options or {}).get(name))
+        kwargs = check_options(name, (options or {}).get(options_key(name)))
         try:
-            specs.append((name, REGISTRY[name].head_spec(**kwargs)))
+            specs.append((name, head_spec(name, **kwargs)))
         except (TypeError, ValueError) as exc:
             raise UnknownLossError(f"loss {name!r}: {exc}") from None
     first_name, first = specs[0]

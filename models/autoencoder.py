@@ -118,7 +118,7 @@ class GatedLayer(nn.Module):
 
 
 class GatedConvAutoencoder(nn.Module):
-    """Encoder (window → code) and mirrored decoder (code → head).
+    """The default model (``gated-conv``). Encoder (window → code) and mirrored decoder (code → head).
 
     Args:
         window: samples per window (2048 in the seed).
@@ -133,6 +133,8 @@ class GatedConvAutoencoder(nn.Module):
 
     Shapes: ``(batch, window)`` → code ``(batch, latent)`` → ``(batch, head_channels, window)``.
     """
+
+    description = "the seed's gated convolutional autoencoder"
 
     def __init__(self, window: int = 2048,
                  encoder_channels: Sequence[int] = (256, 512, 512, 512, 512),
@@ -212,7 +214,7 @@ class GatedConvAutoencoder(nn.Module):
         return self.decode(self.encode(x))
 
 
-def build_model(model_config, window: int, head_channels: int = 1) -> GatedConvAutoencoder:
+def build_gated_conv(model_config, window: int, head_channels: int = 1) -> GatedConvAutoencoder:
     """The autoencoder of a ``ModelConfig`` (``benchmark.config``) for a loss's head."""
     return GatedConvAutoencoder(
         window=window,

@@ -18,7 +18,9 @@ several hypotheses are tested.
 Verdicts (:func:`verdict`): "supported" when the Holm-adjusted p < α and the interval lies
 beyond the smallest effect on the claimed side; "contradicted" when it lies on the other
 side of 0; "not meaningful: undertrained" when either system is undertrained; else
-"inconclusive".
+"inconclusive". Where the two systems' jobs trained different numbers of steps (a failed or
+resumed job), the verdict says so too (``supported; unequal training``) and ``steps`` names
+the counts: the difference is then partly one of training.
 """
 
 from __future__ import annotations
@@ -29,16 +31,20 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
+from earshot.results import adequacy
 from earshot.results.aggregate import Contrast, paired_difference
 from earshot.results.hypotheses import Hypothesis
 from earshot.results.stats import hierarchical_bootstrap_ci
+from earshot.results.store import RunData
+from earshot.results.training import job_training
 
 ALPHA = 0.05
 BISECTIONS = 14  # the p-value to within 1e-4, finer than the 2000 resamples resolve
 UNDERTRAINED = "not meaningful: undertrained"
+UNEQUAL = "unequal training"
 
 CHECK_COLUMNS = ["name", "statement", "metric", "categories", "treatment", "baseline", "direction",
-                 "smallest_effect", "contrast", "pairs", "mean", "ci_low", "ci_high", "p", "p_holm", "side", "verdict"]
+                 "smallest_effect", "contrast", "pairs", "mean", "ci_low", "ci_high", "p", "p_holm", "side", "steps", "unequal", "verdict"]
 
 
 def _rows(metrics: pd.DataFrame, h: Hypothesis, ideal: float | None) -> pd.DataFrame:
@@ -128,8 +134,18 @@ def verdict(side: str | None, p_holm: float, pairs: int, systems: tuple[str, str
     return "supported" if side == "supports" else "contradicted"
 
 
+def _steps(training: pd.DataFrame | None, systems: tuple[str, str]) -> tuple[dict[str, list[int]], bool]:
+    """Each trained system's distinct step counts, and whether the jobs compared differ in steps."""
+    if training is None or training.empty:
+        return {}, False
+    counts = {name: sorted({int(s) for s in training.loc[training["loss"] == name, "steps"]}) for name in systems}
+    counts = {name: steps for name, steps in counts.items() if steps}
+    return counts, len({s for steps in counts.values() for s in steps}) > 1
+
+
 def check_hypotheses(metrics: pd.DataFrame, hypotheses: tuple[Hypothesis, ...], metric_info: dict[str, dict],
-                     undertrained: set[str] | frozenset[str] = frozenset(), alpha: float = ALPHA) -> pd.DataFrame:
+                     undertrained: set[str] | frozenset[str] = frozenset(), alpha: float = ALPHA,
+                     training: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per hypothesis, in declared order.
 
     Arguments:
@@ -138,12 +154,16 @@ def check_hypotheses(metrics: pd.DataFrame, hypotheses: tuple[Hypothesis, ...], 
         metric_info: the run's metric catalog (units, ideals).
         undertrained: see :func:`verdict`.
         alpha: the family-wise error rate.
+        training: the jobs' step counts (:func:`earshot.results.training.job_training`); systems with
+            no job (a baseline) are left out of the comparison of steps.
 
     Returns:
         Columns :data:`CHECK_COLUMNS`: ``mean, ci_low, ci_high`` the contrast and its 95 %
         interval (for higher/lower exactly the paired-differences table's ``treatment −
         baseline``), ``pairs`` the (seed, item) pairs, ``p`` and ``p_holm`` the bootstrap p-value
-        before and after the Holm correction, ``side`` which way the test points, ``verdict``.
+        before and after the Holm correction, ``side`` which way the test points, ``steps`` each
+        trained system's step counts, ``unequal`` whether they differ, ``verdict`` (with
+        ``; unequal training`` appended when they do).
     """
     rows = []
     for h in hypotheses:
@@ -156,7 +176,8 @@ def check_hypotheses(metrics: pd.DataFrame, hypotheses: tuple[Hypothesis, ...], 
                      "categories": ", ".join(h.categories) if h.categories else "all", "treatment": h.treatment,
                      "baseline": h.baseline, "direction": h.direction, "smallest_effect": h.smallest_effect,
                      "contrast": contrast_label(h, ideal), "pairs": c.n, "mean": c.mean, "ci_low": c.low,
-                     "ci_high": c.high, "p": p, "side": side})
+                     "ci_high": c.high, "p": p, "side": side,
+                     **dict(zip(("steps", "unequal"), _steps(training, (h.treatment, h.baseline))))})
     frame = pd.DataFrame(rows, columns=[c for c in CHECK_COLUMNS if c not in ("p_holm", "verdict")])
     tested = frame["p"].notna().to_numpy()
     frame["p_holm"] = math.nan
@@ -164,5 +185,15 @@ def check_hypotheses(metrics: pd.DataFrame, hypotheses: tuple[Hypothesis, ...], 
         frame.loc[tested, "p_holm"] = multipletests(frame.loc[tested, "p"].to_numpy(dtype=float), alpha=alpha,
                                                     method="holm")[1]
     frame["verdict"] = [verdict(r["side"], r["p_holm"], r["pairs"], (r["treatment"], r["baseline"]), undertrained,
-                                alpha) for _, r in frame.iterrows()]
+                                alpha) + (f"; {UNEQUAL}" if r["unequal"] else "") for _, r in frame.iterrows()]
     return frame[CHECK_COLUMNS]
+
+
+def check_run(run: RunData, hypotheses: tuple[Hypothesis, ...], assessment: pd.DataFrame | None = None,
+              metric_info: dict[str, dict] | None = None) -> pd.DataFrame:
+    """:func:`check_hypotheses` on a run, as ``eval`` and the report both check it: undertrained
+    systems from its adequacy ``assessment`` (:func:`earshot.results.adequacy.assess` when None),
+    its jobs' step counts, and its recorded metric info unless ``metric_info`` is given."""
+    assessment = adequacy.assess(run) if assessment is None else assessment
+    return check_hypotheses(run.metrics, hypotheses, run.metric_info if metric_info is None else metric_info,
+                            undertrained=adequacy.undertrained_losses(assessment), training=job_training(run.jobs))

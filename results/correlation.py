@@ -31,7 +31,8 @@ EXACT_P_MAX_N = 8  # pairs: up to here Spearman's p is an exact permutation p (8
 #   the t approximation scipy uses otherwise calls ρ = 1 with 4 systems "p < 0.001" (exact: 1/12)
 
 CORRELATION_COLUMNS = ["metric", "level", "n", "spearman", "spearman_low", "spearman_high", "spearman_p",
-                       "kendall", "kendall_low", "kendall_high", "kendall_p", "higher_is_better"]
+                       "kendall", "kendall_low", "kendall_high", "kendall_p", "higher_is_better", "not_computed"]
+MIN_PAIRS = 3  # fewer leave nothing to rank
 
 
 def paired_scores(metrics: pd.DataFrame, ratings: pd.DataFrame, level: str) -> pd.DataFrame:
@@ -76,14 +77,23 @@ def spearman_exact_p(x: np.ndarray, y: np.ndarray) -> float:
     return float(min(1.0, 2 * tail))
 
 
-def _correlate(x: np.ndarray, y: np.ndarray) -> dict:
+UNITS = {"system": "rated systems", "item": "rated (system, item) pairs"}  # what n counts, per level
+
+
+def _correlate(x: np.ndarray, y: np.ndarray, unit: str = "pairs") -> dict:
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
     n = int(x.size)
-    out = {"n": n}
+    out = {"n": n, "not_computed": ""}
+    if n < MIN_PAIRS:
+        out["not_computed"] = f"fewer than {MIN_PAIRS} {unit}"
+    elif np.ptp(x) == 0:
+        out["not_computed"] = "the metric has one value over the rated audio"
+    elif np.ptp(y) == 0:
+        out["not_computed"] = "every rating is the same"
     for method, function in (("spearman", stats.spearmanr), ("kendall", stats.kendalltau)):
         r = p = math.nan
-        if n >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
+        if not out["not_computed"]:
             result = function(x, y)
             r, p = float(result.statistic), float(result.pvalue)
             if method == "spearman" and n <= EXACT_P_MAX_N:
@@ -103,8 +113,9 @@ def metric_rating_correlation(metrics: pd.DataFrame, ratings: pd.DataFrame, metr
 
     Returns:
         Columns ``metric, level, n, spearman, spearman_low, spearman_high, spearman_p,
-        kendall, kendall_low, kendall_high, kendall_p, higher_is_better``; NaN where
-        fewer than 3 pairs, or a constant side, leave nothing to rank.
+        kendall, kendall_low, kendall_high, kendall_p, higher_is_better, not_computed``; NaN
+        where fewer than 3 pairs, or a constant side, leave nothing to rank, and
+        ``not_computed`` then says which (empty where the row was computed).
     """
     rows = []
     if metrics.empty or ratings.empty:
@@ -113,7 +124,7 @@ def metric_rating_correlation(metrics: pd.DataFrame, ratings: pd.DataFrame, metr
         joined = paired_scores(metrics, ratings, level)
         for metric, group in joined.groupby("metric", sort=False):
             row = {"metric": metric, "level": level}
-            row.update(_correlate(group["value"].to_numpy(float), group["score"].to_numpy(float)))
+            row.update(_correlate(group["value"].to_numpy(float), group["score"].to_numpy(float), UNITS[level]))
             row["higher_is_better"] = (metric_info.get(metric) or {}).get("higher_is_better")
             rows.append(row)
     table = pd.DataFrame(rows, columns=CORRELATION_COLUMNS)

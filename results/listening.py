@@ -45,6 +45,9 @@ MID_ANCHORS = ("anchor-mid", "anchor70")  # earshot's and webMUSHRA's mid anchor
 LOW_ANCHORS = ("anchor-low", "anchor35")  # 3.5 kHz low-pass
 
 SCORE_MIN, SCORE_MAX = 0.0, 100.0  # the MUSHRA scale
+#: Raters a condition needs for an interval of its mean: with two, the t-interval's critical value is
+#: 12.7 and it runs far past the scale, and a bootstrap over two raters knows nothing of their spread.
+MIN_INTERVAL_RATERS = 3
 
 # BS.1534-3 post-screening defaults.
 REFERENCE_THRESHOLD = 90.0  # score: the hidden reference rated below this counts against a rater
@@ -60,7 +63,8 @@ RATING_COLUMNS = ["rater", "item", "condition", "score", "kind"]  # what the sta
 #: report and ``listen analyze``; ``results`` never reads the listening database itself.
 #:
 #: - ``test``: the listening test's name;
-#: - ``rater``: the rater's name (or an anonymous id);
+#: - ``rater``: the rater's name (or an anonymous id); ``self_registered``: true when the rater
+#:   joined under a typed name on the start page, false for an invitation link;
 #: - ``item``: the excerpt (the run's item name, e.g. ``speech-0``); ``category``: its category;
 #: - ``condition``: the run's job for a system (``mse-seed0``), ``reference`` for the hidden
 #:   reference, ``anchor-low`` / ``anchor-mid`` for the anchors; ``kind``: ``system``,
@@ -73,8 +77,8 @@ RATING_COLUMNS = ["rater", "item", "condition", "score", "kind"]  # what the sta
 #:
 #: Only ``rater, item, condition, score`` are required by the statistics (``kind`` is derived
 #: from the condition's name when absent), so a hand-made long CSV works too.
-RATINGS_TABLE_COLUMNS = ["test", "rater", "item", "category", "condition", "kind", "score", "play_count",
-                         "play_seconds", "gain_db", "seconds_spent", "submitted_at", "submissions"]
+RATINGS_TABLE_COLUMNS = ["test", "rater", "self_registered", "item", "category", "condition", "kind", "score",
+                         "play_count", "play_seconds", "gain_db", "seconds_spent", "submitted_at", "submissions"]
 KIND_ORDER = {"system": 0, "reference": 1, "anchor": 2}
 
 
@@ -352,13 +356,17 @@ def condition_summary(ratings: pd.DataFrame, confidence: float = 0.95,
     together (:func:`results.stats.crossed_bootstrap_ci`, seeded), which also counts the
     spread between items, so its conclusions extend to other items of the same kind.
 
+    Both intervals are NaN below :data:`MIN_INTERVAL_RATERS` raters. A t-interval reaching past
+    the 0–100 scale is cut at its end (the mean cannot lie outside it, so the cut interval
+    covers at least as often) and ``ci_clipped`` says so.
+
     Returns:
-        Columns ``condition, kind, raters, ratings, mean, ci_low, ci_high, crossed_low,
-        crossed_high, median``, systems first, then the hidden reference and anchors.
+        Columns ``condition, kind, raters, ratings, mean, ci_low, ci_high, ci_clipped,
+        crossed_low, crossed_high, median``, systems first, then the hidden reference and anchors.
     """
     ratings = _ensure(ratings) if len(ratings) else ratings
-    columns = ["condition", "kind", "raters", "ratings", "mean", "ci_low", "ci_high", "crossed_low", "crossed_high",
-               "median"]
+    columns = ["condition", "kind", "raters", "ratings", "mean", "ci_low", "ci_high", "ci_clipped", "crossed_low",
+               "crossed_high", "median"]
     if ratings.empty:
         return pd.DataFrame(columns=columns)
     means = rater_means(ratings)
@@ -371,9 +379,14 @@ def condition_summary(ratings: pd.DataFrame, confidence: float = 0.95,
         scores = ratings[ratings["condition"] == condition].pivot_table(index="rater", columns="item",
                                                                           values="score", aggfunc="mean")
         _, crossed_low, crossed_high = crossed_bootstrap_ci(scores.to_numpy(dtype=float), confidence)
+        if per_rater.size < MIN_INTERVAL_RATERS:
+            low = high = crossed_low = crossed_high = math.nan
+        clipped = bool(low < SCORE_MIN or high > SCORE_MAX)  # False for NaN
+        if clipped:
+            low, high = max(low, SCORE_MIN), min(high, SCORE_MAX)
         rows.append({"condition": condition, "kind": kinds[condition], "raters": int(per_rater.size),
                      "ratings": int(counts[condition]), "mean": mean, "ci_low": low, "ci_high": high,
-                     "crossed_low": crossed_low, "crossed_high": crossed_high,
+                     "ci_clipped": clipped, "crossed_low": crossed_low, "crossed_high": crossed_high,
                      "median": float(per_rater.median()) if per_rater.size else math.nan})
     return pd.DataFrame(rows, columns=columns)
 
@@ -461,11 +474,13 @@ def mixed_model(ratings: pd.DataFrame, conditions: list[str] | None = None) -> d
     Fitted with statsmodels' MixedLM, one group holding every rating and the rater and
     item intercepts as variance components (the statsmodels way to cross random effects;
     Baayen, Davidson & Bates, J. Mem. Lang. 59, 2008). The first condition is the
-    baseline; the other coefficients are differences from it.
+    baseline; the other coefficients are differences from it. Only those contrasts are
+    returned: the intercept's test (the baseline's mean against 0) answers no question.
 
     Returns:
-        ``fixed`` (DataFrame: term, estimate, ci_low, ci_high, pvalue), ``variance``
-        (dict: rater, item, residual), ``note`` (empty, or why it was not fitted).
+        ``fixed`` (DataFrame: a, b, estimate, ci_low, ci_high, pvalue; one row per contrast
+        ``a − b``, b the baseline), ``variance`` (dict: rater, item, residual), ``note``
+        (empty, or why it was not fitted).
     """
     ratings = _ensure(ratings) if len(ratings) else ratings
     conditions = conditions or [c for c in conditions_in_order(ratings) if condition_kind(c) == "system"]
@@ -493,11 +508,11 @@ def mixed_model(ratings: pd.DataFrame, conditions: list[str] | None = None) -> d
         out["note"] = f"the mixed model could not be fitted ({exc.__class__.__name__}: {exc})"
         return out
     ci = fit.conf_int()
-    names = [n for n in fit.fe_params.index]
-    fixed = pd.DataFrame({"term": [n.replace("C(condition)[T.", "").rstrip("]") if n != "Intercept"
-                                   else f"{conditions[0]} (baseline)" for n in names],
-                          "estimate": fit.fe_params.values, "ci_low": ci.loc[names, 0].values,
-                          "ci_high": ci.loc[names, 1].values, "pvalue": fit.pvalues[names].values})
+    names = [n for n in fit.fe_params.index if n != "Intercept"]
+    fixed = pd.DataFrame({"a": [n.replace("C(condition)[T.", "").rstrip("]") for n in names],
+                          "b": conditions[0], "estimate": fit.fe_params[names].values,
+                          "ci_low": ci.loc[names, 0].values, "ci_high": ci.loc[names, 1].values,
+                          "pvalue": fit.pvalues[names].values})
     vc = dict(zip(model.exog_vc.names, np.asarray(fit.vcomp, dtype=float)))
     out.update(fixed=fixed, variance={"rater": float(vc.get("rater", math.nan)),
                                       "item": float(vc.get("item", math.nan)),
@@ -542,6 +557,20 @@ def completeness_notes(ratings: pd.DataFrame) -> list[str]:
     return notes
 
 
+def ranked_systems(summary: pd.DataFrame) -> list[str]:
+    """The systems of a :func:`condition_summary`, highest mean first (ties keep the summary's order).
+
+    Every difference between systems is written in this order, ``higher − lower``: the pairwise
+    tests and the mixed model's contrasts alike, wherever the ratings came from (a run lists its
+    systems in job order, a ratings file alphabetically), so one pair always reads one way.
+    """
+    if summary.empty:
+        return []
+    systems = summary[summary["kind"] == "system"].reset_index(drop=True)
+    means = systems["mean"].astype(float).fillna(-math.inf)
+    return [str(systems.loc[i, "condition"]) for i in sorted(systems.index, key=lambda i: (-means[i], i))]
+
+
 def analyze_ratings(ratings: pd.DataFrame, name: str = "listening test", blocks: str = "rater",
                     with_mixed_model: bool = True, system_order: list[str] | None = None,
                     **screening_options) -> ListeningAnalysis:
@@ -569,10 +598,11 @@ def analyze_ratings(ratings: pd.DataFrame, name: str = "listening test", blocks:
         notes.append("every rater was excluded by post-screening; the tables below use every rater, UNSCREENED")
         kept = ratings
     summary = condition_summary(kept, system_order=system_order)
-    systems = [c for c in conditions_in_order(kept, system_order) if condition_kind(c) == "system"] if len(kept) else []
+    systems = ranked_systems(summary)
     if len(systems) == 0 and len(kept):
         notes.append("no system (job) conditions were rated")
     friedman = friedman_test(kept, systems, blocks) if len(kept) else {"note": "no ratings after screening"}
     pairwise = pairwise_wilcoxon(kept, systems, blocks) if len(kept) else pd.DataFrame()
-    mixed = mixed_model(kept, systems) if with_mixed_model and len(kept) else None
+    # The lowest-rated system as the baseline: its contrasts then read like the pairwise table's.
+    mixed = mixed_model(kept, systems[::-1]) if with_mixed_model and len(kept) else None
     return ListeningAnalysis(name, screening, summary, friedman, pairwise, mixed, notes, kept)

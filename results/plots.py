@@ -100,6 +100,7 @@ def metric_bars(summary: pd.DataFrame, categories: list[str], losses: list[str],
     for ax in axes.flat[len(names):]:
         ax.set_visible(False)
     width = 0.8 / max(1, len(losses))
+    missing_interval = False
     for ax, metric in zip(axes.flat, names):
         rows_for = summary[summary["metric"] == metric]
         shown = [c for c in categories if c in set(rows_for["category"])]
@@ -107,10 +108,17 @@ def metric_bars(summary: pd.DataFrame, categories: list[str], losses: list[str],
         for j, loss in enumerate(losses):
             table = rows_for[rows_for["loss"] == loss].set_index("category").reindex(shown)
             mean = table["mean"].to_numpy(float)
-            low = np.nan_to_num(np.clip(mean - table["ci_low"].to_numpy(float), 0, None))
-            high = np.nan_to_num(np.clip(table["ci_high"].to_numpy(float) - mean, 0, None))
-            ax.bar(x + (j - (len(losses) - 1) / 2) * width, np.nan_to_num(mean), width, color=colours[loss],
-                   yerr=[low, high], capsize=2, error_kw={"linewidth": 0.8}, label=loss)
+            lows, highs = table["ci_low"].to_numpy(float), table["ci_high"].to_numpy(float)
+            where = x + (j - (len(losses) - 1) / 2) * width
+            ax.bar(where, np.nan_to_num(mean), width, color=colours[loss], label=loss)
+            # Whiskers only where there is an interval: a single-item category has none, and a
+            # zero-width bar would claim a certainty nobody measured.
+            has = np.isfinite(lows) & np.isfinite(highs) & (highs > lows)
+            missing_interval |= bool((np.isfinite(mean) & ~has).any())
+            if has.any():
+                ax.errorbar(where[has], mean[has], yerr=[np.clip(mean - lows, 0, None)[has],
+                                                         np.clip(highs - mean, 0, None)[has]],
+                            fmt="none", ecolor="black", capsize=2, linewidth=0.8)
         ax.axhline(0, color="black", linewidth=0.6)
         ax.set_xticks(x, shown, fontsize=7)
         info = metric_info.get(metric) or {}
@@ -123,6 +131,9 @@ def metric_bars(summary: pd.DataFrame, categories: list[str], losses: list[str],
         figure.legend(handles, labels, loc="upper center", ncol=len(losses), frameon=False,
                       bbox_to_anchor=(0.5, 1.0 + 0.12 / rows))
     figure.tight_layout()
+    if missing_interval:
+        figure.text(0.5, 0.0, "bars without whiskers: too few values for an interval (e.g. a category with one "
+                    "item and one seed)", ha="center", va="top", fontsize=7, color="#444444")
     return figure
 
 
@@ -163,8 +174,12 @@ def mushra_means(summary: pd.DataFrame, colours: dict[str, str]):
     x = np.arange(len(summary))
     for i, row in enumerate(summary.itertuples()):
         colour = _condition_colour(row.condition, row.kind, colours)
-        err = [[max(0.0, row.mean - row.ci_low)] if np.isfinite(row.ci_low) else [0.0],
-               [max(0.0, row.ci_high - row.mean)] if np.isfinite(row.ci_high) else [0.0]]
+        # The summary's interval is already cut to the scale; none (too few raters) or a zero-width
+        # one (every rating equal) draws the point alone, never a flat bar.
+        low, high = float(row.ci_low), float(row.ci_high)
+        err = None
+        if np.isfinite(low) and np.isfinite(high) and high > low:
+            err = [[max(0.0, row.mean - low)], [max(0.0, high - row.mean)]]
         ax.errorbar([i], [row.mean], yerr=err, fmt="o", color=colour, capsize=4, markersize=6)
     ax.set_xticks(x, summary["condition"], rotation=30, ha="right")
     ax.set_ylim(0, 104)  # room for a point at 100 and its marker
@@ -175,7 +190,13 @@ def mushra_means(summary: pd.DataFrame, colours: dict[str, str]):
     ax.set_xlim(-0.6, len(summary) - 0.4 + 0.9)
     ax.set_ylabel("MUSHRA score (0–100)")
     ax.set_xlabel("condition")
-    ax.set_title("mean over raters (each averaged over items) with 95 % t-interval")
+    title = "mean over raters (each averaged over items) with 95 % t-interval"
+    notes = []
+    if (~np.isfinite(summary["ci_low"].astype(float))).any():
+        notes.append("no bar: too few raters for an interval")
+    if summary.get("ci_clipped", pd.Series(dtype=bool)).astype(bool).any():
+        notes.append("bars cut at the 0–100 scale")
+    ax.set_title(title + ("\n(" + "; ".join(notes) + ")" if notes else ""))
     figure.tight_layout()
     return figure
 

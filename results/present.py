@@ -26,7 +26,8 @@ The formatting rules, one per quantity:
   :data:`PERCENT_DECIMALS` decimal, ``12.3 %``;
 - **words** (claims, verdicts, reasons, names) are never shortened;
 - **anything else** (durations, minutes, sizes in the run's description):
-  :func:`number`, 3 significant digits.
+  :func:`number`, 3 significant digits;
+- **never** scientific notation: ``0.000137``, not ``1.37e-04``.
 
 What a table needs to know about a metric (its unit, whether higher is better, its ideal
 value) comes as ``metric_info``: the run's own record of the metric catalog
@@ -41,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from earshot.results import adequacy, aggregate
+from earshot.results import adequacy, aggregate, listening
 
 MISSING = "–"
 UNIT_DECIMALS = {"dB": 2, "MOS": 2, "MOS-LQO": 2, "0-1": 3, "fraction": 3}
@@ -215,9 +216,12 @@ def number(value, digits: int = SIGNIFICANT_DIGITS) -> str:
         return str(value)  # a value recorded as text ("5000 steps"): shown as it is
     if not math.isfinite(finite):
         return MISSING
-    if finite != 0 and (abs(finite) >= 1e5 or abs(finite) < 1e-3):
-        return f"{finite:.{digits - 1}e}"
-    return f"{finite:.{digits}g}" if abs(finite) < 10 ** digits else f"{finite:.0f}"
+    if abs(finite) >= 10 ** digits:
+        return f"{finite:.0f}"
+    # Never scientific notation: a small value gets the decimals its significant digits need.
+    decimals = 0 if finite == 0 else max(0, digits - 1 - math.floor(math.log10(abs(finite))))
+    text = f"{finite:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def direction(metric: str, metric_info: dict) -> str:
@@ -303,8 +307,8 @@ def per_item_table(wide: pd.DataFrame, metric: str, metric_info: dict) -> Table:
                  records=records(wide))
 
 
-HYPOTHESES_COLUMNS = ["hypothesis", "statement", "declared", "metric", "contrast", "pairs", "mean [95 % CI]",
-                      "p (Holm)", "verdict"]
+HYPOTHESES_COLUMNS = ["hypothesis", "statement", "declared", "metric", "contrast", "steps", "pairs",
+                      "mean [95 % CI]", "p (Holm)", "verdict"]
 
 
 def declared_text(declaration) -> str:
@@ -312,17 +316,31 @@ def declared_text(declaration) -> str:
     return declaration.when + (f", {declaration.declared_at}" if declaration.declared_at else "")
 
 
+def steps_text(steps: dict[str, list[int]] | None) -> str:
+    """The training steps behind a contrast: one count when its systems trained alike, else each
+    system's (``bark 167 · mse 1153``); – when neither system was trained (baselines)."""
+    if not steps:
+        return MISSING
+    distinct = {s for counts in steps.values() for s in counts}
+    if len(distinct) == 1:
+        return count(distinct.pop())
+    return " · ".join(f"{name} {'/'.join(count(s) for s in counts)}" for name, counts in steps.items())
+
+
 def hypotheses_table(checked: pd.DataFrame, declaration, metric_info: dict) -> Table:
     """:func:`claims.check_hypotheses` as a table: each hypothesis, its statement, when it was declared,
-    the metric (and categories), the contrast with its 95 % interval, the Holm-adjusted p and the verdict
-    (in bold when not inconclusive)."""
+    the metric (and categories), the contrast, the steps its systems trained (each system's where
+    they differ), its 95 % interval, the Holm-adjusted p and the verdict (in bold when not
+    inconclusive)."""
     declared = declared_text(declaration)
     rows = [[str(c["name"]), str(c["statement"]), declared,
              c["metric"] + ("" if c["categories"] == "all" else f" ({c['categories']})"), str(c["contrast"]),
-             count(c["pairs"]), metric_interval(c["metric"], c["mean"], c["ci_low"], c["ci_high"], metric_info),
+             steps_text(c["steps"]), count(c["pairs"]),
+             metric_interval(c["metric"], c["mean"], c["ci_low"], c["ci_high"], metric_info),
              p_value(c["p_holm"]), str(c["verdict"])]
             for _, c in checked.iterrows()]
-    bold = {(i, 8) for i, r in enumerate(rows) if r[8] != "inconclusive"}
+    verdict_col = HYPOTHESES_COLUMNS.index("verdict")
+    bold = {(i, verdict_col) for i, r in enumerate(rows) if r[verdict_col] != "inconclusive"}
     caption = (f"declared hypotheses: {declaration.describe()}; each contrast on the same (seed, item) with the "
                f"tables' hierarchical-bootstrap interval, p Holm-adjusted over the {len(rows)} declared")
     return Table(HYPOTHESES_COLUMNS, rows, caption, bold=bold,
@@ -426,21 +444,50 @@ def screening_sentence(screening) -> str:
             + (f"; excluded: {', '.join(screening.excluded)}." if screening.excluded else "; none excluded."))
 
 
-SCREENING_COLUMNS = ["rater", "items", "reference_below", "reference_items", "mid_anchor_above", "mid_anchor_items",
-                     "excluded", "reason"]
+SCREENING_COLUMNS = ["rater", "items rated", "hidden reference low", "mid anchor high", "excluded", "reason"]
+
+
+def _of(part, whole) -> str:
+    """``2 of 8``; ``–`` when there was nothing to count."""
+    return MISSING if not _finite(whole) else f"{count(part)} of {count(whole)}"
 
 
 def screening_table(screening) -> Table:
-    """Post-screening per rater: counts, excluded (bold when yes) and why."""
+    """Post-screening per rater: on how many items the hidden reference was rated low and the mid
+    anchor high (thresholds in the caption), excluded (bold when yes) and why."""
     raters = screening.raters
-    rows = [[str(r["rater"]), count(r["items"]), count(r["reference_below"]), count(r["reference_items"]),
-             count(r["mid_anchor_above"]), count(r["mid_anchor_items"]), yes_no(r["excluded"]), str(r["reason"])]
+    rows = [[str(r["rater"]), count(r["items"]), _of(r["reference_below"], r["reference_items"]),
+             _of(r["mid_anchor_above"], r["mid_anchor_items"]), yes_no(r["excluded"]), str(r["reason"]) or MISSING]
             for _, r in raters.iterrows()]
-    return Table(SCREENING_COLUMNS, rows, "post-screening per rater (ITU-R BS.1534-3 §4.1.2)",
-                 bold={(i, 6) for i, row in enumerate(rows) if row[6] == "yes"}, records=records(raters))
+    return Table(SCREENING_COLUMNS, rows, "post-screening per rater (ITU-R BS.1534-3 §4.1.2): items whose hidden "
+                 "reference was rated below the threshold, and whose mid anchor above it, of the items that had one",
+                 bold={(i, 4) for i, row in enumerate(rows) if row[4] == "yes"}, records=records(raters))
 
 
 MUSHRA_GROUPS = ((("system",), "systems"), (("reference", "anchor"), "hidden reference and anchors"))
+
+
+CLIPPED_MARK = "*"  # after an interval cut at an end of the 0–100 scale
+
+
+def mushra_interval(mean, low, high, clipped: bool = False) -> str:
+    """A MUSHRA mean with its interval (the mean alone without one: :func:`too_few_raters_sentence`
+    says why, once), marked ``*`` when the interval was cut at an end of the scale."""
+    return score_interval(mean, low, high) + (CLIPPED_MARK if clipped and _finite(low) is not None else "")
+
+
+def too_few_raters_sentence(summary: pd.DataFrame) -> str | None:
+    """Which conditions have too few raters for an interval, said once; None when every one has enough."""
+    if summary.empty:
+        return None
+    few = summary[summary["raters"] < listening.MIN_INTERVAL_RATERS]
+    if few.empty:
+        return None
+    names = "every condition" if len(few) == len(summary) else ", ".join(few["condition"])
+    raters = (f"{count(few['raters'].iloc[0])} rater{'s' if few['raters'].iloc[0] != 1 else ''}"
+              if few["raters"].nunique() == 1 else f"fewer than {listening.MIN_INTERVAL_RATERS} raters")
+    return (f"Too few raters for a 95 % interval: {names} ({raters}; an interval needs at least "
+            f"{listening.MIN_INTERVAL_RATERS}), so the tables show the mean alone.")
 
 
 def mushra_tables(summary: pd.DataFrame) -> list[Table]:
@@ -450,14 +497,16 @@ def mushra_tables(summary: pd.DataFrame) -> list[Table]:
         part = summary[summary["kind"].isin(kinds)] if len(summary) else summary
         if len(part):
             rows = [[r["condition"], r["kind"], count(r["raters"]), count(r["ratings"]),
-                     score_interval(r["mean"], r["ci_low"], r["ci_high"]),
-                     score_interval(r["mean"], r["crossed_low"], r["crossed_high"]), score(r["median"])]
+                     mushra_interval(r["mean"], r["ci_low"], r["ci_high"], bool(r.get("ci_clipped", False))),
+                     mushra_interval(r["mean"], r["crossed_low"], r["crossed_high"]), score(r["median"])]
                     for _, r in part.iterrows()]
+            clipped = (f"; {CLIPPED_MARK}: the t-interval reached past the 0–100 scale and is cut at its end"
+                       if part.get("ci_clipped", pd.Series(dtype=bool)).astype(bool).any() else "")
             tables.append(Table(["condition", "kind", "raters", "ratings", "mean [95 % t-CI]",
                                  "mean [95 % raters × items]", "median"], rows,
                                 f"MUSHRA scores, {caption}: mean over raters of each rater's mean over items; "
                                 f"t-CI over raters (ITU-R BS.1534-3), and a crossed bootstrap resampling raters "
-                                f"and items together (wider: it also counts the spread between items)",
+                                f"and items together (wider: it also counts the spread between items){clipped}",
                                 records=records(part)))
     return tables
 
@@ -471,23 +520,33 @@ def friedman_sentence(friedman: dict, blocks: str = "rater") -> str:
             f"Kendall's W = {correlation(friedman['kendalls_w'])}.")
 
 
+def difference(a: str, b: str) -> str:
+    """A difference's name, ``a − b``: the one way every difference between systems is written."""
+    return f"{a} − {b}"
+
+
+DIFFERENCE_ORDER = "each pair written higher-rated − lower-rated (by mean), so a difference and r > 0 favour the first"
+
+
 def pairwise_table(pairwise: pd.DataFrame, blocks: str = "rater") -> Table:
     """Pairwise Wilcoxon tests (Holm): a significant pair's ``yes`` in bold."""
-    rows = [[r["a"], r["b"], count(r["n"]), score(r["mean_difference"]), statistic(r["statistic"]),
+    rows = [[difference(r["a"], r["b"]), count(r["n"]), score(r["mean_difference"]), statistic(r["statistic"]),
              p_value(r["pvalue"]), p_value(r["p_holm"]), yes_no(r["significant"]), correlation(r["rank_biserial"])]
             for _, r in pairwise.iterrows()]
-    return Table(["a", "b", f"{blocks}s", "mean a − b", "W", "p", "p (Holm)", "significant", "r (rank-biserial)"],
-                 rows, "pairwise Wilcoxon signed-rank tests between systems, Holm-corrected, α = 0.05",
-                 bold={(i, 7) for i, row in enumerate(rows) if row[7] == "yes"}, records=records(pairwise))
+    return Table(["difference", f"{blocks}s", "mean", "W", "p", "p (Holm)", "significant", "r (rank-biserial)"],
+                 rows, f"pairwise Wilcoxon signed-rank tests between systems, Holm-corrected, α = 0.05; "
+                       f"{DIFFERENCE_ORDER}",
+                 bold={(i, 6) for i, row in enumerate(rows) if row[6] == "yes"}, records=records(pairwise))
 
 
 def mixed_model_table(fixed_effects: pd.DataFrame) -> Table:
-    """The mixed model's fixed effects: estimate [95 % CI] in score points, p."""
-    rows = [[str(r["term"]), score_interval(r["estimate"], r["ci_low"], r["ci_high"]), p_value(r["pvalue"])]
-            for _, r in fixed_effects.iterrows()]
-    return Table(["term", "estimate [95 % CI]", "p"], rows,
-                 "linear mixed model score ~ condition + (1|rater) + (1|item) (statsmodels MixedLM, REML)",
-                 main=False, records=records(fixed_effects))
+    """The mixed model's contrasts (each system against the lowest-rated): estimate [95 % CI] in
+    score points, p."""
+    rows = [[difference(r["a"], r["b"]), score_interval(r["estimate"], r["ci_low"], r["ci_high"]),
+             p_value(r["pvalue"])] for _, r in fixed_effects.iterrows()]
+    return Table(["difference", "estimate [95 % CI]", "p"], rows,
+                 "linear mixed model score ~ condition + (1|rater) + (1|item) (statsmodels MixedLM, REML): each "
+                 "system against the lowest-rated, in score points", main=False, records=records(fixed_effects))
 
 
 def variance_sentence(variance: dict) -> str:
@@ -495,8 +554,28 @@ def variance_sentence(variance: dict) -> str:
             f"residual {score(variance.get('residual'))} (score²).")
 
 
-def correlation_table(table: pd.DataFrame) -> Table:
-    """:func:`correlation.metric_rating_correlation`: ρ and τ with Fisher-z intervals and p per metric and level."""
+def correlation_gaps(table: pd.DataFrame) -> list[str]:
+    """One sentence per level and reason for the correlations :func:`correlation_table` leaves out."""
+    if table.empty or "not_computed" not in table.columns:
+        return []
+    sentences = []
+    for (level, reason), rows in table[table["not_computed"].astype(bool)].groupby(["level", "not_computed"],
+                                                                                      sort=False):
+        which = "every metric" if len(rows) == (table["level"] == level).sum() else ", ".join(rows["metric"])
+        n = rows["n"].unique()
+        pairs = f" (n = {count(n[0])})" if len(n) == 1 else ""
+        sentences.append(f"{level}-level correlation not computed for {which}: {reason}{pairs}.")
+    return sentences
+
+
+def correlation_table(table: pd.DataFrame) -> Table | None:
+    """:func:`correlation.metric_rating_correlation`: ρ and τ with Fisher-z intervals and p per metric and
+    level, for the rows that could be computed (:func:`correlation_gaps` says why the others were not);
+    None when none could."""
+    if "not_computed" in table.columns:
+        table = table[~table["not_computed"].astype(bool)]
+    if table.empty:
+        return None
     rows = [[r["metric"], DIRECTION_MARKS.get(r["higher_is_better"], ""), r["level"], count(r["n"]),
              interval(r["spearman"], r["spearman_low"], r["spearman_high"], CORRELATION_DECIMALS),
              p_value(r["spearman_p"]),
@@ -505,8 +584,108 @@ def correlation_table(table: pd.DataFrame) -> Table:
             for _, r in table.iterrows()]
     return Table(["metric", "better", "level", "n", "Spearman ρ [95 % CI]", "p", "Kendall τ [95 % CI]", "p"], rows,
                  "rank correlation of each metric with MUSHRA scores: system level = per condition means, item "
-                 "level = per condition × item; 95 % Fisher-z intervals (– where n is too small). A good ↓ "
+                 "level = per condition × item; 95 % Fisher-z intervals (none below n = 5). A good ↓ "
                  "metric correlates negatively.", records=records(table))
+
+
+# ---------------------------------------------------------------------------
+# The listening app's admin page
+# ---------------------------------------------------------------------------
+
+
+def value_text(value) -> str:
+    """A setting's or a record's value for people: yes/no, ``none``, a number by :func:`number`,
+    a time to the minute (UTC), text as it is."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "none"
+    if isinstance(value, (bool, np.bool_)):
+        return yes_no(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return number(value)
+    if isinstance(value, pd.Timestamp) or hasattr(value, "strftime"):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
+def settings_table(settings: list[tuple[str, object]]) -> Table:
+    """A test's settings, one (label, value) per row (``TestSettings.readable()``)."""
+    return Table(["setting", "value"], [[label, value_text(value)] for label, value in settings], "settings",
+                 align_numbers=False, records=[{"setting": label, "value": json_value(value)}
+                                               for label, value in settings])
+
+
+def tests_table(tests: list[dict]) -> Table:
+    """The listening tests of a database: name, status, run, anchors, loudness matching."""
+    rows = [[str(t["name"]), str(t["status"]), str(t["run_id"]),
+             f"{number(t['anchor_low_hz'])} / {number(t['anchor_mid_hz'])}", str(t["loudness"])] for t in tests]
+    return Table(["test", "status", "run", "anchors (Hz)", "loudness matched by"], rows, "listening tests",
+                 records=json_value(tests))
+
+
+RATER_COLUMNS = {"name": "rater", "created": "invited (UTC)", "consented": "consented (UTC)"}
+
+
+def raters_table(progress: pd.DataFrame) -> Table:
+    """A test's raters and their progress (the listening store's progress frame): name, when invited
+    and when they consented (``no`` before), ``submitted of trials``, then any further column
+    with its name spaced and its values by :func:`value_text`."""
+    known = ["name", "created", "consented", "submitted", "trials", "token"]
+    extra = [c for c in progress.columns if c not in known]
+    rows = []
+    for _, r in progress.iterrows():
+        consented = r.get("consented")
+        rows.append([str(r["name"]), value_text(r["created"]),
+                     "no" if consented is None or pd.isna(consented) else value_text(consented),
+                     f"{count(r['submitted'])} of {count(r['trials'])}", *[value_text(r[c]) for c in extra]])
+    return Table([RATER_COLUMNS["name"], RATER_COLUMNS["created"], RATER_COLUMNS["consented"], "trials done",
+                  *[c.replace("_", " ") for c in extra]], rows, "raters",
+                 records=records(progress.drop(columns=[c for c in ("token",) if c in progress.columns])))
+
+
+# --- losses and models: `earshot losses`, `earshot models`, their `check` -------------------------
+
+
+def registry_table(rows: list[tuple[str, str, str, str]], what: str) -> Table:
+    """``earshot losses`` / ``earshot models``: (name, head or kind, description, origin) per entry."""
+    second = "head" if what == "loss" else "kind"
+    return Table([what, second, "description", "from"], [list(row) for row in rows],
+                 align_numbers=False, records=[dict(zip([what, second, "description", "from"], row)) for row in rows])
+
+
+def plugin_check_table(result: dict) -> Table:
+    """``earshot losses check`` / ``earshot models check``: what was checked and measured, one row each."""
+    rows = [] if "parameters" in result else [["origin", result["origin"]]]  # a model's row names it
+    if "head" in result:
+        rows.append(["decoder head", result["head"]])
+    if "parameters" in result:
+        rows += model_rows(result)
+    for probe, row in result.get("probes", {}).items():
+        rows.append([f"value on {probe}", f"{number(row['value'])} (gradient norm {number(row['grad_norm'])})"])
+    rows.append(["training step", f"{number(result['step_ms'])} ms, {number(result['to_mse'])} × "
+                 f"{'mse' if result['role'] == 'loss' else 'the gated-conv model'} on preset {result['preset']}"])
+    return Table(["check", "result"], rows, f"{result['role']} {result['spec']}: every check passed",
+                 align_numbers=False, records=[json_value(result)])
+
+
+def model_rows(model: dict) -> list[list[str]]:
+    """The model's rows of a run's configuration: name and origin, parameters per decoder head, latent rate."""
+    parameters = model.get("parameters") or {}
+    heads = ", ".join(f"{int(n):,} ({h}-channel head)" for h, n in parameters.items()) or MISSING
+    latent, per_second = model.get("latent"), model.get("latent_per_second")
+    rate = (f"{number(per_second)} values/s ({latent} per {model.get('window')}-sample window at "
+            f"{model.get('sample_rate')} Hz)") if latent is not None and per_second is not None else MISSING
+    return [["model", f"{model.get('name', MISSING)} ({model.get('origin', MISSING)})"], ["parameters", heads],
+            ["latent rate", rate]]
+
+
+def plugin_origin(record: dict) -> str:
+    """Where a run's plugin came from, as ``run.json`` records it: its file and sha256, or its package and version."""
+    if record.get("kind") == "file":
+        return f"{record.get('role', 'loss')} from file {record.get('path')} (sha256 {str(record.get('sha256'))[:12]})"
+    package = record.get("package") or f"module {str(record.get('reference', '')).split(':')[0]}"
+    return f"{record.get('role', 'loss')} {record.get('reference')} from {package} {record.get('version') or ''}".rstrip()
 
 
 # ---------------------------------------------------------------------------

@@ -51,6 +51,11 @@ class Audio:
     wav: bytes
     label: str
     path: str  # relative to the run, for the Markdown output
+    seconds: float  # shown beside the player: a browser shows 0:00 until it has read the file
+
+    @property
+    def caption(self) -> str:
+        return f"{self.label} ({present.number(self.seconds)} s)"
 
 
 @dataclass
@@ -123,8 +128,11 @@ def _run_section(run: RunData) -> Section:
         ["sample rate", f"{data.get('sample_rate', '–')} Hz"],
         ["window", f"{data.get('window', '–')} samples"],
         ["data", str(data.get("path") or "the built-in corpus")],
-        ["encoder channels / latent", f"{model.get('encoder_channels', '–')} / {model.get('latent', '–')}"],
-        ["decoder channels", str(model.get("decoder_channels", "–"))],
+        *(present.model_rows(run.run["model"]) if run.run.get("model") else []),
+        *([["encoder channels / latent", f"{model.get('encoder_channels', '–')} / {model.get('latent', '–')}"],
+           ["decoder channels", str(model.get("decoder_channels", "–"))]]
+          if model.get("name", "gated-conv") == "gated-conv" else [["model options", str(cfg.get("model_options") or "none")]]),
+        *[[f"plugin {term}", present.plugin_origin(record)] for term, record in (run.run.get("plugins") or {}).items()],
         ["learning rate / batch", f"{train.get('lr', '–')} / {train.get('batch', '–')}"],
         ["budget per job", str(train.get("budget", "–"))],
         ["excerpts", f"{ev.get('excerpts_per_category', '–')} per category × {ev.get('excerpt_seconds', '–')} s"],
@@ -312,9 +320,10 @@ def _bitrate_section(run: RunData, latent_bits: int) -> Section:
                          f"latent rates with earshot eval RUN --force"))
         return section
     section.add(f"Every system at its bitrate: a trained loss (and the PCA baseline) at its nominal latent rate, "
-                f"latents per second × {latent_bits} bits per latent (earshot report --latent-bits changes it; the "
-                f"code is not quantised, so this is what storing it at that precision would cost), a codec at the "
-                f"bitrate measured from its encoded files.")
+                f"latents per second as evaluated × {latent_bits} bits per latent (evaluation codes 50 %-overlapped "
+                f"windows, one code per half window: twice the model's latent rate per window; earshot report "
+                f"--latent-bits changes the bits; the code is not quantised, so this is what storing it at that "
+                f"precision would cost), a codec at the bitrate measured from its encoded files.")
     if unknown:
         section.add(Note(f"no bitrate for {', '.join(unknown)} (a scored folder takes one with "
                          f"earshot score --bitrate NAME=KBPS); left off the figure"))
@@ -358,7 +367,7 @@ def _adequacy_section(run: RunData) -> Section:
 
 
 def _claims_section(run: RunData, declaration: Declaration) -> Section:
-    from earshot.results.claims import check_hypotheses
+    from earshot.results.claims import check_run
 
     section = Section("claims", "Declared hypotheses")
     section.add(f"The hypotheses checked: {declaration.describe()}.")
@@ -368,14 +377,14 @@ def _claims_section(run: RunData, declaration: Declaration) -> Section:
     if run.metrics.empty:
         section.add(Note("no metrics, so the hypotheses cannot be checked"))
         return section
-    checked = check_hypotheses(run.metrics, declaration.hypotheses, run.metric_info,
-                               undertrained=adequacy.undertrained_losses(adequacy.assess(run)))
+    checked = check_run(run, declaration.hypotheses)
     section.add("Each hypothesis is the paired difference treatment − baseline per (seed, item) (for closer-to-ideal, "
                 "how much closer to the ideal the treatment lies), with the same hierarchical-bootstrap interval "
                 "as the metric tables. Its p-value is the bootstrap's (the smallest α whose 1 − α interval lies "
                 "wholly beyond the smallest effect on the claimed side, or wholly on the other side of 0), "
                 "Holm-adjusted over the declared set: supported or contradicted when the adjusted p < 0.05, "
-                "else inconclusive.")
+                "else inconclusive. A verdict on systems whose jobs trained different numbers of steps says "
+                "\"unequal training\", and the steps column names each system's count.")
     section.add(present.hypotheses_table(checked, declaration, run.metric_info))
     unequal = present.training_note(unequal_training(run.jobs, set(run.metrics["loss"])))
     if unequal:
@@ -435,7 +444,8 @@ def _examples_section(run: RunData) -> Section:
             section.add(Note(f"{item}: {run.dir.relative(run.reference_wav(item))} is missing"))
             continue
         signals = {"reference": ref[0]}
-        players = [Audio(ref[2], f"{item}: reference", run.dir.relative(run.reference_wav(item)))]
+        players = [Audio(ref[2], f"{item}: reference", run.dir.relative(run.reference_wav(item)),
+                         len(ref[0]) / ref[1])]
         for loss in run.losses:
             job = example_job(run, loss)
             recon = _read_wav(run.recon_wav(job, item)) if job else None
@@ -443,7 +453,8 @@ def _examples_section(run: RunData) -> Section:
                 section.add(Note(f"{item}: no reconstruction by {loss} (no finished job with its audio)"))
                 continue
             signals[f"{loss} ({job})"] = recon[0]
-            players.append(Audio(recon[2], f"{item}: {loss} ({job})", run.dir.relative(run.recon_wav(job, item))))
+            players.append(Audio(recon[2], f"{item}: {loss} ({job})", run.dir.relative(run.recon_wav(job, item)),
+                                 len(recon[0]) / recon[1]))
         section.add(Image(plots.to_png(plots.spectrogram_row(signals, ref[1], item)), f"spectrogram-{item}",
                           f"spectrograms of {item}"))
         for player in players:
@@ -481,6 +492,9 @@ def _listening_section(run: RunData, tests: list[tuple[str, pd.DataFrame]], note
         if result.summary.empty:
             continue
         summary = result.summary
+        few = present.too_few_raters_sentence(summary)
+        if few:
+            section.add(Note(few, "note"))
         for table in present.mushra_tables(summary):
             section.add(table)
         section.add(Image(plots.to_png(plots.mushra_means(summary, colours)), f"mushra-means-{name}",
@@ -515,10 +529,11 @@ def _correlation_blocks(section: Section, run: RunData, ratings: pd.DataFrame) -
     if table.empty:
         section.add(Note("no rated condition matches a job of this run"))
         return
-    systems = table.loc[table["level"] == "system", "n"]
-    if len(systems) and systems.max() < 3:
-        section.add(Note(f"system-level correlation needs at least 3 rated systems (this test has {systems.max()})"))
-    section.add(present.correlation_table(table))
+    for gap in present.correlation_gaps(table):
+        section.add(Note(gap, "note"))
+    shown = present.correlation_table(table)
+    if shown is not None:
+        section.add(shown)
 
 
 def build_sections(run_dir: str | Path, ratings: str | Path | list[tuple[str, pd.DataFrame]] | None = None,
@@ -607,8 +622,8 @@ def render_html(run: RunData, sections: list[Section]) -> str:
                 parts.append(f'<img alt="{html.escape(block.alt)}" src="data:image/png;base64,{data}">')
             elif isinstance(block, Audio):
                 data = base64.b64encode(block.wav).decode("ascii")
-                parts.append(f'<figure class="audio"><figcaption>{html.escape(block.label)}</figcaption>'
-                             f'<audio controls preload="none" src="data:audio/wav;base64,{data}"></audio></figure>')
+                parts.append(f'<figure class="audio"><figcaption>{html.escape(block.caption)}</figcaption>'
+                             f'<audio controls preload="metadata" src="data:audio/wav;base64,{data}"></audio></figure>')
         parts.append("</section>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>earshot report: {html.escape(run.run_id)}</title>"
@@ -650,7 +665,7 @@ def render_markdown(run: RunData, sections: list[Section], out_dir: Path) -> str
                 (out_dir / name).write_bytes(block.png)
                 lines += [f"![{block.alt}]({name})", ""]
             elif isinstance(block, Audio):
-                lines += [f"- [{block.label}](../{block.path})"]
+                lines += [f"- [{block.caption}](../{block.path})"]
         lines.append("")
     return "\n".join(lines)
 

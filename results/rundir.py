@@ -18,6 +18,7 @@ through :class:`RunDir` (a grep test keeps the file names out of every other mod
       adequacy.json          per job: its own loss on held-out windows, for the model and the PCA baseline
       baseline/pca-<k>.npz   the fitted PCA baseline (mean, basis, the key it was fitted under)
       hypotheses.yaml        the hypotheses declared for the run (run.json: its sha256, when declared)
+      plugins/<sha>/<file>   a copy of each file-based loss or model plugin (run.json: each plugin's origin)
       eval-<folder>/         the same measurement files, for an evaluation on another folder
 
       report/                index.html | index.md (+ PNGs) | index.tex
@@ -69,6 +70,7 @@ ADEQUACY_FILE = "adequacy.json"
 BASELINE_DIR = "baseline"
 BASELINE_SUFFIX = ".npz"
 REPORT_DIR = "report"
+PLUGINS_DIR = "plugins"
 REPORT_INDEX = "index"  # report/index.<format suffix>
 WAV_SUFFIX = ".wav"
 
@@ -333,6 +335,7 @@ class RunDir(Measurements):
         self.hypotheses_file = self.path / HYPOTHESES_FILE
 
         self.baseline_dir = self.path / BASELINE_DIR
+        self.plugins_dir = self.path / PLUGINS_DIR
 
     @property
     def name(self) -> str:
@@ -415,6 +418,20 @@ class RunDir(Measurements):
         if not entry or not self.hypotheses_file.is_file():
             return None
         return self.hypotheses_file.read_text(encoding="utf-8"), entry
+
+    # plugins/
+
+    def plugin_copy(self, sha256: str, filename: str) -> Path:
+        """``plugins/<sha256[:16]>/<filename>``: the run's copy of a file-based plugin with that content."""
+        return self.plugins_dir / sha256[:16] / Path(filename).name
+
+    def keep_plugin_copy(self, source: Path, sha256: str) -> Path:
+        """Copy a file-based plugin into the run (once per content); returns the copy's path."""
+        copy = self.plugin_copy(sha256, Path(source).name)
+        if not copy.is_file():
+            with atomic_path(copy) as tmp:
+                tmp.write_bytes(Path(source).read_bytes())
+        return copy
 
     # jobs/
 

@@ -160,23 +160,23 @@ def rank_biserial(x, y) -> float:
     return float((plus - minus) / (plus + minus))
 
 
+CORRELATION_CI_MIN_N = 5  # pairs: Kendall's standard error below needs n > 4
+
+
 def correlation_ci(r: float, n: int, method: str, confidence: float = 0.95) -> tuple[float, float]:
     """Fisher-z interval for a Spearman or Kendall coefficient.
 
     Standard errors of z = atanh(r): Spearman sqrt((1 + r²/2) / (n − 3)) (Bonett & Wright,
     Psychometrika 65, 2000); Kendall sqrt(0.437 / (n − 4)) (Fieller, Hartley & Pearson,
-    Biometrika 44, 1957). NaN below n = 4 (Spearman) or n = 5 (Kendall), and at |r| = 1,
-    where z is infinite and the interval would collapse to a misleading point.
+    Biometrika 44, 1957). NaN below n = :data:`CORRELATION_CI_MIN_N` for both (Kendall's
+    needs 5; Spearman's is held to the same, so one is never shown without the other), and at
+    |r| = 1, where z is infinite and the interval would collapse to a misleading point.
     """
-    if not np.isfinite(r) or abs(r) >= 1:
+    if not np.isfinite(r) or abs(r) >= 1 or n < CORRELATION_CI_MIN_N:
         return math.nan, math.nan
     if method == "spearman":
-        if n < 4:
-            return math.nan, math.nan
         se = math.sqrt((1 + r * r / 2) / (n - 3))
     elif method == "kendall":
-        if n < 5:
-            return math.nan, math.nan
         se = math.sqrt(0.437 / (n - 4))
     else:
         raise ValueError(f"unknown correlation method {method!r} (spearman or kendall)")

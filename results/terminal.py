@@ -28,8 +28,10 @@ from rich.text import Text
 if TYPE_CHECKING:  # present (pandas) loads with the commands that print its tables, not with every command
     from earshot.results.present import Table
 
-console = Console()
-err_console = Console(stderr=True)
+# Markup and emoji codes off: paths, specs (`./loss.py:X:`) and intervals (`[2.97, 3.05]`) print as
+# written; styled text is built with rich.text.Text.
+console = Console(markup=False, emoji=False)
+err_console = Console(stderr=True, markup=False, emoji=False)
 UNBOUNDED_WIDTH = 100_000  # characters: wider than any table, to measure its natural width
 
 _document: dict | None = None  # the JSON document being collected (inside json_document)

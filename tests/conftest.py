@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import CORPUS_MINUTES, assert_unchanged, snapshot, write_folder
+from tests.helpers import CORPUS_MINUTES, EXAMPLES, assert_unchanged, put_on_path, snapshot, write_folder
 
 #: The session run's audio: every category the tiny preset evaluates, a few seconds each.
 TINY_ALBUM = {"speech": [2.5, 2.5, 2.0, 2.0], "drums": [2.0, 2.0], "music": [2.5, 2.0]}
@@ -83,3 +84,24 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if {"built_corpus", "corpus_cache"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.corpus)
+
+
+@pytest.fixture
+def example_plugin(tmp_path: Path, monkeypatch) -> Path:
+    """examples/earshot-example-plugin as if installed (its package on ``sys.path`` with the entry points its
+    pyproject.toml declares), for this test only; the registries forget it afterwards."""
+    import tomllib
+
+    from earshot.losses import REGISTRY
+    from earshot.models import MODELS
+
+    source = EXAMPLES / "earshot-example-plugin"
+    project = tomllib.loads((source / "pyproject.toml").read_text())["project"]
+    root = tmp_path / "site"
+    shutil.copytree(source / "earshot_example_plugin", root / "earshot_example_plugin")
+    put_on_path(monkeypatch, root, project["name"], project["version"], project["entry-points"])
+    yield root
+    for registry in (REGISTRY, MODELS):
+        registry.refresh()
+    for module in [m for m in sys.modules if m.startswith("earshot_example_plugin")]:
+        del sys.modules[module]

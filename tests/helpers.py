@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import soundfile as sf
 RATE = 11025
 #: The session's corpus (tests/conftest.py): the smallest build that still draws on every kind of source.
 CORPUS_MINUTES = 1.5
+#: The example plugin package users copy (examples/earshot-example-plugin) and the one-file loss.
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def tone_mix(seconds: float, rate: int = RATE, seed: int = 0) -> np.ndarray:
@@ -56,3 +59,26 @@ def copy_trained(run_dir: Path, dest: Path) -> Path:
         shutil.copy2(run_dir / name, dest / name)
     shutil.copytree(run_dir / "jobs", dest / "jobs")
     return dest
+
+
+def put_on_path(monkeypatch, root: Path, name: str, version: str, entry_points: dict[str, dict[str, str]]) -> Path:
+    """Make ``root`` importable with a distribution ``name`` that declares ``entry_points`` ({group: {name:
+    value}}), as installing it would, for this test only. Returns ``root``."""
+    from earshot.losses import REGISTRY
+    from earshot.models import MODELS
+
+    info = root / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text("".join(
+        f"[{group}]\n" + "".join(f"{key} = {value}\n" for key, value in points.items()) for group, points in
+        entry_points.items()))
+    (info / "top_level.txt").write_text("".join(f"{p.name}\n" for p in root.iterdir() if (p / "__init__.py").is_file()))
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    for registry in (REGISTRY, MODELS):
+        registry.refresh()
+        # plugins loaded in this test, and run copies used, are forgotten after it
+        monkeypatch.setattr(registry, "_loaded", {})
+        monkeypatch.setattr(registry, "_overrides", {})
+    return root

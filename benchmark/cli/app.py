@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
 from earshot.benchmark.cli.render import console, json_document, print_table, print_text
 from earshot.benchmark.cli.render import fail as _fail
@@ -23,11 +24,14 @@ def _user_errors():
     from earshot.benchmark.data.audio import DataError
     from earshot.benchmark.config import ConfigError
     from earshot.benchmark.data.corpus import CorpusError
+    from earshot.benchmark.plugins import PluginChangedError
     from earshot.benchmark.train.runner import RunError
     from earshot.losses import UnknownLossError
+    from earshot.models import UnknownModelError
     from earshot.results.hypotheses import HypothesisError
 
-    return (ConfigError, DataError, CorpusError, RunError, UnknownLossError, HypothesisError)
+    return (ConfigError, DataError, CorpusError, RunError, UnknownLossError, UnknownModelError, HypothesisError,
+            PluginChangedError)
 
 
 HYPOTHESES_HELP = ("A YAML file of declared hypotheses (name, metric, treatment, baseline, direction, categories, "
@@ -91,8 +95,12 @@ class _JobProgress:
 @app.command()
 def run(
     preset: str = typer.Option("quick", help="tiny (tests), quick (2-core CPU) or seed (the faithful reproduction, GPU)."),
-    losses: Optional[str] = typer.Option(None, help="Comma-separated losses: names or weighted sums, e.g. mse,mse+0.1*bark."),
-    grid: Optional[str] = typer.Option(None, help="all-losses (every registered loss) or a named list of losses from the preset."),
+    losses: Optional[str] = typer.Option(None, help="Comma-separated losses: names or weighted sums, e.g. mse,mse+0.1*bark; "
+                                                    "a plugin by name, module.path:Class or ./file.py:Class."),
+    grid: Optional[str] = typer.Option(None, help="all-losses (every loss earshot ships), all-losses+plugins (and every "
+                                                  "installed plugin loss) or a named list of losses from the preset."),
+    model: Optional[str] = typer.Option(None, "--model", help="gated-conv (default), an installed plugin's name, "
+                                                              "module.path:Class or ./file.py:Class."),
     seeds: Optional[int] = typer.Option(None, help="Seeds per loss."),
     data: Optional[Path] = typer.Option(None, help="A folder of audio (default: the built-in corpus)."),
     budget: Optional[str] = typer.Option(None, help="Per job: steps (5000), epochs (200e) or minutes (3m: every job "
@@ -103,6 +111,8 @@ def run(
     out: Path = typer.Option(Path("runs"), help="Where run directories go."),
     run_id: Optional[str] = typer.Option(None, help="Run directory name (default: preset-confighash)."),
     resume: bool = typer.Option(False, help="Continue an existing run with its recorded config."),
+    strict: bool = typer.Option(False, "--strict", help="Refuse to continue a run whose plugin file or package "
+                                                        "changed since it was recorded (default: use the run's copy)."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override any config field: train.lr=1e-4."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (for CI)."),
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Evaluate the trained jobs afterwards."),
@@ -116,6 +126,7 @@ def run(
     from earshot.benchmark.config import select_grid
     from earshot.benchmark.evaluate.baseline import baseline_name
     from earshot.benchmark.train.runner import run_grid
+    from earshot.models import code_size
 
     from earshot.benchmark.cli.systems_commands import checked_codecs, print_codec_baselines, register_codec_baselines
 
@@ -126,34 +137,37 @@ def run(
         if grid and losses:
             _fail("--grid and --losses: give one of them")
         config = _config(preset, set_, losses=[s.strip() for s in losses.split(",")] if losses else None,
-                         seeds=seeds, **{"data.path": str(data) if data else None, "train.budget": budget})
+                         seeds=seeds, **{"data.path": str(data) if data else None, "train.budget": budget,
+                                         "model.name": model})
         if grid:
             config = select_grid(config, grid)
         # every evaluation measures the linear baseline (and the codecs asked for) too, so a hypothesis may name them
-        declared = checked_hypotheses(hypotheses, [*config.losses, baseline_name(config.model.latent),
-                                                   *(spec.name for spec in codecs or [])])
+        declared = checked_hypotheses(hypotheses, [*config.losses, baseline_name(code_size(
+            config.model, config.data.window, config.model_options, config.data.sample_rate)),
+            *(spec.name for spec in codecs or [])])
         with _JobProgress(quiet or bool(os.environ.get("CI"))) as progress:
             run_dir = run_grid(config, out=out, run_id=run_id, device=device, executor=executor,
                                ray_address=ray_address, resume=resume, log=lambda m: console.print(m, highlight=False),
-                               progress=progress, check_metrics=evaluate, hypotheses=declared)
+                               progress=progress, check_metrics=evaluate, hypotheses=declared, strict=strict)
     except _user_errors() as exc:
         _fail(str(exc))
     if evaluate and codecs:
         register_codec_baselines(run_dir, codecs)  # evaluation encodes them with the losses' excerpts
     if evaluate:  # on Ray too when training ran there
-        _evaluate(run_dir, device, None, None, executor=executor, ray_address=ray_address)
+        _evaluate(run_dir, device, None, None, strict=strict, executor=executor, ray_address=ray_address)
     if evaluate and codecs:
         print_codec_baselines(run_dir)
-    console.print(f"run directory: [bold]{run_dir}[/]")
+    console.print(Text.assemble("run directory: ", (str(run_dir), "bold")))
 
 
 def _evaluate(run_dir: Path, device: str, data: Optional[Path], workers: Optional[int], force: bool = False,
-              hypotheses: Optional[Path] = None, executor: str = "local", ray_address: Optional[str] = None) -> None:
+              hypotheses: Optional[Path] = None, strict: bool = False, executor: str = "local",
+              ray_address: Optional[str] = None) -> None:
     from earshot.benchmark.evaluate.reconstruct import evaluate_run
 
     try:
         metrics = evaluate_run(run_dir, device=device, data=data, workers=workers, force=force,
-                               log=lambda m: console.print(m, highlight=False), executor=executor,
+                               log=lambda m: console.print(m, highlight=False), strict=strict, executor=executor,
                                ray_address=ray_address)
     except (*_user_errors(), ValueError) as exc:
         _fail(str(exc))
@@ -166,9 +180,9 @@ def print_evaluation(run_dir: Path, metrics, hypotheses: Optional[Path] = None) 
     a file given after the fact, else those recorded in the run, else the seed's)."""
     from earshot.benchmark.evaluate.metrics import metric_catalog
     from earshot.results import present
-    from earshot.results.adequacy import assess, undertrained_losses
+    from earshot.results.adequacy import assess
     from earshot.results.aggregate import ALL, metric_order, metric_summary
-    from earshot.results.claims import check_hypotheses
+    from earshot.results.claims import check_run
     from earshot.results.hypotheses import HypothesisError, declared_for_run
     from earshot.results.store import load_run
     from earshot.results.training import unequal_training
@@ -200,8 +214,7 @@ def print_evaluation(run_dir: Path, metrics, hypotheses: Optional[Path] = None) 
         undertrained = present.undertrained_sentence(adequacy)
         if undertrained:
             print_text(undertrained, label="undertrained")
-    checked = check_hypotheses(metrics, declaration.hypotheses, metric_info,
-                               undertrained=undertrained_losses(adequacy))
+    checked = check_run(run, declaration.hypotheses, adequacy, metric_info)
     print_table(present.hypotheses_table(checked, declaration, metric_info), key="hypotheses")
     unequal = present.training_note(unequal_training(run.jobs, losses))
     if unequal:
@@ -216,6 +229,8 @@ def eval_run(
     workers: Optional[int] = typer.Option(None, help="Metric processes (default: the CPU count)."),
     force: bool = typer.Option(False, "--force", help="Redo every reconstruction and metric, cached or not."),
     hypotheses: Optional[Path] = typer.Option(None, "--hypotheses", help=HYPOTHESES_HELP),
+    strict: bool = typer.Option(False, "--strict", help="Refuse a run whose plugin file or package changed since "
+                                                        "it was recorded (default: use the run's copy)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document (the tables as shown, with the "
                                                        "numbers behind them) instead; logs go to stderr."),
     executor: str = typer.Option("local", help="Where the metrics run: local (a process pool) or ray (a Ray "
@@ -240,19 +255,87 @@ def eval_run(
     if executor not in ("local", "ray"):
         _fail(f"--executor {executor!r}: use local or ray")
     with json_document(as_json, command="eval", run=str(run_dir)):
-        _evaluate(run_dir, device, data, workers, force, hypotheses, executor, ray_address)
+        _evaluate(run_dir, device, data, workers, force, hypotheses, strict, executor, ray_address)
 
 
-@app.command("losses")
-def list_losses() -> None:
-    """List every registered loss."""
+losses_app = typer.Typer(invoke_without_command=True, help="Every loss (earshot's and installed plugins'); "
+                                                         "`check SPEC` tries one before a run.")
+models_app = typer.Typer(invoke_without_command=True, help="Every model (earshot's and installed plugins'); "
+                                                         "`check SPEC` tries one before a run.")
+app.add_typer(losses_app, name="losses")
+app.add_typer(models_app, name="models")
+
+
+@losses_app.callback()
+def list_losses(ctx: typer.Context) -> None:
+    """List every loss: earshot's own and installed plugins', with where each comes from."""
+    if ctx.invoked_subcommand is not None:
+        return
     from earshot.losses import describe_losses
+    from earshot.results.present import registry_table
 
-    from earshot.results.present import Table
+    rows = [(name, "–" if head is None else str(head), description, origin)
+            for name, description, head, origin in describe_losses()]
+    print_table(registry_table(rows, "loss"))
 
-    print_table(Table(["loss", "head", "description"],
-                      [[name, str(head), description] for name, description, head in describe_losses()],
-                      align_numbers=False))
+
+@models_app.callback()
+def list_models(ctx: typer.Context) -> None:
+    """List every model: earshot's own and installed plugins', with where each comes from."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from earshot.models import MODELS
+    from earshot.results.present import registry_table
+
+    rows = []
+    for name in MODELS.known():
+        kind = "built-in" if MODELS.is_builtin(name) else "plugin"
+        try:
+            cls = MODELS.resolve(name)
+        except _user_errors() as exc:  # listed with why, so one broken install hides nothing else
+            rows.append((name, kind, f"cannot be used: {exc}", "an installed plugin"))
+            continue
+        description = getattr(cls, "description", "") or (cls.__doc__ or "").strip().split("\n")[0]
+        rows.append((name, kind, description, MODELS.origin_of(name).describe()))
+    print_table(registry_table(rows, "model"))
+
+
+CHECK_PRESET_HELP = "Preset whose shapes (window, sample rate, batch) the check uses."
+
+
+def _check(spec: str, role: str, preset: str, sets: list[str] | None, device: str) -> None:
+    from earshot.benchmark.plugins import check_report
+    from earshot.results.present import plugin_check_table
+
+    try:
+        result = check_report(_config(preset, sets), spec, role, device=device)
+    except (*_user_errors(), ValueError) as exc:
+        _fail(str(exc))
+    print_table(plugin_check_table(result), key="check")
+
+
+@losses_app.command("check")
+def check_loss_command(
+    spec: str = typer.Argument(..., help="A loss: a name, module.path:Class, ./file.py:Class or a weighted sum."),
+    preset: str = typer.Option("quick", help=CHECK_PRESET_HELP),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override any config field: "
+                                                                 "loss_options.<name>.<key>=value."),
+    device: str = typer.Option("cpu", help="auto, cpu or cuda."),
+) -> None:
+    """Check a loss before a long run: it loads, runs on a random batch, and what it says about a few probes."""
+    _check(spec, "loss", preset, set_, device)
+
+
+@models_app.command("check")
+def check_model_command(
+    spec: str = typer.Argument(..., help="A model: a name, module.path:Class or ./file.py:Class."),
+    preset: str = typer.Option("quick", help=CHECK_PRESET_HELP),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override any config field: "
+                                                                 "model_options.<key>=value."),
+    device: str = typer.Option("cpu", help="auto, cpu or cuda."),
+) -> None:
+    """Check a model before a long run: it builds, maps a random batch to the head's shape, its size and speed."""
+    _check(spec, "model", preset, set_, device)
 
 
 @app.command("config")
@@ -282,7 +365,7 @@ def data_build(
         path = ensure_corpus(minutes=minutes, sample_rate=sample_rate, force=force)
     except CorpusError as exc:
         _fail(str(exc))
-    console.print(f"corpus: [bold]{path}[/]")
+    console.print(Text.assemble("corpus: ", (str(path), "bold")))
     _print_data_info(path, sample_rate)
 
 
@@ -339,6 +422,8 @@ def bench(
     metrics: bool = typer.Option(False, "--metrics", help="Measure the metrics (single process vs pool) instead."),
     workers: Optional[int] = typer.Option(None, help="--metrics: pool size (default: the CPU count)."),
     profile: bool = typer.Option(False, "--profile", help="Print each loss's top operators (torch.profiler) instead."),
+    model: Optional[str] = typer.Option(None, "--model", help="gated-conv (default), a plugin's name, "
+                                                              "module.path:Class or ./file.py:Class."),
 ) -> None:
     """Measure training-step speed per loss (windows/s, bark/mse ratio, memory, TFLOP/s), or --metrics."""
     from earshot.benchmark.bench import bench_metrics, bench_training
@@ -357,7 +442,7 @@ def bench(
         from earshot.benchmark.bench import profile_losses
 
         try:
-            config = _config(preset, set_, **{"train.batch": batch})
+            config = _config(preset, set_, **{"train.batch": batch, "model.name": model})
             found = profile_losses(config, device=device,
                                    losses=[s.strip() for s in losses.split(",")] if losses else None)
         except (*_user_errors(), ValueError) as exc:
@@ -372,7 +457,7 @@ def bench(
             output.write_text(json.dumps(found, indent=2))
         return
     try:
-        config = _config(preset, set_, **{"train.batch": batch})
+        config = _config(preset, set_, **{"train.batch": batch, "model.name": model})
         names = [s.strip() for s in losses.split(",")] if losses else None
         result = bench_training(config, device=device, losses=names, steps=steps,
                                 log=lambda m: console.print(m, highlight=False))

@@ -14,6 +14,7 @@ from typing import Optional
 
 import pandas as pd
 import typer
+from rich.text import Text
 
 from earshot.benchmark.cli.render import console, fail, json_document, print_table, print_text
 
@@ -116,7 +117,7 @@ def report(
         if document is not None:
             document["report"] = str(path)
             document["sections"] = _sections_json(sections)
-        console.print(f"report: [bold]{path}[/]")
+        console.print(Text.assemble("report: ", (str(path), "bold")))
 
 
 def _sections_json(sections) -> list[dict]:
@@ -221,6 +222,9 @@ def _print_analysis(name: str, result, blocks: str) -> None:
         return
     print_text(present.screening_sentence(result.screening), test=name)
     print_table(present.screening_table(result.screening), key="screening", test=name)
+    few = present.too_few_raters_sentence(result.summary)
+    if few:
+        print_text(few, label="note", test=name)
     for table in present.mushra_tables(result.summary):
         print_table(table, key="mushra", test=name)
     print_text(present.friedman_sentence(result.friedman, blocks), test=name)

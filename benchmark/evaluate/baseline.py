@@ -38,6 +38,13 @@ SUBSPACE_ITERATIONS = 8
 OVERSAMPLE = 16  # extra columns that make the leading k converge in few iterations
 
 
+def _components(config: RunConfig) -> int:
+    """The baseline's size: the code size of the run's model (``model.latent``, or a plugin model's own)."""
+    from earshot.models import code_size
+
+    return code_size(config.model, config.data.window, config.model_options, config.data.sample_rate)
+
+
 def baseline_name(latent: int) -> str:
     """The baseline system's name for a code of ``latent`` dimensions: ``pca-128``."""
     return f"pca-{latent}"
@@ -118,7 +125,7 @@ def top_eigenvectors(covariance: torch.Tensor, k: int) -> torch.Tensor:
 def baseline_key(config: RunConfig) -> str:
     """What the fit depends on, hashed: the data settings, the code size and this module's version."""
     record = {"version": BASELINE_VERSION, "data": config.data.model_dump(mode="json"),
-              "components": config.model.latent, "windows": FIT_WINDOWS, "seed": FIT_SEED}
+              "components": _components(config), "windows": FIT_WINDOWS, "seed": FIT_SEED}
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -129,7 +136,7 @@ class LinearBaseline:
     def __init__(self, run: RunDir, config: RunConfig, device: torch.device | str = "cpu",
                  log: Callable[[str], None] = print) -> None:
         self.run, self.config, self.device, self.log = run, config, torch.device(device), log
-        self.name, self.key = baseline_name(config.model.latent), baseline_key(config)
+        self.name, self.key = baseline_name(_components(config)), baseline_key(config)
         self._model: PCABaseline | None = None
         self._unavailable: str | None = None
 
@@ -161,7 +168,7 @@ class LinearBaseline:
         data = self.config.data
         audio_set = load_data(data, log=lambda m: None)
         train = split_by_file(audio_set, data.test_fraction, data.split_seed).train
-        baseline = fit_pca(train, data.window, self.config.model.latent, data.normalize_windows, data.min_window_rms)
+        baseline = fit_pca(train, data.window, _components(self.config), data.normalize_windows, data.min_window_rms)
         self.run.write_baseline(self.name, {"key": self.key, "mean": baseline.mean.numpy(),
                                             "basis": baseline.basis.numpy()})
         self.log(f"fitted the linear baseline {self.name} (PCA on {FIT_WINDOWS} training windows)")
@@ -220,6 +227,6 @@ def adequacy_record(previous: dict | None, baseline: LinearBaseline, objectives:
     kept from ``previous`` (a job whose evaluation was cached loads no model)."""
     kept = (previous or {}).get("jobs", {}) if (previous or {}).get("baseline", {}).get("key") == baseline.key else {}
     entries = {job: objectives.get(job, kept.get(job)) for job in jobs}
-    return {"baseline": {"name": baseline.name, "kind": "pca", "components": baseline.config.model.latent,
+    return {"baseline": {"name": baseline.name, "kind": "pca", "components": _components(baseline.config),
                          "fit_windows": FIT_WINDOWS, "key": baseline.key},
             "jobs": {job: entry for job, entry in entries.items() if entry is not None}}

@@ -122,11 +122,13 @@ KIND_LINEAR = "linear"
 
 
 def latent_rate_entry(kind: str, config: RunConfig) -> dict:
-    """``systems.json``'s entry for a trained loss or the PCA baseline: latents per second as evaluated
-    (one code of ``model.latent`` numbers per hop of half a window)."""
+    """``systems.json``'s entry for a trained loss or the PCA baseline: latents per second as evaluated, one
+    code per hop of half a window (the 50 %-overlapped reconstruction: twice the model's rate per window)."""
+    from earshot.models import code_size
+
     hop = config.data.window // 2
-    return {"kind": kind, "latents_per_s": config.model.latent * config.data.sample_rate / hop,
-            "latent": config.model.latent, "hop": hop}
+    latent = code_size(config.model, config.data.window, config.model_options, config.data.sample_rate)
+    return {"kind": kind, "latents_per_s": latent * config.data.sample_rate / hop, "latent": latent, "hop": hop}
 
 
 # Bump when reconstruct() or the excerpt selection changes what is measured: every cached value is then redone.
@@ -227,8 +229,8 @@ def _stale_metrics(entry: dict, rows: pd.DataFrame, excerpts: list[Excerpt]) -> 
 
 
 def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, workers: int | None = None,
-                 log: Callable[[str], None] = print, force: bool = False, executor: str = "local",
-                 ray_address: str | None = None) -> pd.DataFrame:
+                 log: Callable[[str], None] = print, force: bool = False, strict: bool = False,
+                 executor: str = "local", ray_address: str | None = None) -> pd.DataFrame:
     """Reconstruct the test excerpts with every trained job of a run and measure them.
 
     With ``data``, the excerpts come from that folder (all of it is held out) and
@@ -238,6 +240,7 @@ def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, 
     version are unchanged since the last evaluation keeps its stored values, without loading its
     model; a new metric version or a newly installed metric package is measured from the stored
     reconstructions; a new or retrained job is reconstructed and measured. ``force`` redoes all.
+    File plugins are rebuilt from the run's copies; ``strict`` refuses one whose file has changed.
     Metrics run in a local process pool of ``workers``, or with ``executor="ray"`` on a Ray cluster.
 
     Returns the tidy metrics table, also written to ``metrics.parquet`` beside what a reader
@@ -246,6 +249,7 @@ def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, 
     """
     from earshot.benchmark.data.audio import load_folder
     from earshot.benchmark.data.windows import load_data, split_by_file
+    from earshot.benchmark.plugins import use_recorded_plugins
     from earshot.benchmark.train.loop import resolve_device
 
     from earshot.benchmark.evaluate.systems import SCORE_KIND, external_systems
@@ -255,6 +259,7 @@ def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, 
         raise ValueError(f"{run.path}: made by earshot score from decoded audio: nothing to reconstruct (score the "
                          f"folders again to measure them anew; earshot baselines adds codecs to it)")
     config: RunConfig = config_from_dict(run.read_config())
+    use_recorded_plugins(run, strict, log)
     torch_device = resolve_device(device)
     rate = config.data.sample_rate
     out = run.evaluation(data)

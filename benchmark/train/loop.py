@@ -22,7 +22,7 @@ import torch
 from earshot.benchmark.config import RunConfig, TrainConfig, parse_budget
 from earshot.benchmark.data.windows import WindowSampler, steps_per_epoch
 from earshot.losses import build_loss
-from earshot.models import GatedConvAutoencoder, build_model
+from earshot.models import build_model, model_from_args
 from earshot.results.rundir import JobDir
 
 
@@ -100,7 +100,8 @@ def seconds_per_step(config: RunConfig, loss_name: str, train_files, device: tor
     seed_everything(0)
     data_cfg = config.data
     loss_fn = build_loss(loss_name, sample_rate=data_cfg.sample_rate, options=config.loss_options).to(device)
-    model = build_model(config.model, data_cfg.window, loss_fn.head_channels).to(device)
+    model = build_model(config.model, data_cfg.window, loss_fn.head_channels, config.model_options,
+                        data_cfg.sample_rate).to(device)
     train_step = TrainStep(model, loss_fn, build_optimizer(model, config.train, device), config.train, device)
     sampler = WindowSampler(train_files, data_cfg.window, device, normalize=data_cfg.normalize_windows,
                             min_rms=data_cfg.min_window_rms, seed=0)
@@ -145,7 +146,7 @@ def calibrate(config: RunConfig, losses: list[str], train_files, device: torch.d
 def load_trained(job_dir: Path, device: torch.device | str = "cpu"):
     """(model, loss, checkpoint state) of a job, model and loss in eval mode."""
     state = torch.load(JobDir(job_dir).checkpoint, map_location=device, weights_only=False)
-    model = GatedConvAutoencoder(**state["model_args"]).to(device)
+    model = model_from_args(state["model_args"]).to(device)
     model.load_state_dict(state["model"])
     loss = build_loss(state["loss_name"], sample_rate=state["sample_rate"], options=state["config"].get("loss_options")).to(device)
     loss.load_state_dict(state["loss"])
@@ -158,7 +159,7 @@ def build_optimizer(model: torch.nn.Module, train_cfg: TrainConfig, device: torc
                             fused=True if device.type == "cuda" else None)
 
 
-def step_function(model: GatedConvAutoencoder, train_cfg: TrainConfig) -> Callable[[torch.Tensor], torch.Tensor]:
+def step_function(model: torch.nn.Module, train_cfg: TrainConfig) -> Callable[[torch.Tensor], torch.Tensor]:
     """The model in ``train.conv_impl``, through ``torch.compile`` in ``train.compile_mode`` when ``train.compile`` is on."""
     model.set_conv_impl(train_cfg.conv_impl)  # before compiling: the graph is traced in it
     return torch.compile(model, mode=train_cfg.compile_mode) if train_cfg.compile else model
@@ -172,7 +173,7 @@ class TrainStep:
     → the loss's extra step (a discriminator's update) → the optimiser's step.
     """
 
-    def __init__(self, model: GatedConvAutoencoder, loss_fn: torch.nn.Module, optimizer: torch.optim.Optimizer,
+    def __init__(self, model: torch.nn.Module, loss_fn: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  train_cfg: TrainConfig, device: torch.device) -> None:
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.batch, self.grad_clip = train_cfg.batch, train_cfg.grad_clip
@@ -227,7 +228,8 @@ def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train
     seed_everything(seed)
 
     loss_fn = build_loss(loss_name, sample_rate=data_cfg.sample_rate, options=config.loss_options).to(device)
-    model = build_model(config.model, data_cfg.window, loss_fn.head_channels).to(device)
+    model = build_model(config.model, data_cfg.window, loss_fn.head_channels, config.model_options,
+                        data_cfg.sample_rate).to(device)
     optimizer = build_optimizer(model, train_cfg, device)
     sampler = WindowSampler(train_files, data_cfg.window, device, normalize=data_cfg.normalize_windows,
                             min_rms=data_cfg.min_window_rms, seed=seed)

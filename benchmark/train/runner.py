@@ -26,8 +26,12 @@ import yaml
 
 from earshot.benchmark.config import ConfigError, RunConfig, config_from_dict, dump_config
 from earshot.benchmark.data.windows import load_data, split_by_file
+from earshot.benchmark.plugins import (check_plugins, model_record, plugin_files, record_plugins, use_plugin_files,
+                                       use_recorded_plugins)
 from earshot.benchmark.train.loop import budget_minutes, calibrate, resolve_device, train_job
 from earshot.losses import check_all_options, check_expression, missing_requirements
+from earshot.models import check_model_options
+from earshot.models.plugins import is_file_reference
 from earshot.results.rundir import RunDir
 
 PACKAGES = ("torch", "numpy", "scipy", "soundfile", "soxr", "pandas", "pyarrow", "pydantic", "ray", "earshot")
@@ -38,8 +42,16 @@ class RunError(ValueError):
 
 
 def job_name(loss: str, seed: int) -> str:
-    """The job's folder name: ``mse-seed0``; a weighted sum reads ``mse+0.1xbark-seed0``."""
-    compact = "".join(loss.split()).replace("*", "x")
+    """The job's folder name: ``mse-seed0``; a weighted sum reads ``mse+0.1xbark-seed0``; a file plugin
+    ``./my_loss.py:SpectralL1`` reads ``my_loss.py_SpectralL1-seed0``."""
+    terms = []
+    for term in "".join(loss.split()).split("+"):
+        weight, star, name = term.rpartition("*")
+        if is_file_reference(name):  # the file's name, not its folders
+            where, _, attr = name.rpartition(":")
+            name = f"{Path(where).name}:{attr}"
+        terms.append(f"{weight}{star}{name}")
+    compact = "+".join(terms).replace("*", "x")
     safe = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in compact)
     return f"{safe}-seed{seed}"
 
@@ -72,12 +84,13 @@ def environment(device: torch.device) -> dict:
 
 def validate(config: RunConfig, device_name: str, out: Path) -> torch.device:
     """Every check a run command can fail, before any training starts: the losses (names,
-    options, heads, what each needs installed), the device, write access. Returns the device.
+    options, heads, what each needs installed), the model, every plugin on a random batch,
+    the device, write access. Returns the device.
 
     Raises:
         RunError / UnknownLossError: the first failed check, in one line.
     """
-    check_all_options(config.loss_options)
+    check_all_options(config.loss_options, config.losses)
     folders: dict[str, str] = {}
     for loss in config.losses:
         check_expression(loss, config.loss_options)  # names, weights, options, one shared head
@@ -88,6 +101,8 @@ def validate(config: RunConfig, device_name: str, out: Path) -> torch.device:
         missing = missing_requirements(loss, config.loss_options)
         if missing:
             raise RunError(f"loss {loss!r} cannot run here: {'; '.join(missing)}")
+    check_model_options(config.model.name, config.model_options)
+    check_plugins(config)  # each plugin builds and runs once on a random batch of the run's shape
     try:
         device = resolve_device(device_name)
     except (ValueError, RuntimeError) as exc:
@@ -198,9 +213,18 @@ def _record_outcomes(record: dict, outcomes: list[dict], train_seconds: float) -
 
 
 def run_job(run_dir: Path, job: str, loss: str, seed: int, device: str,
-            progress: Callable[[dict], None] | None = None) -> dict:
-    """Train one job of a run from the run directory alone (its recorded config); what a Ray worker runs."""
+            progress: Callable[[dict], None] | None = None,
+            files: dict[str, tuple[str, str, str]] | None = None) -> dict:
+    """Train one job of a run from the run directory alone (its recorded config); what a Ray worker runs.
+
+    ``files``: the run's file plugins as the task carries them (:func:`plugin_files`); without them, the
+    run's own copies. Other plugins are imported by reference in the worker's environment.
+    """
     run = RunDir(run_dir)
+    if files:
+        use_plugin_files(files)
+    else:
+        use_recorded_plugins(run, log=lambda line: None)
     config = config_from_dict(run.read_config())
     _, split = _load_split(config, log=lambda line: None)
     calibration = run.read_record().get("calibration")
@@ -260,14 +284,16 @@ def _ray_jobs(run: RunDir, jobs: list[tuple[str, str, int]], device: torch.devic
     resources = {"num_gpus": 1} if device.type == "cuda" else {"num_cpus": 1}
     remote = ray.remote(**resources)(run_job)
     device_name = "cuda" if device.type == "cuda" else "cpu"
-    refs = [remote.remote(str(run.path.resolve()), job, loss, seed, device_name) for job, loss, seed in jobs]
+    files = plugin_files(run)  # a file plugin travels with each task
+    refs = [remote.remote(str(run.path.resolve()), job, loss, seed, device_name, None, files)
+            for job, loss, seed in jobs]
     return ray.get(refs)
 
 
 def run_grid(config: RunConfig, out: Path = Path("runs"), run_id: str | None = None, device: str = "auto",
              executor: str = "local", ray_address: str | None = None, resume: bool = False,
              log: Callable[[str], None] = print, progress: Callable[[dict], None] | None = None,
-             check_metrics: bool = False, hypotheses: tuple[str, str] | None = None) -> Path:
+             check_metrics: bool = False, hypotheses: tuple[str, str] | None = None, strict: bool = False) -> Path:
     """Train every job of the grid into one run directory; returns the directory.
 
     ``hypotheses``: (source name, YAML text) of the declared hypotheses, checked by the caller and
@@ -275,7 +301,8 @@ def run_grid(config: RunConfig, out: Path = Path("runs"), run_id: str | None = N
 
     Every job trains the same number of steps: a minutes budget becomes the steps the
     slowest loss trains in it (``run.json``'s ``calibration``). ``check_metrics``: also log,
-    before training, each metric that evaluation will skip here.
+    before training, each metric that evaluation will skip here. A run that exists rebuilds its
+    file plugins from its own copies; ``strict`` refuses one whose file has changed since.
 
     Raises:
         RunError / UnknownLossError / DataError: a mistaken command, before any training
@@ -283,8 +310,9 @@ def run_grid(config: RunConfig, out: Path = Path("runs"), run_id: str | None = N
     """
     if executor not in ("local", "ray"):
         raise RunError(f"--executor {executor!r}: expected local or ray")
-    torch_device = validate(config, device, out)
     run, config = prepare_run(config, out, run_id, resume)
+    use_recorded_plugins(run, strict, log)
+    torch_device = validate(config, device, out)
     if check_metrics:
         for line in skipped_metrics():
             log(line)
@@ -292,6 +320,8 @@ def run_grid(config: RunConfig, out: Path = Path("runs"), run_id: str | None = N
 
     run.write_config(dump_config(config))
     run.write_environment(environment(torch_device))
+    record_plugins(run, config)
+    run.update_record(lambda record: record.update(model=model_record(config)))
     jobs = job_grid(config)
     run.update_record(lambda record: _record_start(record, run, audio_set, split, jobs))
     if hypotheses is not None:

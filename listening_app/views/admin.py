@@ -4,14 +4,19 @@ Off unless a password is set ($EARSHOT_ADMIN_PASSWORD or st.secrets): it shows c
 names, which raters must never see.
 """
 
-import hmac
 import io
+import math
 
 import streamlit as st
 
 from earshot.listening_app import store
+from earshot.listening_app.links import app_address, invitation_link
+from earshot.listening_app.login import GUARD
 from earshot.listening_app.state import admin_password, app_state, db_url
 from earshot.listening_app.summary import live_view, system_order
+from earshot.results import present
+
+ADMIN_PATH = "admin"  # this page's url path (app.py)
 
 st.title("Listening tests: admin")
 password = admin_password()
@@ -21,25 +26,33 @@ if password is None:
             ".streamlit/secrets.toml) and restart the server.")
     st.stop()
 if not state.admin:
+    address = st.context.ip_address  # the connection's own address, not a header; None when local
+    client = address if isinstance(address, str) and address else "localhost"
     typed = st.text_input("Password", type="password", key="admin_password")
     if st.button("Log in", key="admin_login"):
-        if hmac.compare_digest(typed.encode(), password.encode()):
+        attempt = GUARD.attempt(client, typed, password)
+        if attempt.outcome == "ok":
             state.admin = True
             st.rerun()
-        st.error("Wrong password.")
+        if attempt.outcome == "wrong":
+            st.error(f"Wrong password. The next attempt is accepted in {math.ceil(attempt.wait_s)} s "
+                     f"(the wait doubles with each wrong password).")
+        else:
+            st.error(f"Too many wrong passwords from this address ({attempt.failures} in a row): "
+                     f"try again in {math.ceil(attempt.wait_s)} s. This attempt was not checked.")
     st.stop()
 
 all_tests = store.list_tests(db_url())
 if not all_tests:
     st.info("No tests yet: make one with `earshot listen prepare RUN`.")
     st.stop()
-st.dataframe([{"test": t.name, "status": t.status, "run": t.run_id,
-               "anchors (Hz)": f"{t.anchor_low_hz:.0f} / {t.anchor_mid_hz:.0f}", "loudness matched by": t.loudness}
-              for t in all_tests],
-             hide_index=True, key="admin_tests")
+st.dataframe(present.tests_table([{"name": t.name, "status": t.status, "run_id": t.run_id, "loudness": t.loudness,
+                                    "anchor_low_hz": t.anchor_low_hz, "anchor_mid_hz": t.anchor_mid_hz}
+                                   for t in all_tests]).frame(), hide_index=True, key="admin_tests")
 name = st.selectbox("Test", [t.name for t in all_tests], key="admin_test")
 test = store.get_test(db_url(), name)
-st.caption("Settings: " + ", ".join(f"{key} = {value}" for key, value in test.settings.model_dump().items()))
+with st.expander("Settings of this test"):
+    st.dataframe(present.settings_table(test.settings.readable()).frame(), hide_index=True, key="admin_settings")
 
 col_open, col_close = st.columns(2)
 if col_open.button("Open", key="admin_open", disabled=test.status == "open"):
@@ -52,16 +65,23 @@ if col_close.button("Close", key="admin_close", disabled=test.status == "closed"
     store.set_status(db_url(), name, "closed")
     st.rerun()
 
+st.toggle("Self-registration: anyone who opens this server's start page may join under a typed name "
+          "(off: invitation links only)", value=test.settings.self_registration, key=f"admin_self_registration-{name}",
+          on_change=lambda: store.update_settings(db_url(), name, self_registration=st.session_state[
+              f"admin_self_registration-{name}"]))
+
 st.subheader("Raters")
 progress = store.progress_frame(db_url(), name)
-st.dataframe(progress.drop(columns=["token"]), hide_index=True, key="admin_progress")
+progress.insert(1, "joined by", progress.pop("self_registered").map({True: "self-registered", False: "invitation"}))
+st.dataframe(present.raters_table(progress).frame(), hide_index=True, key="admin_progress")
 
 st.subheader("Invitations")
-base = st.text_input("Server address", value="http://localhost:8501", key="admin_base")
+# The address this page was opened at is the one raters can reach too (host, port, path prefix).
+base = st.text_input("Server address", value=app_address(st.context.url, ADMIN_PATH), key="admin_base")
 label = st.text_input("Rater label (optional)", key="admin_label")
 if st.button("New invitation link", key="admin_invite"):
     rater = store.add_rater(db_url(), name, label or None)
-    st.code(f"{base.rstrip('/')}/?token={rater.token}", language=None)
+    st.code(invitation_link(base, rater.token), language=None)
 
 st.subheader("Ratings")
 export = store.export_frame(db_url(), name)
@@ -76,6 +96,8 @@ view = live_view(export, name, system_order(test.run_dir))
 st.subheader("Live summary (mean and 95 % CI over the raters who pass post-screening)")
 for note in view.notes:
     st.caption(note)
+if view.too_few:
+    st.caption(view.too_few)
 for table, key in zip(view.summary, ("admin_summary", "admin_summary_controls")):
     st.caption(table.caption)
     st.dataframe(table.frame(), hide_index=True, key=key)

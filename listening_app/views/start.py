@@ -28,8 +28,8 @@ else:
     wanted = st.query_params.get("test")
     open_tests = [t for t in store.list_tests(db_url()) if t.status == "open"]
     candidates = [t for t in open_tests if t.name == wanted] if wanted else open_tests
-    if len(candidates) != 1 or candidates[0].settings.rater_id == "token":
-        st.warning("Open this page with the link from your invitation.")
+    if len(candidates) != 1 or not candidates[0].settings.self_registration:
+        st.warning("This test is by invitation: open it with the link from your invitation.")
         st.stop()
     test = candidates[0]
     st.text_input("Your name or participant id", key="start_name", max_chars=200)
@@ -42,14 +42,16 @@ with st.expander("Set a comfortable level (calibration tone)"):
     st.caption("A steady 1 kHz tone: set your volume so it is clearly audible but comfortable, then keep it.")
     st.audio(calibration_tone(test.sample_rate), format="audio/wav")
 
-st.checkbox("I agree to take part; my ratings are stored with the name or id I give.", key="start_consent")
+consent = ("I agree to take part; my ratings are stored with the name or id I give." if position.rater is None else
+           "I agree to take part; my ratings are stored under this invitation.")
+st.checkbox(consent, key="start_consent")
 if st.button("Start", key="start_go", type="primary"):
     if not st.session_state.start_consent:
         st.error("Tick the consent box to start.")
         st.stop()
     if position.rater is None:
         try:
-            rater = store.add_rater(db_url(), test.name, st.session_state.get("start_name") or "")
+            rater = store.add_rater(db_url(), test.name, st.session_state.get("start_name") or "", self_registered=True)
         except store.StoreError as error:
             st.error(str(error))
             st.stop()

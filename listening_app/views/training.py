@@ -1,4 +1,5 @@
-"""Training page: every stimulus of one item, labelled, so raters learn the range first."""
+"""Training page: every stimulus of the test's training item (no trial plays it), labelled, so raters
+learn the range first."""
 
 import time
 
@@ -7,7 +8,7 @@ import streamlit as st
 from earshot.listening_app import flow, store
 from earshot.listening_app.player import player
 from earshot.listening_app.state import app_state, db_url
-from earshot.listening_app.trial import make_view, trial_order
+from earshot.listening_app.trial import make_view
 from earshot.listening_app.ui import enter, go
 
 position = enter("training")
@@ -17,10 +18,12 @@ st.title("Training")
 st.markdown("Listen to every version of this excerpt. Here they are **labelled**: the reference, the two "
             "anchors (deliberately muffled versions) and the systems under test. In the test itself, the "
             "same kinds of versions appear hidden behind letters. Nothing here is recorded.")
-first = trial_order(store.test_items(db_url(), test.id), rater.token, test.settings.order_seed)[0]
-key = -first.id  # training views are kept apart from trial views of the same item
+# The test's own training item, which no trial plays: a trial's excerpt heard here labelled would
+# name its letters.
+item = next(i for i in store.test_items(db_url(), test.id) if i.id == test.training_item_id)
+key = -item.id  # training views are kept apart from trial views
 if key not in state.views:
-    state.views[key] = make_view(db_url(), rater, test, first, time.time(), training=True)
+    state.views[key] = make_view(db_url(), rater, test, item, time.time(), training=True)
 player(state.views[key].component_args, key=f"player-{state.views[key].nonce}")
 if st.button("Continue to the test", key="training_done", type="primary"):
     go(flow.after("training", position).page, rater.token)

@@ -2,7 +2,8 @@
 
 The player's value (its submit) is read from session state before anything is drawn, so
 a successful submit draws the next trial in the same script run rather than a second one:
-under load that halves the work per submit.
+under load that halves the work per submit. A submit may come from a trial this session
+shows no longer (a second window already submitted it): the rater is told, never left guessing.
 """
 
 import time
@@ -12,33 +13,61 @@ import streamlit as st
 from earshot.listening_app import flow, store
 from earshot.listening_app.player import player
 from earshot.listening_app.state import app_state, db_url
-from earshot.listening_app.trial import check_submission, make_view
-from earshot.listening_app.ui import enter, follow
+from earshot.listening_app.trial import check_submission, make_view, trial_number
+from earshot.listening_app.ui import follow, token_from_url
 
-position = enter("trial")
-rater, test = position.rater, position.test
+
+def received(state):
+    """(view, value) of a submit not handled yet, from any trial this session has shown; else None."""
+    for key, view in state.views.items():
+        value = st.session_state.get(f"player-{view.nonce}")
+        if key > 0 and isinstance(value, dict) and (view.nonce, value.get("submit_id")) not in state.handled:
+            return view, value
+    return None
+
+
+position = flow.locate(db_url(), token_from_url())
 state = app_state()
-if test.status != "open":
-    st.warning("This test is closed: nothing more can be submitted.")
-    st.stop()
-item = position.next_item
-view = state.views.get(item.id) if item is not None else None
-value = st.session_state.get(f"player-{view.nonce}") if view is not None else None
-if isinstance(value, dict) and (view.nonce, value.get("submit_id")) not in state.handled:
+arrived = received(state) if position.consented and position.test.status == "open" else None
+if arrived is not None:
+    view, value = arrived
     state.handled.add((view.nonce, value.get("submit_id")))
-    checked = check_submission(view, value, test.settings)
+    checked = check_submission(view, value, position.test.settings)
     state.last_error = checked.problems
-    if not checked.problems:
+    here = position.next_item is not None and view.item_id == position.next_item.id
+    if not here:  # submitted from another window since this one showed it
+        number = trial_number(db_url(), position.rater, position.test, view.item_id)
+        del state.views[view.item_id]
+        state.last_error = []
+        replace = position.test.settings.resubmit == "overwrite" and not checked.problems
+        if replace:
+            try:
+                store.submit_trial(db_url(), position.rater.token, view.item_id, checked.ratings,
+                                   time.time() - view.shown_at)
+            except store.StoreError:  # closed meanwhile: then nothing was replaced
+                replace = False
+        state.notice = (f"Trial {number} had been submitted from another window; your answers here replaced those."
+                        if replace else
+                        f"Trial {number} was already submitted from another window; your answers here were not "
+                        "saved (the ones from the other window are kept).")
+    elif not checked.problems:
         try:
-            store.submit_trial(db_url(), rater.token, item.id, checked.ratings, time.time() - view.shown_at)
+            store.submit_trial(db_url(), position.rater.token, view.item_id, checked.ratings,
+                               time.time() - view.shown_at)
         except store.StoreError as error:
             state.last_error = [str(error)]
         else:
-            del state.views[item.id]
+            del state.views[view.item_id]
             position = flow.progressed(db_url(), position)
-            follow("trial", position)
-            item = position.next_item
+follow("trial", position)
+rater, test, item = position.rater, position.test, position.next_item
+if test.status != "open":
+    st.warning("This test is closed: nothing more can be submitted.")
+    st.stop()
 
+if state.notice:
+    st.warning(f"{state.notice} You are now on trial {position.submitted + 1} of {position.total}.")
+    state.notice = ""
 st.progress(position.submitted / position.total, text=f"Trial {position.submitted + 1} of {position.total}")
 st.markdown("Compare each version with the **Reference** and rate it: *Excellent* means you hear no difference.")
 if item.id not in state.views:

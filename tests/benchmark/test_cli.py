@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib import metadata
 
 import pytest
 from typer.testing import CliRunner
@@ -29,7 +30,8 @@ def test_losses_lists_every_registered_loss():
     for name in ("mse", "bark", "bark-norm"):
         assert name in result.output
     rows = table_rows(result.output)
-    assert rows == {name: [name, str(cls.head_channels), cls.description] for name, cls in REGISTRY.items()}
+    earshot = f"earshot {metadata.version('earshot')}"
+    assert rows == {name: [name, str(cls.head_channels), cls.description, earshot] for name, cls in REGISTRY.items()}
     assert rows["mulaw-ce"][1] == "256" and rows["dmol"][1] == "30" and rows["mse"][1] == "1"
 
 
@@ -45,13 +47,16 @@ def test_losses_lists_a_newly_registered_loss():
         rows = table_rows(runner.invoke(app, ["losses"]).output)
     finally:
         del REGISTRY["test-scaled"]
-    assert rows["test-scaled"] == ["test-scaled", "1", "a loss registered by a user"]
+    assert rows["test-scaled"][:3] == ["test-scaled", "1", "a loss registered by a user"]
 
 
 #: Every command a user can type, by group (the README and the docs name them).
 COMMANDS = {
-    (): {"run", "eval", "losses", "config", "bench", "report", "compare", "score", "baselines", "data", "listen"},
+    (): {"run", "eval", "losses", "models", "config", "bench", "report", "compare", "score", "baselines", "data",
+         "listen"},
     ("data",): {"build", "info"},
+    ("losses",): {"check"},
+    ("models",): {"check"},
     ("listen",): {"prepare", "open", "close", "list", "invite", "export", "serve", "analyze"},
 }
 

@@ -47,5 +47,5 @@ def test_a_preset_names_its_own_grids_beside_all_losses(tmp_path):
     assert select_grid(config, ALL_LOSSES_GRID).losses == list(REGISTRY)
     with pytest.raises(ConfigError, match="the grid lists no losses"):
         select_grid(config, "empty")
-    with pytest.raises(ConfigError, match=r"unknown grid \(known: all-losses, empty, spectral\)"):
+    with pytest.raises(ConfigError, match=r"unknown grid \(known: all-losses, all-losses\+plugins, empty, spectral\)"):
         select_grid(config, "nope")

@@ -147,10 +147,10 @@ def test_listen_analyze_piped_and_as_json_show_the_same_cells(tiny_run, tmp_path
         assert cells["mean [95 % t-CI]"] == present.score_interval(r["mean"], r["ci_low"], r["ci_high"])
         assert cells["median"] == present.score(r["median"]) and cells["raters"] == present.count(r["raters"])
     for cells, r in _cells(_tables(document, "pairwise")[0]):
-        assert cells["mean a − b"] == present.score(r["mean_difference"])
+        assert cells["mean"] == present.score(r["mean_difference"])
         assert cells["W"] == present.statistic(r["statistic"]) and cells["p"] == present.p_value(r["pvalue"])
     for cells, r in _cells(_tables(document, "screening")[0]):
-        assert cells["items"] == present.count(r["items"]) and cells["excluded"] == present.yes_no(r["excluded"])
+        assert cells["items rated"] == present.count(r["items"]) and cells["excluded"] == present.yes_no(r["excluded"])
     friedman = document["tests"]["ratings.csv"]["friedman"]
     assert f"χ² = {present.statistic(friedman['statistic'])}" in printed
 
@@ -158,7 +158,7 @@ def test_listen_analyze_piped_and_as_json_show_the_same_cells(tiny_run, tmp_path
 def test_losses_piped_lists_every_name_whole(tmp_path):
     lines = _piped(["losses"], tmp_path).splitlines()
     for name, cls in REGISTRY.items():
-        assert "\t".join([name, str(cls.head_channels), cls.description]) in lines
+        assert "\t".join([name, str(cls.head_channels), cls.description, REGISTRY.origin_of(name).describe()]) in lines
 
 
 def test_a_json_refusal_leaves_stdout_empty(tmp_path):
@@ -172,7 +172,6 @@ TABLE = present.Table(["claim", "verdict"], [["the bark loss keeps more high-fre
 
 
 def _terminal(monkeypatch, width: int) -> io.StringIO:
-    out = io.StringIO()
     monkeypatch.setattr(terminal, "console", Console(file=out, force_terminal=True, width=width, color_system=None))
     return out
 
@@ -218,3 +217,16 @@ def test_json_document_writes_nothing_when_the_command_fails(capsys):
             raise RuntimeError("refused")
     assert capsys.readouterr().out == ""
     assert not terminal.json_output()
+
+
+def test_paths_specs_and_brackets_print_as_written(tmp_path):
+    """Rich reads ``:X:`` as an emoji code and ``[/tmp/a]`` as a closing tag; a user's spec or path
+    must reach the terminal unchanged, never as ❌ or a MarkupError traceback."""
+    spec = f"{tmp_path}/[/odd]/nope.py:X"
+    result = runner.invoke(app, ["losses", "check", spec])
+    assert result.exit_code != 0
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert "nope.py:X" in result.output and "[/odd]" in result.output and "❌" not in result.output
+    with terminal.console.capture() as captured:
+        terminal.console.print("losses: [mse, bark] from [/tmp/a] :X:", highlight=False)  # as run logs print
+    assert captured.get().strip() == "losses: [mse, bark] from [/tmp/a] :X:"

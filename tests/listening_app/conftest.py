@@ -50,6 +50,26 @@ def make_test(db_url: str, run_dir: Path, name: str = "t", open_it: bool = True,
     return store.get_test(db_url, name)
 
 
+class FakeClock:
+    """A clock a test moves by hand: waits are asserted as decided, never slept."""
+
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def admin_guard(monkeypatch):
+    """A fresh admin log-in guard per test (the server process shares one), on a :class:`FakeClock`."""
+    from earshot.listening_app import login
+
+    guard = login.LoginGuard(FakeClock())
+    monkeypatch.setattr(login, "GUARD", guard)
+    return guard
+
+
 # ------------------------------------------------------------------ PostgreSQL
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from earshot.listening_app import flow, store
@@ -15,7 +17,7 @@ ITEM = store.ItemInfo(7, "speech-01", "speech", 0, False)
 def position(consented: bool | None, submitted: int = 0, total: int = 3, training: bool = True) -> flow.Position:
     """A rater who has not started (None), has not consented (False) or has, with trials submitted."""
     test = store.TestInfo(1, "t", "/runs/r", "r", TestSettings(training=training), "open", 16000, 3500.0, 7000.0,
-                          "bs1770")
+                          "bs1770", training_item_id=9 if training else None)
     if consented is None:
         return flow.Position(None, None)
     rater = store.RaterInfo(1, 1, "tok", "Ada", consented)
@@ -46,6 +48,10 @@ def test_each_step_leads_to_the_next_that_applies_to_the_test():
     assert [flow.after(s.name, position(True)).name for s in flow.STEPS[:-1]] == \
         ["consent", "calibration", "training", "trials", "done"]
     assert flow.after("calibration", position(True, training=False)).name == "trials"
+    # Stored before tests had a training item of their own: no training page (it would play a trial's audio).
+    older = position(True)
+    older = replace(older, test=replace(older.test, training_item_id=None))
+    assert flow.after("calibration", older).name == "trials" and flow.route("training", older) == "trial"
     with pytest.raises(ValueError, match="no step follows 'done'"):
         flow.after("done", position(True))
 
@@ -74,9 +80,9 @@ def test_locate_reads_the_position_from_the_database(sqlite_url, run_dir):
     assert flow.current(flow.locate(sqlite_url, rater.token)).name == "consent"
     store.record_consent(sqlite_url, rater.id)
     found = flow.locate(sqlite_url, rater.token)
-    assert (found.test.name, found.submitted, found.total, flow.current(found).name) == (test.name, 0, 3, "trials")
-    for item in store.test_items(sqlite_url, test.id):
+    assert (found.test.name, found.submitted, found.total, flow.current(found).name) == (test.name, 0, 2, "trials")
+    for item in (i for i in store.test_items(sqlite_url, test.id) if not i.training):
         store.submit_trial(sqlite_url, rater.token, item.id, full_ratings(sqlite_url, item.id), 1.0)
     found = flow.progressed(sqlite_url, found)  # a submit's effect, without reading the rater again
-    assert (found.next_item, found.submitted, flow.current(found).name) == (None, 3, "done")
+    assert (found.next_item, found.submitted, flow.current(found).name) == (None, 2, "done")
     assert flow.locate(sqlite_url, rater.token) == found

@@ -16,6 +16,7 @@ from earshot.listening_app.audio import (anchor_cutoffs, blinded_wav, integrated
 from earshot.listening_app.cli import listen_app
 from earshot.listening_app.prepare import PrepareError, prepare_test, select_items
 from earshot.listening_app.rules import ItemPlan, check_items
+from earshot.listening_app.settings import TestSettings
 from tests.helpers import tone_mix
 
 
@@ -128,3 +129,40 @@ def test_cli_prepares_opens_invites_exports_and_refuses_with_one_line(tmp_path, 
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["listen", "list", "--db", sqlite_url])
     assert "cli" in result.output and "open" in result.output
+
+
+def test_the_training_item_is_one_no_trial_uses(sqlite_url, run_dir):
+    made = prepare_test(run_dir, sqlite_url, items=1, seconds=1, name="spare")
+    stored = store.test_items(sqlite_url, store.get_test(sqlite_url, "spare").id)
+    assert [i.name for i in stored if not i.training] == made.items and len(made.items) == 1
+    assert [i.name for i in stored if i.training] == [made.training_item] and made.training_item not in made.items
+    assert made.note == ""  # the run had an excerpt to spare
+    # Asked for more trials than the run has items: one of them trains, and the user is told.
+    made = prepare_test(run_dir, sqlite_url, items=8, seconds=1, name="short")
+    assert len(made.items) == 2 and made.training_item not in made.items
+    assert "the run has 3 items: 2 trials" in made.note and made.training_item in made.note
+    chosen = made.items[0]
+    made = prepare_test(run_dir, sqlite_url, items=8, seconds=1, name="chosen", training_item=chosen)
+    assert made.training_item == chosen and chosen not in made.items and len(made.items) == 2
+    # Without a training page every item is a trial.
+    made = prepare_test(run_dir, sqlite_url, items=8, seconds=1, name="none",
+                        settings=TestSettings(training=False))
+    assert made.training_item is None and len(made.items) == 3
+    assert store.get_test(sqlite_url, "none").training_item_id is None
+
+
+def test_a_training_item_the_run_lacks_or_cannot_spare_is_refused_in_one_line(sqlite_url, run_dir):
+    runner, app = CliRunner(), typer.Typer()
+    app.add_typer(listen_app, name="listen")
+    for args, message in ((["--training-item", "speech-99"], "--training-item 'speech-99' is not an item of the run"),
+                          (["--training-item", "speech-01", "--no-training"], "the test has no training page")):
+        result = runner.invoke(app, ["listen", "prepare", str(run_dir), "--db", sqlite_url, "--seconds", "1", *args])
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert store.list_tests(sqlite_url) == []
+    result = runner.invoke(app, ["listen", "prepare", str(run_dir), "--db", sqlite_url, "--seconds", "1",
+                                 "--items", "1", "--name", "cli"])
+    assert result.exit_code == 0, result.output
+    training = store.get_test(sqlite_url, "cli").training_item_id
+    (name,) = [i.name for i in store.test_items(sqlite_url, store.get_test(sqlite_url, "cli").id) if i.id == training]
+    assert f"training page: {name}, an item no trial uses" in result.output
+    assert "raters join by invitation link only" in result.output

@@ -60,3 +60,27 @@ def test_a_signal_to_earshot_stops_the_server_and_frees_the_port(tmp_path, signu
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
+
+
+def test_the_server_tells_visitors_no_path_and_refuses_a_streamlit_it_cannot_patch(monkeypatch):
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from streamlit.runtime.app_session import AppSession
+
+    from earshot.listening_app import serve
+    from earshot.listening_app.cli import server_command
+
+    assert server_command(8501, "localhost")[1:4] == ["-m", "earshot.listening_app.serve", "run"]
+
+    def new_session_message(self, *args, **kwargs):  # what Streamlit sends: the script's absolute path
+        msg = ForwardMsg()
+        msg.new_session.main_script_path = "/srv/earshot/listening_app/app.py"
+        return msg
+
+    monkeypatch.setattr(AppSession, "_create_new_session_message", new_session_message)
+    monkeypatch.setattr(AppSession, "_handle_git_information_request", lambda self: "repository and files")
+    serve.withhold_server_layout()
+    assert AppSession._create_new_session_message(None).new_session.main_script_path == serve.SCRIPT_NAME
+    assert AppSession._handle_git_information_request(None) is None
+    monkeypatch.delattr(AppSession, "_handle_git_information_request")
+    with pytest.raises(RuntimeError, match="_handle_git_information_request is gone"):
+        serve.withhold_server_layout()

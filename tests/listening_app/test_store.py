@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import sqlalchemy as sa
 
@@ -44,9 +46,28 @@ def test_a_version_1_database_upgrades_and_keeps_its_tests(db_url, run_dir):
     assert test.loudness == "bs1770"  # what prepare records now
 
 
+def test_a_version_2_database_keeps_each_tests_way_of_admitting_raters(db_url, run_dir):
+    """Before migration 3 the setting was rater_id (token, name, token-or-name) and raters were
+    not marked; a test that took typed names keeps taking them."""
+    typed, tokens = make_test(db_url, run_dir, "typed"), make_test(db_url, run_dir, "tokens")
+    rater = store.add_rater(db_url, typed.name, "Ada")
+    engine = store.engine_for(db_url)
+    with engine.begin() as conn:  # the database as version 2 left it
+        conn.exec_driver_sql("ALTER TABLE raters DROP COLUMN self_registered")
+        for test, old in ((typed, "token-or-name"), (tokens, "token")):
+            settings = test.settings.model_dump(exclude={"self_registration"}) | {"rater_id": old}
+            conn.execute(store.tests.update().where(store.tests.c.id == test.id).values(settings=json.dumps(settings)))
+        conn.execute(store.schema_version.update().values(version=2))
+    store.dispose_engines()
+    assert store.migrate(store.engine_for(db_url)) == len(store.MIGRATIONS)
+    assert store.get_test(db_url, "typed").settings.self_registration
+    assert not store.get_test(db_url, "tokens").settings.self_registration
+    assert not store.rater_by_token(db_url, rater.token).self_registered
+
+
 def test_submit_writes_a_whole_trial_and_exports_every_rating(db_url, run_dir):
     test = make_test(db_url, run_dir)
-    items = store.test_items(db_url, test.id)
+    items = [i for i in store.test_items(db_url, test.id) if not i.training]
     raters = [store.add_rater(db_url, test.name), store.add_rater(db_url, test.name, "Ada")]
     for rater in raters:
         for item in items:
@@ -124,7 +145,7 @@ def test_resume_starts_at_the_first_unfinished_trial_of_the_raters_own_order(db_
     test = make_test(db_url, run_dir)
     rater = store.add_rater(db_url, test.name)
     first, done, total = next_trial(db_url, rater, test)
-    assert (done, total) == (0, len(store.test_items(db_url, test.id)))
+    assert (done, total) == (0, sum(not i.training for i in store.test_items(db_url, test.id)))
     store.submit_trial(db_url, rater.token, first.id, full_ratings(db_url, first.id), 1.0)
     store.dispose_engines()  # a new process, as after a restart: only the database remembers
     second, done, _ = next_trial(db_url, store.rater_by_token(db_url, rater.token), test)

@@ -94,7 +94,7 @@ def test_every_loss_is_lowest_on_the_target_and_its_head_decodes_back_to_it(name
 
 
 def test_describe_lists_every_loss_with_its_head():
-    heads = {name: head for name, _, head in describe_losses()}
+    heads = {name: head for name, _, head, _ in describe_losses()}
     assert heads["mulaw-ce"] == 256 and heads["dmol"] == 30 and heads["mse"] == 1
     assert set(heads) == set(REGISTRY)
 

@@ -99,7 +99,7 @@ def test_the_all_losses_grid_names_every_registered_loss():
         config = select_grid(load_config(preset), "all-losses")
         assert sorted(config.losses) == sorted(REGISTRY)
         assert "grids" not in config.model_dump()  # a run records the losses, not the grids
-    with pytest.raises(ConfigError, match=r"--grid 'nope': unknown grid \(known: all-losses\)"):
+    with pytest.raises(ConfigError, match=r"--grid 'nope': unknown grid \(known: all-losses, all-losses\+plugins\)"):
         select_grid(load_config("quick"), "nope")
 
 

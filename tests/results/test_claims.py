@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -135,11 +137,40 @@ def test_the_table_shows_each_hypothesis_when_it_was_declared_its_interval_and_v
     assert first[:5] == ["bark keeps more high frequencies",
                          "the bark loss keeps more high-frequency energy (above 2 kHz) than MSE",
                          "nowhere (the run records none)", "hf_energy_ratio_db_2k", "bark − mse"]
-    assert first[5] == "20" and first[6] == "3.01 [2.97, 3.05]" and first[7] == "< 0.001"
-    assert first[8] == "supported" and (0, 8) in table.bold
-    assert table.rows[1][3] == "stoi (speech)" and table.rows[1][8] == "contradicted"
-    assert table.rows[2][8] == "inconclusive" and (2, 8) not in table.bold
+    assert first[5] == "–"  # no training recorded
+    assert first[6] == "20" and first[7] == "3.01 [2.97, 3.05]" and first[8] == "< 0.001"
+    assert first[9] == "supported" and (0, 9) in table.bold
+    assert table.rows[1][3] == "stoi (speech)" and table.rows[1][9] == "contradicted"
+    assert table.rows[2][9] == "inconclusive" and (2, 9) not in table.bold
     assert "Holm-adjusted over the 3 declared" in table.caption and "the seed's default set" in table.caption
     contrast = paired_difference(metrics, "hf_energy_ratio_db_2k", "bark", "mse")
-    assert first[6] == present.metric_interval("hf_energy_ratio_db_2k", contrast.mean, contrast.low, contrast.high,
+    assert first[7] == present.metric_interval("hf_energy_ratio_db_2k", contrast.mean, contrast.low, contrast.high,
                                                INFO)
+
+
+def _training(steps: dict[str, int]) -> pd.DataFrame:
+    return pd.DataFrame([{"job": f"{loss}-seed{seed}", "loss": loss, "seed": seed, "status": "done",
+                          "steps": n, "seconds": 1.0} for loss, n in steps.items() for seed in (0, 1)])
+
+
+def test_a_verdict_on_unequally_trained_systems_says_so_and_names_the_steps():
+    checked = check_hypotheses(_seed_like_run(), SEED, INFO, training=_training({"mse": 1153, "bark": 167}))
+    assert list(checked["verdict"]) == ["supported; unequal training", "contradicted; unequal training",
+                                        "inconclusive; unequal training"]
+    table = present.hypotheses_table(checked, declared_for_run(Path("/nonexistent-run")), INFO)
+    steps = table.columns.index("steps")
+    assert {row[steps] for row in table.rows} == {"bark 167 · mse 1153"}
+    assert all(row[-1].endswith("unequal training") for row in table.rows)
+
+
+def test_equal_steps_and_untrained_baselines_leave_the_verdict_alone():
+    metrics = _seed_like_run()
+    equal = check_hypotheses(metrics, SEED, INFO, training=_training({"mse": 500, "bark": 500}))
+    assert list(equal["verdict"]) == ["supported", "contradicted", "inconclusive"]
+    table = present.hypotheses_table(equal, declared_for_run(Path("/nonexistent-run")), INFO)
+    assert {row[table.columns.index("steps")] for row in table.rows} == {"500"}
+    # pca-128 has no job: only the trained side's count is compared
+    pca = metrics.replace({"loss": {"mse": "pca-128"}})
+    against = (Hypothesis(name="h", metric="stoi", treatment="bark", baseline="pca-128", direction="higher"),)
+    (row,) = check_hypotheses(pca, against, INFO, training=_training({"bark": 500, "mse": 90})).to_dict("records")
+    assert row["steps"] == {"bark": [500]} and not row["unequal"] and "unequal" not in row["verdict"]

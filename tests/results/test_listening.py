@@ -155,7 +155,8 @@ def test_mixed_model_recovers_the_condition_effect():
     pytest.importorskip("statsmodels")
     ratings = _random_ratings(raters=12, items=5, seed=4)
     result = mixed_model(ratings)
-    fixed = result["fixed"].set_index("term")
+    fixed = result["fixed"].set_index("a")
+    assert list(fixed.index) == ["b", "c"] and set(fixed["b"]) == {"a"}  # contrasts only: no intercept row
     assert fixed.loc["c", "estimate"] == pytest.approx(15.0, abs=5.0)  # c − a is 15 by construction
     assert fixed.loc["c", "ci_low"] > 0
     assert result["variance"]["residual"] > 0

@@ -60,7 +60,7 @@ def test_scores_correlations_and_statistics_have_their_own_decimals():
     assert present.correlation(0.83333) == "0.83"
     assert present.statistic(17.5714) == "17.57"
     assert present.count(7.0) == "7" and present.yes_no(True) == "yes"
-    assert present.number(1.23456) == "1.23" and present.number(123456.0) == "1.23e+05"
+    assert present.number(1.23456) == "1.23" and present.number(123456.0) == "123456"
 
 
 def test_direction_marks_come_from_the_metric_info():
@@ -79,13 +79,13 @@ def test_hypotheses_rows_keep_the_verdict_and_statement_whole(tmp_path):
     hypotheses, _ = read(SEED_HYPOTHESES_FILE)
     table = present.hypotheses_table(check_hypotheses(pd.DataFrame(rows), hypotheses, INFO),
                                      declared_for_run(tmp_path), INFO)
-    assert table.columns == ["hypothesis", "statement", "declared", "metric", "contrast", "pairs", "mean [95 % CI]",
-                             "p (Holm)", "verdict"]
+    assert table.columns == ["hypothesis", "statement", "declared", "metric", "contrast", "steps", "pairs",
+                             "mean [95 % CI]", "p (Holm)", "verdict"]
     first = table.rows[0]
     assert first[1] == "the bark loss keeps more high-frequency energy (above 2 kHz) than MSE"
-    assert first[4] == "bark − mse" and first[5] == "12" and first[8] == "supported" and (0, 8) in table.bold
-    assert first[6].startswith("5.") and first[6].count(".") == 3
-    assert {row[8] for row in table.rows[1:]} == {"inconclusive"}  # no stoi, no error_flatness rows
+    assert first[4] == "bark − mse" and first[6] == "12" and first[9] == "supported" and (0, 9) in table.bold
+    assert first[7].startswith("5.") and first[7].count(".") == 3
+    assert {row[9] for row in table.rows[1:]} == {"inconclusive"}  # no stoi, no error_flatness rows
 
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -89,6 +90,10 @@ def test_html_report_is_complete_and_self_contained(tiny_run_copy, tmp_path):
     assert items == 3
     assert len(audio) == items * (len(_losses(run_dir)) + 2)  # the reference, each loss, the linear baseline
     assert all(a["src"].startswith("data:audio/wav;base64,") for a in audio)
+    # A player shows its length before it is pressed: the browser reads it, and the caption says it.
+    assert all(a["preload"] == "metadata" for a in audio)
+    captions = re.findall(r'<figure class="audio"><figcaption>([^<]*)</figcaption>', text)
+    assert len(captions) == len(audio) and all(re.search(r"\(\d+(\.\d+)? s\)$", c) for c in captions), captions
     assert sum(1 for tag, attrs in page.tags if tag == "img" and attrs["src"].startswith("data:image/png")) >= 6
     for phrase in ("Post-screening", "8 before, 7 after", "r-bad", "Friedman", "Wilcoxon", "Metrics against ears",
                    "Spearman", "Declared hypotheses", "the seed&#x27;s default set", "mse-seed0", "rater r7",
