@@ -239,12 +239,14 @@ def run_references(run: RunDir) -> tuple[list[dict], dict[str, np.ndarray], int]
 
 
 def taken_names(run: RunDir) -> set[str]:
-    """The run's loss and job names, which a system may not take."""
+    """The run's loss, job and linear-baseline names, which a codec or scored system may not take."""
     record = run.read_record()
     names = set(record.get("jobs") or {})
     names |= {str(j.get("loss")) for j in (record.get("jobs") or {}).values()}
     config = run.read_config() if run.config_file.is_file() else {}
     names |= {str(loss) for loss in config.get("losses") or []}
+    # the linear baseline, and any other system evaluation itself makes
+    names |= {name for name, entry in run.read_systems().items() if entry.get("kind") not in (KIND_CODEC, KIND_SCORED)}
     return names
 
 
