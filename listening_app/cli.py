@@ -53,7 +53,7 @@ def _split(text: str | None) -> list[str] | None:
 @listen_app.command()
 def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: reference/ and recon/)"),
             items: int = typer.Option(8, min=1, help="number of items (trials), spread across categories"),
-            conditions: Optional[str] = typer.Option(None, help="loss names, comma-separated (default: every loss)"),
+            conditions: Optional[str] = typer.Option(None, help="losses or other systems of the run (pca-<k>, a codec such as opus@6k, a scored folder), comma-separated (default: every loss)"),
             seed: int = typer.Option(0, help="which seed's job to use for each loss"),
             seconds: float = typer.Option(8.0, help="stimulus length, seconds (at most 12)"),
             name: Optional[str] = typer.Option(None, help="test name (default: run id and a hash)"),
