@@ -674,8 +674,11 @@ def model_rows(model: dict) -> list[list[str]]:
     parameters = model.get("parameters") or {}
     heads = ", ".join(f"{int(n):,} ({h}-channel head)" for h, n in parameters.items()) or MISSING
     latent, per_second = model.get("latent"), model.get("latent_per_second")
-    rate = (f"{number(per_second)} values/s ({latent} per {model.get('window')}-sample window at "
-            f"{model.get('sample_rate')} Hz)") if latent is not None and per_second is not None else MISSING
+    hop = model.get("hop")
+    per = (f"{latent} per {hop}-sample hop: {model.get('window')}-sample windows overlapped by half" if hop else
+           f"{latent} per {model.get('window')}-sample window")  # runs recorded before the hop was
+    rate = (f"{number(per_second)} values/s ({per}, at {model.get('sample_rate')} Hz)"
+            if latent is not None and per_second is not None else MISSING)
     return [["model", f"{model.get('name', MISSING)} ({model.get('origin', MISSING)})"], ["parameters", heads],
             ["latent rate", rate]]
 

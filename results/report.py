@@ -321,7 +321,7 @@ def _bitrate_section(run: RunData, latent_bits: int) -> Section:
         return section
     section.add(f"Every system at its bitrate: a trained loss (and the PCA baseline) at its nominal latent rate, "
                 f"latents per second as evaluated × {latent_bits} bits per latent (evaluation codes 50 %-overlapped "
-                f"windows, one code per half window: twice the model's latent rate per window; earshot report "
+                f"windows, one code per half-window hop, the latent rate under \"What was run\"; earshot report "
                 f"--latent-bits changes the bits; the code is not quantised, so this is what storing it at that "
                 f"precision would cost), a codec at the bitrate measured from its encoded files.")
     if unknown:

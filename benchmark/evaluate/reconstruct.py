@@ -22,7 +22,7 @@ import torch
 
 from earshot.benchmark.data.audio import AudioFile
 from earshot.benchmark.config import RunConfig, config_from_dict
-from earshot.benchmark.data.windows import NORMALIZE_EPS
+from earshot.benchmark.data.windows import NORMALIZE_EPS, reconstruction_hop
 from earshot.benchmark.evaluate.baseline import (LinearBaseline, adequacy_record, held_out_objective, held_out_windows,
                                                  job_objective)
 from earshot.benchmark.evaluate.metrics import METRICS, metric_catalog, metric_pool, metrics_for
@@ -81,7 +81,7 @@ def reconstruct(model, loss, audio: np.ndarray, window: int, normalize: bool, ba
     multiplied by a periodic Hann window and overlap-added; periodic Hann windows at
     half-window hops sum to one, so a perfect model returns the signal unchanged.
     """
-    hop = window // 2
+    hop = reconstruction_hop(window)
     n = audio.size
     frames = int(np.ceil((n + hop) / hop))
     padded = np.zeros((frames + 1) * hop, dtype=np.float32)
@@ -126,7 +126,7 @@ def latent_rate_entry(kind: str, config: RunConfig) -> dict:
     code per hop of half a window (the 50 %-overlapped reconstruction: twice the model's rate per window)."""
     from earshot.models import code_size
 
-    hop = config.data.window // 2
+    hop = reconstruction_hop(config.data.window)
     latent = code_size(config.model, config.data.window, config.model_options, config.data.sample_rate)
     return {"kind": kind, "latents_per_s": latent * config.data.sample_rate / hop, "latent": latent, "hop": hop}
 
