@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh Debian/Ubuntu machine:
-#   make demo   - install, build the built-in corpus, run the quick benchmark
+#   make demo   - install, build the built-in corpus, run the quick benchmark (with an Opus 6 kbit/s anchor)
 #   make test   - install with test extras and system packages, run every test
 PYTHON ?= python3
 VENV := .venv
@@ -33,6 +33,8 @@ install-test: $(VENV)/.installed-test
 # (browser tests of the listening app), PostgreSQL (its multi-process store) and LaTeX
 # (the report's tables are compiled).
 TEST_DEB_PACKAGES := chromium postgresql texlive-latex-base texlive-latex-recommended
+# The codecs earshot runs as baselines (earshot baselines, run --baselines): Opus, MP3, Codec 2.
+CODEC_DEB_PACKAGES := opus-tools lame codec2
 define apt_install
 	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing system packages:$$missing"; \
@@ -41,14 +43,14 @@ define apt_install
 endef
 
 system-packages: $(VENV)/.installed
-	$(call apt_install,$$($(BIN)/python -m earshot.benchmark.data.corpus --print-packages))
+	$(call apt_install,$$($(BIN)/python -m earshot.benchmark.data.corpus --print-packages) $(CODEC_DEB_PACKAGES))
 
 system-packages-test: $(VENV)/.installed
-	$(call apt_install,$$($(BIN)/python -m earshot.benchmark.data.corpus --print-packages) $(TEST_DEB_PACKAGES))
+	$(call apt_install,$$($(BIN)/python -m earshot.benchmark.data.corpus --print-packages) $(CODEC_DEB_PACKAGES) $(TEST_DEB_PACKAGES))
 
 demo: install system-packages
 	$(BIN)/earshot data build
-	$(BIN)/earshot run --preset quick --out runs --run-id demo
+	$(BIN)/earshot run --preset quick --out runs --run-id demo --baselines opus@6k
 	$(BIN)/earshot report runs/demo
 	@echo
 	@echo "Run:    runs/demo (config, checkpoints, reference/ and recon/ audio, metrics.parquet)"

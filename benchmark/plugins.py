@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 
 from earshot.benchmark.config import RunConfig
+from earshot.benchmark.data.windows import reconstruction_hop
 from earshot.losses import REGISTRY, build_loss, check_loss, head_spec, options_key, parse_expression
 from earshot.models import DEFAULT_MODEL, MODELS, build_model, check_model, count_parameters, latent_size
 from earshot.models.plugins import FILE, Origin, file_sha256, is_file_reference
@@ -176,8 +177,9 @@ def model_record(config: RunConfig) -> dict:
         parameters[str(channels)] = count_parameters(model)
         latent = latent_size(model)
     origin = MODELS.origin_of(config.model.name)
+    hop = reconstruction_hop(window)  # as evaluated, and as the report's bitrate axis counts
     return {"name": config.model.name, "origin": origin.describe(), "parameters": parameters, "latent": latent,
-            "latent_per_second": latent * rate / window, "window": window, "sample_rate": rate}
+            "latent_per_second": latent * rate / hop, "window": window, "hop": hop, "sample_rate": rate}
 
 
 # --- earshot losses check / earshot models check ------------------------------------------------

@@ -57,8 +57,9 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
                                                "pair of conditions: is X A or B?)"),
             items: int = typer.Option(8, min=1, help="number of items (excerpts; ABX makes one trial per item and pair), "
                                                      "spread across categories"),
-            conditions: Optional[str] = typer.Option(None, help="loss names, comma-separated (default: every loss; ABX "
-                                                                "compares every pair of them)"),
+            conditions: Optional[str] = typer.Option(None, help="losses or other systems of the run (pca-<k>, a codec such as "
+                                                                "opus@6k, a scored folder), comma-separated (default: "
+                                                                "every loss; ABX compares every pair of them)"),
             seed: int = typer.Option(0, help="which seed's job to use for each loss"),
             seconds: float = typer.Option(8.0, help="stimulus length, seconds (at most 12)"),
             name: Optional[str] = typer.Option(None, help="test name (default: run id and a hash)"),

@@ -11,6 +11,7 @@ import io
 import math
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # no display: the report is written to files
 
@@ -217,5 +218,46 @@ def mushra_boxes(ratings: pd.DataFrame, order: list[str], colours: dict[str, str
     ax.set_ylabel("MUSHRA score (0–100)")
     ax.set_xlabel("condition")
     ax.set_title("every rating (after post-screening)" if screened else "every rating (UNSCREENED: no rater passed)")
+    figure.tight_layout()
+    return figure
+
+
+def quality_vs_bitrate(summary: pd.DataFrame, bitrates: pd.DataFrame, metrics: list[str],
+                       metric_info: dict[str, dict], category: str):
+    """A panel per metric: each system with a known bitrate as one point (its mean, with its 95 % interval)
+    at its bitrate (log axis), labelled; trained losses (nominal bitrates) hollow, others filled."""
+    known = bitrates[np.isfinite(bitrates["kbps"].astype(float))]
+    rows_for = summary[(summary["category"] == category) & summary["loss"].isin(known["system"])]
+    names = [m for m in metrics if m in set(rows_for["metric"])]
+    colours = loss_colours(list(known["system"]))
+    columns = min(4, max(1, len(names)))
+    rows = max(1, math.ceil(len(names) / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.7 * rows), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    for ax, metric in zip(axes.flat, names):
+        by_system = rows_for[rows_for["metric"] == metric].set_index("loss")
+        for r in known.to_dict("records"):
+            if r["system"] not in by_system.index:
+                continue
+            s = by_system.loc[r["system"]]
+            mean = float(s["mean"])
+            low = np.nan_to_num(max(0.0, mean - float(s["ci_low"])))
+            high = np.nan_to_num(max(0.0, float(s["ci_high"]) - mean))
+            nominal = r["basis"] == "nominal"
+            ax.errorbar([r["kbps"]], [mean], yerr=[[low], [high]], fmt="o", color=colours[r["system"]],
+                        markerfacecolor="white" if nominal else colours[r["system"]], capsize=2, linewidth=0.8,
+                        label=r["system"])
+            ax.annotate(r["system"], (r["kbps"], mean), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel("kbit/s", fontsize=7)
+        info = metric_info.get(metric) or {}
+        ax.set_ylabel(info.get("unit") or "no unit", fontsize=7)
+        ax.set_title(metric + {True: " (↑ better)", False: " (↓ better)"}.get(info.get("higher_is_better"), ""),
+                     fontsize=8)
+        ax.tick_params(labelsize=7)
+    figure.suptitle(f"{category}: quality vs bitrate (hollow: nominal latent rate)", fontsize=9)
     figure.tight_layout()
     return figure

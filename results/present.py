@@ -706,8 +706,11 @@ def model_rows(model: dict) -> list[list[str]]:
     parameters = model.get("parameters") or {}
     heads = ", ".join(f"{int(n):,} ({h}-channel head)" for h, n in parameters.items()) or MISSING
     latent, per_second = model.get("latent"), model.get("latent_per_second")
-    rate = (f"{number(per_second)} values/s ({latent} per {model.get('window')}-sample window at "
-            f"{model.get('sample_rate')} Hz)") if latent is not None and per_second is not None else MISSING
+    hop = model.get("hop")
+    per = (f"{latent} per {hop}-sample hop: {model.get('window')}-sample windows overlapped by half" if hop else
+           f"{latent} per {model.get('window')}-sample window")  # runs recorded before the hop was
+    rate = (f"{number(per_second)} values/s ({per}, at {model.get('sample_rate')} Hz)"
+            if latent is not None and per_second is not None else MISSING)
     return [["model", f"{model.get('name', MISSING)} ({model.get('origin', MISSING)})"], ["parameters", heads],
             ["latent rate", rate]]
 
@@ -718,3 +721,69 @@ def plugin_origin(record: dict) -> str:
         return f"{record.get('role', 'loss')} from file {record.get('path')} (sha256 {str(record.get('sha256'))[:12]})"
     package = record.get("package") or f"module {str(record.get('reference', '')).split(':')[0]}"
     return f"{record.get('role', 'loss')} {record.get('reference')} from {package} {record.get('version') or ''}".rstrip()
+
+
+# ---------------------------------------------------------------------------
+# Systems beside the losses: codecs, scored folders, the bitrate axis
+# ---------------------------------------------------------------------------
+
+BITRATE_TABLE_METRICS = ("si_sdr", "lsd", "mrstft", "stoi", "pesq_wb", "visqol_audio")  # the table's columns
+KBPS_DECIMALS = 2
+
+
+def kbps(value) -> str:
+    """A bitrate in kbit/s, 2 decimals; – when unknown."""
+    return fixed(value, KBPS_DECIMALS)
+
+
+def codec_table(entries: dict[str, dict]) -> Table:
+    """The codec baselines made: bitrate asked and measured, the delay removed, the command lines and versions."""
+    rows = [[name, kbps(e.get("bitrate_asked_kbps")), kbps(e.get("bitrate_kbps")), str(e.get("bits_measured") or MISSING),
+             count(e.get("delay_samples")), number(e.get("delay_ms")), " ; ".join(e.get("commands") or []),
+             ", ".join(f"{k} {v}" if not str(v).startswith(k) else str(v) for k, v in (e.get("versions") or {}).items())]
+            for name, e in entries.items()]
+    return Table(["system", "asked kbit/s", "measured kbit/s", "bits counted", "delay (samples)", "delay (ms)",
+                  "commands", "versions"], rows,
+                 "codec baselines: each excerpt encoded and decoded by the codec's own tools; the bitrate measured "
+                 "from the encoded files, the codec's constant delay found by cross-correlation and removed",
+                 align_numbers=False, records=json_value([{"system": n, **e} for n, e in entries.items()]))
+
+
+def scored_table(scored: list[dict]) -> Table:
+    """What scoring did to each folder: files measured, the delay removed, the length differences trimmed."""
+    rows = [[s["name"], count(s["items"]), count(s["delay_samples"]), number(s["delay_ms"]), count(s["cut_samples"]),
+             count(s["padded_samples"]), number(s["longest_cut_ms"]), count(len(s["skipped"]))] for s in scored]
+    return Table(["system", "files", "delay (samples)", "delay (ms)", "samples trimmed", "samples padded",
+                  "largest length difference (ms)", "bad files left out"], rows,
+                 "scored folders: one constant delay per system (cross-correlation) removed, then each file cut to "
+                 "the shorter of it and its reference (padded with silence where a run's excerpt is longer)",
+                 records=json_value(scored))
+
+
+def bitrate_table(bitrates: pd.DataFrame, summary: pd.DataFrame, metric_info: dict, category: str,
+                  latent_bits: int) -> Table:
+    """Systems sorted by bitrate, with how each bitrate was obtained and the headline metrics' ``mean [CI]``
+    (:data:`BITRATE_TABLE_METRICS` that the run has) in ``category``."""
+    rows_for = summary[summary["category"] == category]
+    metrics = [m for m in BITRATE_TABLE_METRICS if m in set(rows_for["metric"])]
+    basis_words = {"nominal": f"nominal ({latent_bits} bits per latent)", "measured": "measured",
+                   "given": "given", "unknown": MISSING}
+    rows, raw = [], []
+    for r in bitrates.to_dict("records"):
+        cells = [r["system"], r["kind"], kbps(r["kbps"]), basis_words.get(r["basis"], r["basis"])]
+        found = {}
+        for metric in metrics:
+            hit = rows_for[(rows_for["metric"] == metric) & (rows_for["loss"] == r["system"])]
+            if hit.empty:
+                cells.append(MISSING)
+                continue
+            h = hit.iloc[0]
+            cells.append(metric_interval(metric, h["mean"], h["ci_low"], h["ci_high"], metric_info))
+            found[metric] = {"mean": h["mean"], "ci_low": h["ci_low"], "ci_high": h["ci_high"]}
+        rows.append(cells)
+        raw.append({**r, "metrics": found})
+    columns = ["system", "kind", "kbit/s", "bitrate"] + [f"{m} {direction(m, metric_info)}".strip() for m in metrics]
+    caption = (f"{category}: every system by bitrate, lowest first. A trained loss's bitrate is nominal: its code's "
+               f"latents per second × {latent_bits} bits (the code is neither quantised nor entropy-coded); a "
+               f"codec's is measured from its encoded files")
+    return Table(columns, rows, caption, records=json_value(raw))

@@ -21,10 +21,11 @@ import numpy as np
 import pandas as pd
 
 from earshot.results import abx, adequacy, aggregate, listening, plots, present
+from earshot.results.bitrate import DEFAULT_LATENT_BITS
 from earshot.results.hypotheses import Declaration, declared_for_run
 
 from earshot.results.present import Table, number
-from earshot.results.rundir import write_text_atomic
+from earshot.results.rundir import SCORE_RUN_KIND, write_text_atomic
 from earshot.results.store import RunData, load_run
 from earshot.results.training import unequal_training
 
@@ -121,6 +122,8 @@ def _run_section(run: RunData) -> Section:
     section.add(f"Run {run.run_id} in {run.path}.")
     for text in run.missing:
         section.add(Note(text))
+    if run.run.get("kind") == SCORE_RUN_KIND:
+        return _scored_run_section(run, section)
     config_rows = [
         ["preset", str(cfg.get("preset", "–"))],
         ["losses", ", ".join(cfg.get("losses") or []) or "–"],
@@ -192,6 +195,40 @@ def _run_section(run: RunData) -> Section:
             ["CPUs", str(env.get("cpu_count", "–"))], ["git commit", str(env.get("git_commit", "–"))]]
     rows += [[name, str(version)] for name, version in (env.get("packages") or {}).items()]
     section.add(Table(["", "version"], rows, run.dir.environment_file.name, main=False, align_numbers=False))
+    return section
+
+
+def _scored_run_section(run: RunData, section: Section) -> Section:
+    """What was run for a run made by ``earshot score``: the folders scored, nothing trained."""
+    score = run.config.get("score") or {}
+    data = run.config.get("data") or {}
+    rows = [["made by", "earshot score: folders of decoded audio measured against references (nothing trained)"],
+            ["references", str(data.get("path", "–"))], ["sample rate", f"{data.get('sample_rate', '–')} Hz"],
+            ["largest delay searched", f"{number(score.get('max_delay_ms'))} ms"],
+            ["partial", present.yes_no(score.get("partial"))]]
+    rows += [[f"system {name}", str(folder)] for name, folder in (score.get("systems") or {}).items()]
+    section.add(Sub("Configuration"))
+    section.add(Table(["setting", "value"], rows, "how the folders were scored (config.yaml)", align_numbers=False))
+    section.add(Sub("Data"))
+    info = run.run.get("data") or {}
+    seconds = info.get("seconds") or {}
+    rows = [[category, number(seconds[category] / 60)] for category in sorted(seconds)]
+    rows.append(["all", number(sum(seconds.values()) / 60)])
+    section.add(f"{info.get('files', '–')} reference files from {info.get('root', '–')}, every one scored.")
+    section.add(Table(["category", "minutes"], rows, "audio per category", bold={(len(rows) - 1, 0)}))
+    skipped = info.get("skipped") or []
+    if skipped:
+        section.add(Note(f"{len(skipped)} reference file(s) skipped while loading"))
+        section.add(Table(["file", "reason"], [[str(s.get("file")), str(s.get("reason"))] for s in skipped],
+                          "skipped files", main=False))
+    systems = {n: e for n, e in run.dir.read_systems().items() if e.get("kind") == "scored"}
+    if systems:
+        section.add(Sub("Systems"))
+        section.add(present.scored_table([{"name": n, "items": e.get("items"), "delay_samples": e.get("delay_samples"),
+                                           "delay_ms": e.get("delay_ms"), "cut_samples": e.get("cut_samples"),
+                                           "padded_samples": e.get("padded_samples"),
+                                           "longest_cut_ms": e.get("longest_cut_ms"),
+                                           "skipped": e.get("skipped") or []} for n, e in systems.items()]))
     return section
 
 
@@ -267,6 +304,44 @@ def _metrics_section(run: RunData) -> tuple[Section, pd.DataFrame]:
             wide = wide.reindex(columns=[l for l in losses if l in wide.columns]).reset_index()
             section.add(present.per_item_table(wide, metric, run.metric_info))
     return section, summary
+
+
+def _bitrate_section(run: RunData, latent_bits: int) -> Section:
+    from earshot.results.bitrate import system_bitrates
+
+    section = Section("bitrate", "Quality vs bitrate")
+    metrics = run.metrics
+    if metrics.empty:
+        section.add(Note("no metrics: the run has not been evaluated (earshot eval RUN)"))
+        return section
+    names = [name for name in run.losses if name in set(metrics["loss"])]
+    bitrates = system_bitrates(run.dir.read_systems(), names, latent_bits)
+    unknown = list(bitrates.loc[bitrates["kbps"].isna(), "system"])
+    if len(unknown) == len(bitrates):
+        section.add(Note(f"no bitrate for {', '.join(unknown)}: a scored folder takes one with earshot score "
+                         f"--bitrate NAME=KBPS; a run evaluated before systems.json was written records its losses' "
+                         f"latent rates with earshot eval RUN --force"))
+        return section
+    section.add(f"Every system at its bitrate: a trained loss (and the PCA baseline) at its nominal latent rate, "
+                f"latents per second as evaluated × {latent_bits} bits per latent (evaluation codes 50 %-overlapped "
+                f"windows, one code per half-window hop, the latent rate under \"What was run\"; earshot report "
+                f"--latent-bits changes the bits; the code is not quantised, so this is what storing it at that "
+                f"precision would cost), a codec at the bitrate measured from its encoded files.")
+    if unknown:
+        section.add(Note(f"no bitrate for {', '.join(unknown)} (a scored folder takes one with "
+                         f"earshot score --bitrate NAME=KBPS); left off the figure"))
+    summary = aggregate.metric_summary(metrics)
+    order = aggregate.metric_order(metrics, run.metric_info)
+    categories = [aggregate.ALL] + sorted(set(metrics["category"]))
+    section.add(present.bitrate_table(bitrates, summary, run.metric_info, aggregate.ALL, latent_bits))
+    codecs = {n: e for n, e in run.dir.read_systems().items() if e.get("kind") == "codec" and n in names}
+    if codecs:
+        section.add(present.codec_table(codecs))
+    for category in categories:
+        section.add(Sub(f"{category}" + (" (every category pooled)" if category == aggregate.ALL else "")))
+        section.add(Image(plots.to_png(plots.quality_vs_bitrate(summary, bitrates, order, run.metric_info, category)),
+                          f"bitrate-{category}", f"quality vs bitrate, {category}"))
+    return section
 
 
 def _adequacy_section(run: RunData) -> Section:
@@ -349,8 +424,9 @@ def example_items(run: RunData, count: int = EXAMPLE_ITEMS) -> list[str]:
 def example_job(run: RunData, loss: str) -> str | None:
     """The done job of a loss with the lowest seed (the one whose audio is shown), the baseline system
     itself (it has no job), or None."""
-    if loss == adequacy.baseline_system(run):
-        return loss
+    if loss == adequacy.baseline_system(run) or loss in run.dir.read_systems() and \
+            not any(j.get("loss") == loss for j in run.jobs.values()):
+        return loss  # a system trained by no job (the PCA baseline, a codec, a scored folder) is its own
     done = [(j.get("seed", 0), job) for job, j in run.jobs.items()
             if j.get("loss") == loss and j.get("status") == "done"]
     return min(done)[1] if done else None
@@ -474,15 +550,17 @@ def _correlation_blocks(section: Section, run: RunData, ratings: pd.DataFrame) -
 
 def build_sections(run_dir: str | Path, ratings: str | Path | list[tuple[str, pd.DataFrame]] | None = None,
                    listening_notes: list[str] | None = None, screening_options: dict | None = None,
-                   declaration: Declaration | None = None) -> tuple[RunData, list[Section]]:
+                   declaration: Declaration | None = None,
+                   latent_bits: int = DEFAULT_LATENT_BITS) -> tuple[RunData, list[Section]]:
     """Everything in the report, format-neutral; ``ratings`` as :func:`listening_tests` takes them,
     ``listening_notes`` say what the caller could not find (shown in the listening section),
-    ``declaration`` the hypotheses checked (default: :func:`hypotheses.declared_for_run`)."""
+    ``declaration`` the hypotheses checked (default: :func:`hypotheses.declared_for_run`),
+    ``latent_bits`` the bits per latent of the trained losses' nominal bitrates."""
 
     run = load_run(run_dir)
     sections = [_run_section(run), _training_section(run)]
     metrics_section, _ = _metrics_section(run)
-    sections += [metrics_section, _adequacy_section(run),
+    sections += [metrics_section, _bitrate_section(run, latent_bits), _adequacy_section(run),
                  _claims_section(run, declaration or declared_for_run(run.path)),
                  _examples_section(run)]
 
@@ -659,7 +737,7 @@ def _latex_column(table: Table, j: int) -> str:
 def write_report(run_dir: str | Path, format: str = "html",
                  ratings: str | Path | list[tuple[str, pd.DataFrame]] | None = None,
                  listening_notes: list[str] | None = None, screening_options: dict | None = None,
-                 declaration: Declaration | None = None) -> Path:
+                 declaration: Declaration | None = None, latent_bits: int = DEFAULT_LATENT_BITS) -> Path:
     """Write ``RUN/report/index.html`` (or ``index.md`` with PNGs, or ``index.tex``); returns its path.
 
     ``ratings``: a ratings file, or ``[(test name, ratings frame)]`` in the columns of
@@ -675,7 +753,7 @@ def write_report(run_dir: str | Path, format: str = "html",
     """
     if format not in FORMATS:
         raise ValueError(f"unknown report format {format!r} (one of {', '.join(FORMATS)})")
-    run, sections = build_sections(run_dir, ratings, listening_notes, screening_options, declaration)
+    run, sections = build_sections(run_dir, ratings, listening_notes, screening_options, declaration, latent_bits)
     return write_sections(run, sections, format)
 
 

@@ -14,6 +14,7 @@ through :class:`RunDir` (a grep test keeps the file names out of every other mod
       metrics.parquet        tidy: one row per job × item × metric
       metrics_info.json      per metric: direction, ideal, unit, categories (layout 2)
       eval_cache.json        what each system's metrics were computed from (checkpoint, inputs, metric versions)
+      systems.json           per system: its kind (autoencoder, linear, codec, scored) and its bitrate
       adequacy.json          per job: its own loss on held-out windows, for the model and the PCA baseline
       baseline/pca-<k>.npz   the fitted PCA baseline (mean, basis, the key it was fitted under)
       hypotheses.yaml        the hypotheses declared for the run (run.json: its sha256, when declared)
@@ -44,6 +45,7 @@ import pandas as pd
 import soundfile as sf
 import yaml
 
+SCORE_RUN_KIND = "score"  # run.json's "kind" for a run made by earshot score from decoded audio (nothing trained)
 LAYOUT = 2  # the layout version new runs record in run.json; runs without the key are layout 1
 
 CONFIG_FILE = "config.yaml"
@@ -60,6 +62,7 @@ RECON_DIR = "recon"
 METRICS_FILE = "metrics.parquet"
 METRIC_INFO_FILE = "metrics_info.json"
 EVAL_CACHE_FILE = "eval_cache.json"
+SYSTEMS_FILE = "systems.json"
 HYPOTHESES_FILE = "hypotheses.yaml"
 EVAL_PREFIX = "eval-"
 
@@ -229,6 +232,7 @@ class Measurements:
         self.metric_info_file = self.path / METRIC_INFO_FILE
         self.adequacy_file = self.path / ADEQUACY_FILE
         self.eval_cache_file = self.path / EVAL_CACHE_FILE
+        self.systems_file = self.path / SYSTEMS_FILE
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"
@@ -290,6 +294,22 @@ class Measurements:
         """Write the evaluation cache; write it after the metrics it describes, so a killed
         evaluation leaves a cache that matches the stored metrics or one that misses."""
         write_json_atomic(self.eval_cache_file, cache)
+
+    def read_systems(self) -> dict[str, dict]:
+        """``systems.json``: per system name (a loss, the linear baseline, a codec, a scored folder) what it
+        is and its bitrate (``benchmark.evaluate.systems`` defines the keys); ``{}`` when missing or unreadable."""
+        try:
+            systems = _read_json(self.systems_file, {})
+        except ValueError:
+            return {}
+        return systems if isinstance(systems, dict) else {}
+
+    def update_systems(self, entries: dict[str, dict], drop: set[str] = frozenset()) -> dict[str, dict]:
+        """Add or replace the ``entries`` of ``systems.json`` and remove the names in ``drop``; returns the result."""
+        systems = {name: entry for name, entry in self.read_systems().items() if name not in drop}
+        systems.update(entries)
+        write_json_atomic(self.systems_file, systems)
+        return systems
 
     def ensure_metric_info(self, catalog: Callable[[], dict[str, dict]]) -> bool:
         """Write ``metrics_info.json`` from ``catalog()`` where the metrics lack it; returns whether it wrote.

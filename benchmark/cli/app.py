@@ -119,6 +119,8 @@ def run(
     hypotheses: Optional[Path] = typer.Option(None, "--hypotheses", help="A YAML file of declared hypotheses, "
                                               "checked before training and recorded in the run (default: the "
                                               "seed's three claims)."),
+    baselines: Optional[str] = typer.Option(None, "--baselines", help="Codec baselines added after evaluation, "
+                                            "CODEC@BITRATE comma-separated: opus@6k,mp3@32k,codec2@3200."),
 ) -> None:
     """Train the grid losses × seeds into one run directory, then evaluate it."""
     from earshot.benchmark.config import select_grid
@@ -126,6 +128,11 @@ def run(
     from earshot.benchmark.train.runner import run_grid
     from earshot.models import code_size
 
+    from earshot.benchmark.cli.systems_commands import checked_codecs, print_codec_baselines, register_codec_baselines
+
+    codecs = checked_codecs(baselines) if baselines else None  # a missing codec stops the run before training
+    if codecs and not evaluate:
+        _fail("--baselines needs the evaluation (leave out --no-eval, or add them later with earshot baselines)")
     try:
         if grid and losses:
             _fail("--grid and --losses: give one of them")
@@ -134,27 +141,34 @@ def run(
                                          "model.name": model})
         if grid:
             config = select_grid(config, grid)
-        # every evaluation measures the linear baseline too, so a hypothesis may compare a loss with it
+        # every evaluation measures the linear baseline (and the codecs asked for) too, so a hypothesis may name them
         declared = checked_hypotheses(hypotheses, [*config.losses, baseline_name(code_size(
-            config.model, config.data.window, config.model_options, config.data.sample_rate))])
+            config.model, config.data.window, config.model_options, config.data.sample_rate)),
+            *(spec.name for spec in codecs or [])])
         with _JobProgress(quiet or bool(os.environ.get("CI"))) as progress:
             run_dir = run_grid(config, out=out, run_id=run_id, device=device, executor=executor,
                                ray_address=ray_address, resume=resume, log=lambda m: console.print(m, highlight=False),
                                progress=progress, check_metrics=evaluate, hypotheses=declared, strict=strict)
     except _user_errors() as exc:
         _fail(str(exc))
-    if evaluate:
-        _evaluate(run_dir, device, None, None, strict=strict)
+    if evaluate and codecs:
+        register_codec_baselines(run_dir, codecs)  # evaluation encodes them with the losses' excerpts
+    if evaluate:  # on Ray too when training ran there
+        _evaluate(run_dir, device, None, None, strict=strict, executor=executor, ray_address=ray_address)
+    if evaluate and codecs:
+        print_codec_baselines(run_dir)
     console.print(Text.assemble("run directory: ", (str(run_dir), "bold")))
 
 
 def _evaluate(run_dir: Path, device: str, data: Optional[Path], workers: Optional[int], force: bool = False,
-              hypotheses: Optional[Path] = None, strict: bool = False) -> None:
+              hypotheses: Optional[Path] = None, strict: bool = False, executor: str = "local",
+              ray_address: Optional[str] = None) -> None:
     from earshot.benchmark.evaluate.reconstruct import evaluate_run
 
     try:
         metrics = evaluate_run(run_dir, device=device, data=data, workers=workers, force=force,
-                               log=lambda m: console.print(m, highlight=False), strict=strict)
+                               log=lambda m: console.print(m, highlight=False), strict=strict, executor=executor,
+                               ray_address=ray_address)
     except (*_user_errors(), ValueError) as exc:
         _fail(str(exc))
     print_evaluation(run_dir, metrics, hypotheses)
@@ -219,6 +233,9 @@ def eval_run(
                                                         "it was recorded (default: use the run's copy)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document (the tables as shown, with the "
                                                        "numbers behind them) instead; logs go to stderr."),
+    executor: str = typer.Option("local", help="Where the metrics run: local (a process pool) or ray (a Ray "
+                                               "cluster's CPUs, one task per system × item)."),
+    ray_address: Optional[str] = typer.Option(None, help="Ray cluster address for --executor ray (default: a local Ray)."),
 ) -> None:
 
     """Reconstruct and measure what is new or changed in a run (a job, a checkpoint, a metric's version);
@@ -235,8 +252,10 @@ def eval_run(
             checked_hypotheses(hypotheses, load_run(run_dir).losses)
         except HypothesisError as exc:
             _fail(str(exc))
+    if executor not in ("local", "ray"):
+        _fail(f"--executor {executor!r}: use local or ray")
     with json_document(as_json, command="eval", run=str(run_dir)):
-        _evaluate(run_dir, device, data, workers, force, hypotheses, strict)
+        _evaluate(run_dir, device, data, workers, force, hypotheses, strict, executor, ray_address)
 
 
 losses_app = typer.Typer(invoke_without_command=True, help="Every loss (earshot's and installed plugins'); "
@@ -477,12 +496,15 @@ def _metric_info_first(command, *run_params: str):
 def _add_commands() -> None:
     """The listening test and the reports live in their own packages; their commands join here."""
     from earshot.benchmark.cli.results_commands import analyze, compare, report
+    from earshot.benchmark.cli.systems_commands import baselines, score
     from earshot.listening_app.cli import listen_app
 
     listen_app.command("analyze")(analyze)
     app.add_typer(listen_app, name="listen")
     app.command("report")(_metric_info_first(report, "run_dir"))
     app.command("compare")(_metric_info_first(compare, "run_a", "run_b"))
+    app.command("score")(score)
+    app.command("baselines")(baselines)
 
 
 _add_commands()

@@ -74,6 +74,8 @@ def report(
                                                       "the report's path); the report is written as usual."),
     hypotheses: Optional[Path] = typer.Option(None, "--hypotheses", help="A YAML file of declared hypotheses "
                                               "(default: those recorded in the run, else the seed's three claims)."),
+    latent_bits: int = typer.Option(8, "--latent-bits", min=1, help="Bits per latent of a trained loss's nominal "
+                                    "bitrate (latents per second × this) on the report's bitrate axis."),
 ) -> None:
     """Write RUN/report/index.html (or index.md / index.tex): metrics, declared hypotheses, listening test,
     audio; prints the hypotheses checked."""
@@ -103,7 +105,8 @@ def report(
         fail(f"unknown report format {format!r} (one of {', '.join(FORMATS)})")
     with json_document(as_json, command="report", run=str(run_dir), format=format) as document:
         try:
-            built, sections = build_sections(run_dir, ratings=tests, listening_notes=notes, declaration=declaration)
+            built, sections = build_sections(run_dir, ratings=tests, listening_notes=notes, declaration=declaration,
+                                             latent_bits=latent_bits)
             path = write_sections(built, sections, format)
         except (FileNotFoundError, ValueError, RatingsError) as exc:
             fail(str(exc))

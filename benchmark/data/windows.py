@@ -18,6 +18,12 @@ from earshot.benchmark.data.audio import AudioFile, AudioSet
 NORMALIZE_EPS = 1e-8
 
 
+def reconstruction_hop(window: int) -> int:
+    """Samples between the starts of consecutive windows when a whole signal is reconstructed
+    (50 % overlap-add): one code per hop, so a model's latent rate is latent × rate / hop."""
+    return window // 2
+
+
 @dataclass
 class Split:
     train: list[AudioFile]

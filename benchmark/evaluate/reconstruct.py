@@ -12,9 +12,9 @@ import hashlib
 import json
 import os
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ import torch
 
 from earshot.benchmark.data.audio import AudioFile
 from earshot.benchmark.config import RunConfig, config_from_dict
-from earshot.benchmark.data.windows import NORMALIZE_EPS
+from earshot.benchmark.data.windows import NORMALIZE_EPS, reconstruction_hop
 from earshot.benchmark.evaluate.baseline import (LinearBaseline, adequacy_record, held_out_objective, held_out_windows,
                                                  job_objective)
 from earshot.benchmark.evaluate.metrics import METRICS, metric_catalog, metric_pool, metrics_for
@@ -81,7 +81,7 @@ def reconstruct(model, loss, audio: np.ndarray, window: int, normalize: bool, ba
     multiplied by a periodic Hann window and overlap-added; periodic Hann windows at
     half-window hops sum to one, so a perfect model returns the signal unchanged.
     """
-    hop = window // 2
+    hop = reconstruction_hop(window)
     n = audio.size
     frames = int(np.ceil((n + hop) / hop))
     padded = np.zeros((frames + 1) * hop, dtype=np.float32)
@@ -117,25 +117,53 @@ def _metrics_task(job: str, loss: str, seed: int, excerpt: dict, reference: np.n
     return rows
 
 
+KIND_AUTOENCODER = "autoencoder"  # systems.json's kinds of the systems evaluation makes itself
+KIND_LINEAR = "linear"
+
+
+def latent_rate_entry(kind: str, config: RunConfig) -> dict:
+    """``systems.json``'s entry for a trained loss or the PCA baseline: latents per second as evaluated, one
+    code per hop of half a window (the 50 %-overlapped reconstruction: twice the model's rate per window)."""
+    from earshot.models import code_size
+
+    hop = reconstruction_hop(config.data.window)
+    latent = code_size(config.model, config.data.window, config.model_options, config.data.sample_rate)
+    return {"kind": kind, "latents_per_s": latent * config.data.sample_rate / hop, "latent": latent, "hop": hop}
+
+
 # Bump when reconstruct() or the excerpt selection changes what is measured: every cached value is then redone.
 RECONSTRUCTION_VERSION = 1
 
-Reconstructor = Callable[[np.ndarray], np.ndarray]  # a whole signal → its reconstruction
+# The references by item → each item's reconstruction, yielded in the references' order (a model
+# reconstructs them one by one while the pool measures the previous ones; a codec needs them all
+# first, to find its delay).
+Reconstructor = Callable[[dict[str, np.ndarray]], Iterator[tuple[str, np.ndarray]]]
+
+
+def one_by_one(reconstruct_one: Callable[[np.ndarray], np.ndarray]) -> Reconstructor:
+    """A reconstructor from a function of one whole signal."""
+    def run(references: dict[str, np.ndarray]) -> Iterator[tuple[str, np.ndarray]]:
+        for item, audio in references.items():
+            yield item, reconstruct_one(audio)
+
+    return run
 
 
 @dataclass
 class System:
-    """One thing evaluate_run reconstructs and measures: a trained job, or a baseline.
+    """One thing evaluate_run reconstructs and measures: a trained job, a baseline, a codec or a scored folder.
 
     ``key`` is what its reconstructions depend on besides the evaluation's inputs (a job: its
     checkpoint's SHA-256; a baseline: a hash of what it is fitted from); the cache reuses a
     system's stored metrics and wavs only while it is unchanged. ``load`` is called only when
-    reconstructions must be made, and returns (the reconstructor, loss name, seed).
+    reconstructions must be made, and returns (the reconstructor, loss name, seed). ``entry`` is
+    what ``systems.json`` records of it (its kind, its bitrate); a reconstructor may add to it.
     """
 
     name: str
     key: str
     load: Callable[[], tuple[Reconstructor, str, int]]
+    entry: dict = field(default_factory=dict)
 
 
 def _job_system(job_dir: JobDir, config: RunConfig, device: torch.device,
@@ -150,9 +178,9 @@ def _job_system(job_dir: JobDir, config: RunConfig, device: torch.device,
             return reconstruct(model, loss, audio, config.data.window, config.data.normalize_windows,
                                config.eval.batch, device, config.train.bf16)
 
-        return run, state["loss_name"], int(state["seed"])
+        return one_by_one(run), state["loss_name"], int(state["seed"])
 
-    return System(job_dir.name, file_digest(job_dir.checkpoint), load)
+    return System(job_dir.name, file_digest(job_dir.checkpoint), load, latent_rate_entry(KIND_AUTOENCODER, config))
 
 
 def _baseline_system(baseline: LinearBaseline, config: RunConfig, device: torch.device) -> System:
@@ -165,9 +193,9 @@ def _baseline_system(baseline: LinearBaseline, config: RunConfig, device: torch.
             return reconstruct(pca, pca, audio, config.data.window, config.data.normalize_windows,
                                config.eval.batch, device, bf16=False)
 
-        return run, baseline.name, 0
+        return one_by_one(run), baseline.name, 0
 
-    return System(baseline.name, baseline.key, load)
+    return System(baseline.name, baseline.key, load, latent_rate_entry(KIND_LINEAR, config))
 
 
 def _inputs_key(config: RunConfig, data: Path | None, excerpts: list[Excerpt],
@@ -201,7 +229,8 @@ def _stale_metrics(entry: dict, rows: pd.DataFrame, excerpts: list[Excerpt]) -> 
 
 
 def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, workers: int | None = None,
-                 log: Callable[[str], None] = print, force: bool = False, strict: bool = False) -> pd.DataFrame:
+                 log: Callable[[str], None] = print, force: bool = False, strict: bool = False,
+                 executor: str = "local", ray_address: str | None = None) -> pd.DataFrame:
     """Reconstruct the test excerpts with every trained job of a run and measure them.
 
     With ``data``, the excerpts come from that folder (all of it is held out) and
@@ -212,6 +241,7 @@ def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, 
     model; a new metric version or a newly installed metric package is measured from the stored
     reconstructions; a new or retrained job is reconstructed and measured. ``force`` redoes all.
     File plugins are rebuilt from the run's copies; ``strict`` refuses one whose file has changed.
+    Metrics run in a local process pool of ``workers``, or with ``executor="ray"`` on a Ray cluster.
 
     Returns the tidy metrics table, also written to ``metrics.parquet`` beside what a reader
     needs to know about each metric (``metrics_info.json``) and what the values were computed
@@ -222,7 +252,12 @@ def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, 
     from earshot.benchmark.plugins import use_recorded_plugins
     from earshot.benchmark.train.loop import resolve_device
 
+    from earshot.benchmark.evaluate.systems import SCORE_KIND, external_systems
+
     run = RunDir(run_dir)
+    if run.read_record().get("kind") == SCORE_KIND:
+        raise ValueError(f"{run.path}: made by earshot score from decoded audio: nothing to reconstruct (score the "
+                         f"folders again to measure them anew; earshot baselines adds codecs to it)")
     config: RunConfig = config_from_dict(run.read_config())
     use_recorded_plugins(run, strict, log)
     torch_device = resolve_device(device)
@@ -269,6 +304,7 @@ def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, 
                for job_dir in jobs]
     if with_baseline:
         systems.append(_baseline_system(baseline, config, torch_device))
+    systems += external_systems(out, references, rate, log)
 
     # Per system: its stored rows by (item, metric) and what must be redone ("all", or the stale metrics).
     stored: dict[str, dict[tuple[str, str], dict]] = {}
@@ -298,12 +334,13 @@ def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, 
             if redo == set():
                 new_cache["systems"][system.name] = entry
                 continue
-            pool = pool or stack.enter_context(metric_pool(workers))
+            pool = pool or stack.enter_context(metric_pool(workers, executor, ray_address))
             if redo is None:
                 reconstructor, loss, seed = system.load()
                 non_finite = []
-                for e in excerpts:
-                    recon = reconstructor(references[e.item])
+                recons = reconstructor({e.item: references[e.item] for e in excerpts})
+                for e, (item, recon) in zip(excerpts, recons):
+                    assert item == e.item, f"{system.name} reconstructed {item} for {e.item}"
                     if not np.isfinite(recon).all():
                         non_finite.append(e.item)
                     heard = write_wav(out.recon_wav(system.name, e.item), recon, rate)
@@ -311,7 +348,7 @@ def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, 
                         _metrics_task, system.name, loss, seed, asdict(e), references[e.item], heard, rate,
                         e.item in non_finite, metrics_for(e.category))
                 log(f"reconstructed {len(excerpts)} excerpts with {system.name}")
-                del reconstructor
+                del reconstructor, recons
             else:
                 loss, seed, non_finite = entry["loss"], entry["seed"], entry.get("non_finite", [])
                 for e in excerpts:
@@ -339,4 +376,6 @@ def evaluate_run(run_dir: Path, device: str = "auto", data: Path | None = None, 
     if with_baseline:
         out.write_adequacy(adequacy_record(out.read_adequacy(), baseline, objectives, [job.name for job in jobs]))
     out.write_eval_cache(new_cache)
+    # By system name as the tables show it: a trained system by its loss, the others by their own name.
+    out.update_systems({new_cache["systems"][s.name]["loss"]: s.entry for s in systems if s.entry})
     return frame

@@ -52,7 +52,8 @@ def test_losses_lists_a_newly_registered_loss():
 
 #: Every command a user can type, by group (the README and the docs name them).
 COMMANDS = {
-    (): {"run", "eval", "losses", "models", "config", "bench", "report", "compare", "data", "listen"},
+    (): {"run", "eval", "losses", "models", "config", "bench", "report", "compare", "score", "baselines", "data",
+         "listen"},
     ("data",): {"build", "info"},
     ("losses",): {"check"},
     ("models",): {"check"},

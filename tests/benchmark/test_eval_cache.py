@@ -62,7 +62,7 @@ def counted(monkeypatch) -> Counts:
     monkeypatch.setattr(reconstruct_module, "load_trained", load)
     monkeypatch.setattr(metrics_package, "compute_metric", compute)
     monkeypatch.setattr(reconstruct_module, "_metrics_task", task)
-    monkeypatch.setattr(reconstruct_module, "metric_pool", lambda workers: ThreadPoolExecutor(1))
+    monkeypatch.setattr(reconstruct_module, "metric_pool", lambda workers, *where: ThreadPoolExecutor(1))
     return counts
 
 

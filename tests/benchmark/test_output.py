@@ -172,6 +172,7 @@ TABLE = present.Table(["claim", "verdict"], [["the bark loss keeps more high-fre
 
 
 def _terminal(monkeypatch, width: int) -> io.StringIO:
+    out = io.StringIO()
     monkeypatch.setattr(terminal, "console", Console(file=out, force_terminal=True, width=width, color_system=None))
     return out
 

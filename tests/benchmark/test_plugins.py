@@ -83,7 +83,7 @@ def test_file_module_and_entry_point_losses_run_report_and_listen_and_resume_fro
 
     rows = _report_rows(run)
     assert rows["model"].startswith("gated-conv (earshot ")
-    assert rows["latent rate"] == "86.1 values/s (16 per 2048-sample window at 11025 Hz)"
+    assert rows["latent rate"] == "172 values/s (16 per 1024-sample hop: 2048-sample windows overlapped by half, at 11025 Hz)"
     assert rows[f"plugin {FILE_LOSS}"].startswith(f"loss from file {source} (sha256 {file_entry['sha256'][:12]}")
     assert rows[f"plugin {ENTRY_POINT}"].endswith("from earshot-example-plugin 0.1.0")
 
@@ -114,7 +114,7 @@ def test_the_example_model_trains_evaluates_reports_and_listens(project):
     rows = _report_rows(run)
     assert rows["model"] == "tiny-codec (earshot-example-plugin 0.1.0)"
     assert rows["parameters"] == f"{parameters:,} (1-channel head)"
-    assert rows["latent rate"] == "43.1 values/s (8 per 2048-sample window at 11025 Hz)"
+    assert rows["latent rate"] == "86.1 values/s (8 per 1024-sample hop: 2048-sample windows overlapped by half, at 11025 Hz)"
     assert rows["model options"] == "{'latent': 8}"
     # the linear baseline has as many components as the plugin's code
     assert set(pd.read_parquet(run.metrics_file)["loss"]) == {"mse", "pca-8"}

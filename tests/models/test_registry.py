@@ -115,7 +115,7 @@ def test_models_lists_the_installed_example_and_checks_it(example_plugin):
     assert checked.exit_code == 0, checked.output
     rows = {line.split("\t")[0]: line.split("\t")[1] for line in checked.output.splitlines() if "\t" in line}
     assert rows["model"] == "tiny-codec (earshot-example-plugin 0.1.0)"
-    assert rows["latent rate"] == "86.1 values/s (16 per 2048-sample window at 11025 Hz)"
+    assert rows["latent rate"] == "172 values/s (16 per 1024-sample hop: 2048-sample windows overlapped by half, at 11025 Hz)"
     assert "× the gated-conv model on preset tiny" in rows["training step"]
 
 

@@ -33,7 +33,7 @@ OLD_ALBUM = {"speech": [2.5, 2.0, 1.5], "music": [2.5, 2.0, 1.5]}
 FILE_NAMES = {rundir.CONFIG_FILE, rundir.ENVIRONMENT_FILE, rundir.RUN_FILE, rundir.CHECKPOINT_FILE,
               rundir.TRAIN_LOG_FILE, rundir.DONE_FILE, rundir.FAILED_FILE, rundir.EXCERPTS_FILE, rundir.HYPOTHESES_FILE,
 
-              rundir.METRICS_FILE, rundir.METRIC_INFO_FILE, rundir.EVAL_CACHE_FILE}
+              rundir.METRICS_FILE, rundir.METRIC_INFO_FILE, rundir.EVAL_CACHE_FILE, rundir.SYSTEMS_FILE}
 FOLDER_NAMES = {rundir.JOBS_DIR, rundir.REFERENCE_DIR, rundir.RECON_DIR, rundir.REPORT_DIR}
 PATH_CALLS = {"Path", "PurePath", "joinpath", "join"}
 

@@ -34,10 +34,59 @@ def init_metric_worker() -> None:
     speechmos_dnsmos.dnsmos = model  # speechmos.run() reuses this module-level instance
 
 
-def metric_pool(workers: int):
-    """A process pool for metrics: spawned (forking after torch has run can hang), single-threaded workers."""
+EXECUTORS = ("local", "ray")
+
+
+def metric_pool(workers: int, executor: str = "local", ray_address: str | None = None):
+    """Where metrics run: a local process pool, spawned (forking after torch has run can hang) with
+    single-threaded workers; or, with ``executor="ray"``, a Ray cluster's CPUs (``ray_address``, else a
+    local Ray), one task per submitted call. Either is a context manager with ``submit(fn, *args)``
+    returning a ``concurrent.futures.Future``."""
+    if executor == "ray":
+        return RayMetricPool(ray_address)
+    if executor != "local":
+        raise ValueError(f"executor {executor!r}: use one of {', '.join(EXECUTORS)}")
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=init_metric_worker)
+
+
+_worker_ready = False
+
+
+def _in_ray_worker(fn, *args):
+    """``fn(*args)`` in a Ray worker, made single-threaded (as a pool worker is) on its first task."""
+    global _worker_ready
+    if not _worker_ready:
+        init_metric_worker()
+        _worker_ready = True
+    return fn(*args)
+
+
+class RayMetricPool:
+    """The metric pool's interface over a Ray cluster: each submitted call (a system × item's metrics) is one
+    task on one CPU; Ray is started locally when no address is given and it is not running."""
+
+    def __init__(self, address: str | None = None) -> None:
+        import os
+
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        import ray
+
+        if not ray.is_initialized():
+            if address:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        self._remote = ray.remote(num_cpus=1)(_in_ray_worker)
+
+    def submit(self, fn, *args):
+        return self._remote.remote(fn, *args).future()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
