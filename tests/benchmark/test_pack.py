@@ -1,0 +1,167 @@
+"""Packed training: K jobs side by side end where each alone ends, resume either way, fail alone."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from tests.helpers import write_folder
+
+from earshot.benchmark.config import load_config
+from earshot.benchmark.data.audio import load_folder
+from earshot.benchmark.data.windows import split_by_file
+from earshot.benchmark.train.loop import train_job
+from earshot.benchmark.train.pack import PackJob, max_relative_difference, parse_pack, plan_packs, train_pack
+from earshot.benchmark.train.runner import job_grid
+from earshot.losses import REGISTRY, Loss
+from earshot.results.rundir import CHECKPOINT_FILE, DONE_FILE, FAILED_FILE, TRAIN_LOG_FILE
+
+CPU = torch.device("cpu")
+TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def train_files(tmp_path_factory):
+    album = write_folder(tmp_path_factory.mktemp("pack") / "album", {"speech": [2.0, 1.5], "music": [1.5, 1.2]})
+    return str(album), split_by_file(load_folder(album, 11025, 2048, log=lambda m: None), 0.25, 0).train
+
+
+def _config(album, steps=40, **overrides):
+    return load_config("tiny", {"data.path": album, "train.budget": str(steps), "train.grad_clip": 0.5,
+                                "train.checkpoint_every": 10, **overrides})
+
+
+def _checkpoint(job_dir):
+    return torch.load(job_dir / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+
+
+def _assert_same_training(packed_dir, alone_dir):
+    packed, alone = _checkpoint(packed_dir), _checkpoint(alone_dir)
+    assert packed["step"] == alone["step"]
+    assert max_relative_difference(packed["model"], alone["model"]) < TOLERANCE
+    for index, slot in alone["optimizer"]["state"].items():
+        assert float(packed["optimizer"]["state"][index]["step"]) == float(slot["step"])
+        assert max_relative_difference(packed["optimizer"]["state"][index], slot) < 1e-4
+    assert packed["optimizer"]["param_groups"] == alone["optimizer"]["param_groups"]
+    assert torch.equal(packed["sampler"]["generator"], alone["sampler"]["generator"])
+    assert torch.equal(packed["torch_rng"], alone["torch_rng"])
+    packed_log = pd.read_parquet(packed_dir / TRAIN_LOG_FILE)
+    alone_log = pd.read_parquet(alone_dir / TRAIN_LOG_FILE)
+    assert list(packed_log.columns) == list(alone_log.columns)
+    assert list(packed_log["step"]) == list(alone_log["step"])
+    assert packed_log["loss"].tolist() == pytest.approx(alone_log["loss"].tolist(), rel=1e-4)
+
+
+@pytest.mark.parametrize("losses", [["mse", "bark", "mse"], ["mulaw-ce", "dmol"]],
+                         ids=["waveform", "categorical"])
+def test_a_pack_ends_where_each_job_alone_ends(train_files, tmp_path, losses):
+    album, files = train_files
+    config = _config(album)
+    jobs = [PackJob(tmp_path / "packed" / f"{loss}-{seed}", loss, seed) for seed, loss in enumerate(losses)]
+    outcomes = train_pack(jobs, config, files, CPU)
+    assert [o.status for o in outcomes] == ["done"] * len(jobs)
+    for job in jobs:
+        alone = tmp_path / "alone" / job.job_dir.name
+        assert train_job(alone, config, job.loss, job.seed, files, CPU).status == "done"
+        _assert_same_training(job.job_dir, alone)
+        assert (job.job_dir / DONE_FILE).exists()
+
+
+def test_a_packed_run_resumes_unpacked_and_an_unpacked_one_resumes_packed(train_files, tmp_path):
+    album, files = train_files
+    config = _config(album)
+    half = _config(album, steps=20)
+    jobs = [PackJob(tmp_path / "mixed" / f"mse-{seed}", "mse", seed) for seed in range(3)]
+    # The first 20 steps packed; then one job on alone, the other two packed again.
+    train_pack(jobs, half, files, CPU)
+    assert all(_checkpoint(job.job_dir)["step"] == 20 for job in jobs)
+    for job in jobs:
+        (job.job_dir / DONE_FILE).unlink()
+    assert train_job(jobs[0].job_dir, config, "mse", 0, files, CPU).steps == 40
+    assert [o.status for o in train_pack(jobs, config, files, CPU)] == ["skipped", "done", "done"]
+    for job in jobs:
+        alone = tmp_path / "alone" / job.job_dir.name
+        train_job(alone, config, "mse", job.seed, files, CPU)
+        _assert_same_training(job.job_dir, alone)
+        assert list(pd.read_parquet(job.job_dir / TRAIN_LOG_FILE)["step"]) == list(range(1, 41))
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_killed_pack_resumes_each_job_from_its_checkpoint(train_files, tmp_path):
+    album, files = train_files
+    config = _config(album)
+    jobs = [PackJob(tmp_path / "killed" / f"bark-{seed}", "bark", seed) for seed in range(2)]
+
+    def stop_at_17(step):
+        if step == 17:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train_pack(jobs, config, files, CPU, on_step=stop_at_17)
+    assert [_checkpoint(job.job_dir)["step"] for job in jobs] == [10, 10]
+    assert [o.steps for o in train_pack(jobs, config, files, CPU)] == [40, 40]
+    for job in jobs:
+        alone = tmp_path / "alone" / job.job_dir.name
+        train_job(alone, config, "bark", job.seed, files, CPU)
+        _assert_same_training(job.job_dir, alone)
+
+
+class _NaNAtStep12(Loss):
+    name = "test-pack-nan-at-12"
+    description = "MSE that turns NaN at its twelfth call (tests only)"
+
+    def __init__(self, sample_rate: int) -> None:
+        super().__init__(sample_rate)
+        self.calls = 0
+
+    def forward(self, head, target):
+        self.calls += 1
+        loss = torch.mean((head[:, 0] - target) ** 2)
+        return loss * float("nan") if self.calls >= 12 else loss
+
+
+@pytest.fixture
+def nan_loss():
+    REGISTRY[_NaNAtStep12.name] = _NaNAtStep12
+    yield _NaNAtStep12.name
+    del REGISTRY[_NaNAtStep12.name]
+
+
+def test_a_job_whose_loss_turns_non_finite_leaves_the_pack_and_the_others_carry_on(train_files, tmp_path, nan_loss):
+    album, files = train_files
+    config = _config(album, **{"train.log_every": 1})
+    jobs = [PackJob(tmp_path / "p" / "mse-0", "mse", 0), PackJob(tmp_path / "p" / "nan-1", nan_loss, 1),
+            PackJob(tmp_path / "p" / "mse-2", "mse", 2)]
+    outcomes = train_pack(jobs, config, files, CPU)
+    assert [o.status for o in outcomes] == ["done", "failed", "done"]
+    assert "step 12" in outcomes[1].message and "checkpoint of step 10" in outcomes[1].message
+    assert (jobs[1].job_dir / FAILED_FILE).exists() and _checkpoint(jobs[1].job_dir)["step"] == 10
+    for job in (jobs[0], jobs[2]):
+        alone = tmp_path / "alone" / job.job_dir.name
+        train_job(alone, config, "mse", job.seed, files, CPU)
+        _assert_same_training(job.job_dir, alone)
+
+
+def test_the_grid_packs_by_decoder_head_and_adversarial_jobs_train_alone(train_files):
+    album, _ = train_files
+    config = load_config("tiny", {"data.path": album, "losses": ["mse", "mulaw-ce", "adversarial", "bark"],
+                                  "seeds": 2})
+    packs = plan_packs(config, job_grid(config), size=3)
+    names = [[job for job, _, _ in pack] for pack in packs]
+    assert names == [["mse-seed0", "mse-seed1", "bark-seed0"], ["bark-seed1"],
+                     ["mulaw-ce-seed0", "mulaw-ce-seed1"], ["adversarial-seed0"], ["adversarial-seed1"]]
+    assert plan_packs(config, job_grid(config), size=1) == [[job] for job in job_grid(config)]
+
+
+@pytest.mark.parametrize("value, expected", [("auto", "auto"), ("off", "off"), ("1", "off"), ("4", 4), (" OFF ", "off")])
+def test_pack_values(value, expected):
+    assert parse_pack(value) == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many", "2.5"])
+def test_a_bad_pack_value_names_itself_and_the_choices(value):
+    with pytest.raises(ValueError, match=rf"--pack '{value}': expected auto, off or a number"):
+        parse_pack(value)
