@@ -686,3 +686,12 @@ def plugin_origin(record: dict) -> str:
         return f"{record.get('role', 'loss')} from file {record.get('path')} (sha256 {str(record.get('sha256'))[:12]})"
     package = record.get("package") or f"module {str(record.get('reference', '')).split(':')[0]}"
     return f"{record.get('role', 'loss')} {record.get('reference')} from {package} {record.get('version') or ''}".rstrip()
+
+
+def pack_bench_table(result: dict) -> Table:
+    """``earshot bench --pack``: the grid's windows/s one job at a time and packed, each way's ratio."""
+    base = result["windows_per_s"]["one_at_a_time"]
+    return Table(["way", "windows/s", "× one at a time"],
+                 [[name.replace("_", " "), fixed(rate, 1), fixed(rate / base, 2)]
+                  for name, rate in result["windows_per_s"].items()],
+                 f"{result['jobs']} jobs of {result['preset']} on {result['device_name']}, batch {result['batch']}")

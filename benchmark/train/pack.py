@@ -259,7 +259,7 @@ def train_pack(jobs: list[PackJob], config: RunConfig, train_files, device: torc
     """Train ``jobs`` (one model shape and head) as packs; each job's outcome, in ``jobs``' order.
 
     Jobs already trained are skipped; the others are set up and resumed one by one as
-    :func:`train_job` would, then packed by the step they stand at. Arguments as :func:`train_job`'s.
+    :func:`train_job` would, then packed by the step they stand at and their parameters' shapes. Arguments as :func:`train_job`'s.
     """
     outcomes: dict[int, JobOutcome] = {}
     members: list[tuple[int, _Member]] = []
@@ -269,9 +269,10 @@ def train_pack(jobs: list[PackJob], config: RunConfig, train_files, device: torc
             outcomes[i] = outcome
             continue
         members.append((i, _Member(JobState(job.job_dir, config, job.loss, job.seed, train_files, device, steps))))
-    by_step: dict[int, list[tuple[int, _Member]]] = {}
-    for i, member in members:
-        by_step.setdefault(member.state.step, []).append((i, member))
+    by_step: dict[tuple, list[tuple[int, _Member]]] = {}
+    for i, member in members:  # one pack per step and parameter shapes (the decoder head)
+        shapes = tuple(tuple(p.shape) for p in member.state.model.parameters())
+        by_step.setdefault((member.state.step, shapes), []).append((i, member))
     for group in by_step.values():
         for i, outcome in zip([i for i, _ in group], _train_one_pack([m for _, m in group], config, device,
                                                                      progress, on_step, impl)):
