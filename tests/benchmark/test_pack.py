@@ -7,6 +7,11 @@ import pytest
 import torch
 from tests.helpers import write_folder
 
+import json
+
+from typer.testing import CliRunner
+
+from earshot.benchmark.cli.app import app
 from earshot.benchmark.config import load_config
 from earshot.benchmark.data.audio import load_folder
 from earshot.benchmark.data.windows import split_by_file
@@ -179,3 +184,34 @@ def test_pack_values(value, expected):
 def test_a_bad_pack_value_names_itself_and_the_choices(value):
     with pytest.raises(ValueError, match=rf"--pack '{value}': expected auto, off or a number"):
         parse_pack(value)
+
+
+def test_earshot_run_packs_the_grid_into_the_same_job_folders_as_unpacked(train_files, tmp_path):
+    album, _ = train_files
+    runs, outputs = {}, {}
+    for pack in ("2", "off"):
+        result = CliRunner().invoke(app, ["run", "--preset", "tiny", "--data", album, "--losses", "mse", "--seeds", "2",
+                                          "--budget", "12", "--out", str(tmp_path / pack), "--run-id", "r",
+                                          "--pack", pack, "--no-eval", "--quiet"])
+        assert result.exit_code == 0, result.output
+        runs[pack], outputs[pack] = tmp_path / pack / "r", result.output
+    assert "training 2 jobs packed: mse-seed0, mse-seed1" in outputs["2"]
+    assert "packed" not in outputs["off"]
+    record = json.loads((runs["2"] / "run.json").read_text())
+    assert {job: entry["status"] for job, entry in record["jobs"].items()} == {"mse-seed0": "done", "mse-seed1": "done"}
+    for job in ("mse-seed0", "mse-seed1"):
+        packed_files = sorted(p.name for p in (runs["2"] / "jobs" / job).iterdir())
+        assert packed_files == sorted(p.name for p in (runs["off"] / "jobs" / job).iterdir())
+        _assert_same_training(runs["2"] / "jobs" / job, runs["off"] / "jobs" / job)
+
+
+def test_bench_pack_prints_the_packed_speedup(tmp_path):
+    out = tmp_path / "pack.json"
+    result = CliRunner().invoke(app, ["bench", "--pack", "--preset", "tiny", "--device", "cpu", "--losses", "mse,bark",
+                                      "--seeds", "2", "--steps", "1", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    found = json.loads(out.read_text())
+    assert found["jobs"] == 4 and found["packs"] == [4] and found["pack_impl"] == "loop"
+    assert set(found["windows_per_s"]) == {"one_at_a_time", "packed_vmap", "packed_loop"}
+    assert found["packed_speedup"] == found["packed_speedup_loop"] > 0
+    assert "packed loop" in result.output and "one at a time" in result.output
