@@ -259,7 +259,8 @@ def train_pack(jobs: list[PackJob], config: RunConfig, train_files, device: torc
     """Train ``jobs`` (one model shape and head) as packs; each job's outcome, in ``jobs``' order.
 
     Jobs already trained are skipped; the others are set up and resumed one by one as
-    :func:`train_job` would, then packed by the step they stand at and their parameters' shapes. Arguments as :func:`train_job`'s.
+    :func:`train_job` would, then packed by the step they stand at and their parameters' shapes.
+    Arguments as :func:`train_job`'s; ``impl``: one of :data:`PACK_IMPLS` (default :func:`pack_impl`).
     """
     outcomes: dict[int, JobOutcome] = {}
     members: list[tuple[int, _Member]] = []
