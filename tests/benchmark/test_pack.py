@@ -61,7 +61,7 @@ def _assert_same_training(packed_dir, alone_dir):
                          ids=["waveform", "categorical"])
 def test_a_pack_ends_where_each_job_alone_ends(train_files, tmp_path, losses):
     album, files = train_files
-    config = _config(album, steps=60)
+    config = _config(album, steps=40)
     jobs = [PackJob(tmp_path / "packed" / f"{loss}-{seed}", loss, seed) for seed, loss in enumerate(losses)]
     outcomes = train_pack(jobs, config, files, CPU)
     assert [o.status for o in outcomes] == ["done"] * len(jobs)
