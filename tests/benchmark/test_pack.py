@@ -8,6 +8,9 @@ import torch
 from tests.helpers import write_folder
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -22,6 +25,7 @@ from earshot.losses import REGISTRY, Loss
 from earshot.results.rundir import CHECKPOINT_FILE, DONE_FILE, FAILED_FILE, TRAIN_LOG_FILE
 
 CPU = torch.device("cpu")
+ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-5
 
 
@@ -105,27 +109,42 @@ def test_a_packed_run_resumes_unpacked_and_an_unpacked_one_resumes_packed(train_
         assert list(pd.read_parquet(job.job_dir / TRAIN_LOG_FILE)["step"]) == list(range(1, 41))
 
 
-class _Stop(Exception):
-    pass
+KILLER = """
+import os, signal, sys
+from pathlib import Path
+import torch
+from earshot.benchmark.config import load_config
+from earshot.benchmark.data.audio import load_folder
+from earshot.benchmark.data.windows import split_by_file
+from earshot.benchmark.train.pack import PackJob, train_pack
+
+album, root = sys.argv[1], Path(sys.argv[2])
+config = load_config("tiny", {"data.path": album, "train.budget": "40", "train.grad_clip": 0.5,
+                              "train.checkpoint_every": 10})
+files = split_by_file(load_folder(Path(album), 11025, 2048, log=lambda m: None), 0.25, 0).train
+def die(step):
+    if step == 19:
+        os.kill(os.getpid(), signal.SIGKILL)
+train_pack([PackJob(root / f"bark-{seed}", "bark", seed) for seed in range(2)], config, files,
+           torch.device("cpu"), on_step=die)
+"""
 
 
-def test_a_killed_pack_resumes_each_job_from_its_checkpoint(train_files, tmp_path):
+def test_a_pack_killed_with_sigkill_resumes_each_job_from_its_checkpoint(train_files, tmp_path):
     album, files = train_files
     config = _config(album)
     jobs = [PackJob(tmp_path / "killed" / f"bark-{seed}", "bark", seed) for seed in range(2)]
-
-    def stop_at_19(step):
-        if step == 19:
-            raise _Stop
-
-    with pytest.raises(_Stop):
-        train_pack(jobs, config, files, CPU, on_step=stop_at_19)
+    proc = subprocess.run([sys.executable, "-c", KILLER, album, str(tmp_path / "killed")], cwd=ROOT,
+                          capture_output=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     assert [_checkpoint(job.job_dir)["step"] for job in jobs] == [16, 16]  # the epoch of 16 steps
+    assert not any((job.job_dir / DONE_FILE).exists() for job in jobs)
     assert [o.steps for o in train_pack(jobs, config, files, CPU)] == [40, 40]
     for job in jobs:
         alone = tmp_path / "alone" / job.job_dir.name
         train_job(alone, config, "bark", job.seed, files, CPU)
         _assert_same_training(job.job_dir, alone)
+        assert list(pd.read_parquet(job.job_dir / TRAIN_LOG_FILE)["step"]) == list(range(1, 41))
 
 
 class _NaNAtStep12(Loss):
