@@ -267,3 +267,92 @@ def profile_losses(config: RunConfig, device: str = "auto", losses: list[str] | 
         del stepper
     return {"device_name": torch.cuda.get_device_name(torch_device) if cuda else platform.processor() or "cpu",
             "batch": config.train.batch, "preset": config.preset, "steps": steps, "losses": out}
+
+
+class _FixedBatch:
+    def __init__(self, batch: torch.Tensor) -> None:
+        self.batch = batch
+
+    def sample(self, size: int) -> torch.Tensor:
+        return self.batch
+
+
+def bench_pack(config: RunConfig, device: str = "auto", losses: list[str] | None = None, seeds: int | None = None,
+               steps: int = 5, warmup: int = 2, rounds: int = ROUNDS, impls: tuple[str, ...] | None = None,
+               log: Callable[[str], None] = print) -> dict:
+    """Windows/s of the whole grid (``losses`` × ``seeds``), packed against one job at a time, in one run.
+
+    One job at a time is each job's own :class:`TrainStep` in turn; packed is each pack of
+    :func:`plan_packs` (every job that can pack) through :class:`PackedStep`, in each of ``impls``.
+    Rounds interleave the ways, so a noisy neighbour slows all of them alike.
+    ``packed_speedup``: the default way's (:func:`pack_impl`) windows/s over one job at a time's.
+
+    Raises:
+        UnknownLossError: an unknown name, a malformed sum or a bad loss option.
+    """
+    from types import SimpleNamespace
+
+    from earshot.benchmark.train.pack import PACK_IMPLS, PackedStep, _Member, pack_impl, plan_packs
+    from earshot.benchmark.train.runner import job_grid
+
+    torch_device = resolve_device(device)
+    names = list(losses or config.losses)
+    _check_losses(config, names)
+    grid_config = config.model_copy(update={"losses": names, "seeds": seeds or config.seeds})
+    jobs = job_grid(grid_config)
+    impls = tuple(impls or PACK_IMPLS)
+    steppers = {}
+    for job, loss, seed in jobs:
+        seed_everything(seed)
+        steppers[job] = _Stepper(config, loss, torch_device)
+    batch = steppers[jobs[0][0]].batch
+
+    def packed_step(impl: str, pack: list) -> PackedStep:
+        members = []
+        for job, loss, seed in pack:
+            stepper = steppers[job]
+            members.append(_Member(SimpleNamespace(
+                model=stepper.model, loss_fn=stepper.train_step.loss_fn, optimizer=stepper.train_step.optimizer,
+                sampler=_FixedBatch(batch), device=torch_device, cuda=torch_device.type == "cuda")))
+        return PackedStep(members, config, torch_device, impl)
+
+    packs = plan_packs(grid_config, jobs, size=len(jobs))
+    ways: dict[str, Callable[[], None]] = {"one_at_a_time": lambda: [s.step() for s in steppers.values()]}
+    for impl in impls:
+        built = [packed_step(impl, pack) for pack in packs]
+        ways[f"packed_{impl}"] = lambda built=built: [step(lambda k, loss: True) for step in built]
+    for name, way in ways.items():
+        for _ in range(warmup):
+            way()
+        log(f"warmed up {name}")
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(rounds):
+        for name, way in ways.items():
+            _sync(torch_device)
+            start = time.perf_counter()
+            for _ in range(steps):
+                way()
+            _sync(torch_device)
+            times[name].append((time.perf_counter() - start) / steps)
+    windows = len(jobs) * config.train.batch
+    rates = {name: windows / statistics.median(t) for name, t in times.items()}
+    default = pack_impl(torch_device)
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "preset": config.preset, "device": str(torch_device),
+        "device_name": (torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda"
+                        else platform.processor() or platform.machine()),
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "batch": config.train.batch,
+        "losses": names, "seeds": grid_config.seeds, "jobs": len(jobs), "packs": [len(p) for p in packs],
+        "steps": steps, "rounds": rounds, "windows_per_s": rates, "pack_impl": default,
+    }
+    for impl in impls:
+        result[f"packed_speedup_{impl}"] = rates[f"packed_{impl}"] / rates["one_at_a_time"]
+    if default in impls:
+        result["packed_speedup"] = result[f"packed_speedup_{default}"]
+    flops = training_flops_per_window(steppers[jobs[0][0]].model) if config.model.name == "gated-conv" else None
+    if torch_device.type == "cuda" and config.train.bf16 and flops and default in impls:
+        peak = next((p for n, p in BF16_PEAK_TFLOPS if n in result["device_name"]), None)
+        if peak:
+            result["packed_fraction_of_bf16_peak"] = flops * rates[f"packed_{default}"] / 1e12 / peak
+    return result

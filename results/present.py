@@ -787,3 +787,12 @@ def bitrate_table(bitrates: pd.DataFrame, summary: pd.DataFrame, metric_info: di
                f"latents per second × {latent_bits} bits (the code is neither quantised nor entropy-coded); a "
                f"codec's is measured from its encoded files")
     return Table(columns, rows, caption, records=json_value(raw))
+
+
+def pack_bench_table(result: dict) -> Table:
+    """``earshot bench --pack``: the grid's windows/s one job at a time and packed, each way's ratio."""
+    base = result["windows_per_s"]["one_at_a_time"]
+    return Table(["way", "windows/s", "× one at a time"],
+                 [[name.replace("_", " "), fixed(rate, 1), fixed(rate / base, 2)]
+                  for name, rate in result["windows_per_s"].items()],
+                 f"{result['jobs']} jobs of {result['preset']} on {result['device_name']}, batch {result['batch']}")

@@ -38,6 +38,10 @@ echo "== batch ${BATCH[1]}: mse, bark =="
 earshot bench --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[1]}" --steps 10 --losses mse,bark --json "$OUT_DIR/bench-b${BATCH[1]}.json" 2>&1 | grep -v '^ '
 echo "== batch ${BATCH[2]}: mse =="
 earshot bench --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[2]}" --steps 5 --losses mse --json "$OUT_DIR/bench-b${BATCH[2]}.json" 2>&1 | grep -v '^ '
+echo "== batch ${BATCH[0]}: 6 losses x 3 seeds packed against one job at a time (packed_speedup) =="
+timeout 150 "$PY" -m earshot bench --pack --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[0]}" --steps 5 \
+  --losses mse,bark,bark-norm,mrstft,mel,mulaw-ce --seeds 3 --json "$OUT_DIR/bench-pack-b${BATCH[0]}.json" 2>&1 \
+  | grep -v '^ ' || echo "packed bench did not finish"
 
 echo "== a short training run of mse and bark ($PRESET preset, $BUDGET each), then its evaluation =="
 data_args=()

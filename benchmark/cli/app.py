@@ -107,6 +107,8 @@ def run(
                                                     "trains the steps the slowest loss trains in 3 minutes)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     executor: str = typer.Option("local", help="local or ray."),
+    pack: str = typer.Option("auto", "--pack", help="Jobs trained side by side in one process: auto (every job "
+                                                    "that can, on CUDA; none on the CPU), off, or a number."),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster address (default: a local Ray)."),
     out: Path = typer.Option(Path("runs"), help="Where run directories go."),
     run_id: Optional[str] = typer.Option(None, help="Run directory name (default: preset-confighash)."),
@@ -148,7 +150,8 @@ def run(
         with _JobProgress(quiet or bool(os.environ.get("CI"))) as progress:
             run_dir = run_grid(config, out=out, run_id=run_id, device=device, executor=executor,
                                ray_address=ray_address, resume=resume, log=lambda m: console.print(m, highlight=False),
-                               progress=progress, check_metrics=evaluate, hypotheses=declared, strict=strict)
+                               progress=progress, check_metrics=evaluate, hypotheses=declared, strict=strict,
+                               pack=pack)
     except _user_errors() as exc:
         _fail(str(exc))
     if evaluate and codecs:
@@ -424,10 +427,31 @@ def bench(
     profile: bool = typer.Option(False, "--profile", help="Print each loss's top operators (torch.profiler) instead."),
     model: Optional[str] = typer.Option(None, "--model", help="gated-conv (default), a plugin's name, "
                                                               "module.path:Class or ./file.py:Class."),
+    pack: bool = typer.Option(False, "--pack", help="Time the grid (--losses × --seeds) packed against one job "
+                                                    "at a time instead."),
+    seeds: Optional[int] = typer.Option(None, help="--pack: seeds per loss (default: the preset's)."),
 ) -> None:
-    """Measure training-step speed per loss (windows/s, bark/mse ratio, memory, TFLOP/s), or --metrics."""
+    """Measure training-step speed per loss (windows/s, bark/mse ratio, memory, TFLOP/s), or --metrics, or --pack."""
     from earshot.benchmark.bench import bench_metrics, bench_training
     from earshot.results.present import Table
+
+    if pack:
+        from earshot.benchmark.bench import bench_pack
+
+        try:
+            config = _config(preset, set_, **{"train.batch": batch, "model.name": model})
+            result = bench_pack(config, device=device, losses=[s.strip() for s in losses.split(",")] if losses else None,
+                                seeds=seeds, steps=steps, log=lambda m: console.print(m, highlight=False))
+        except (*_user_errors(), ValueError) as exc:
+            _fail(str(exc))
+        from earshot.results.present import pack_bench_table
+
+        print_table(pack_bench_table(result))
+        text = json.dumps(result, indent=2)
+        if output:
+            output.write_text(text)
+        console.print_json(text) if output is None else console.print(f"wrote {output}")
+        return
 
     if metrics:
         result = bench_metrics(workers=workers, log=lambda m: console.print(m, highlight=False))

@@ -153,9 +153,12 @@ def load_trained(job_dir: Path, device: torch.device | str = "cpu"):
     return model.eval(), loss.eval(), state
 
 
-def build_optimizer(model: torch.nn.Module, train_cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
-    """The trainer's Adam: fused (one kernel for all parameters) on CUDA; torch's default on the CPU."""
-    return torch.optim.Adam(model.parameters(), lr=train_cfg.lr, betas=tuple(train_cfg.betas),
+def build_optimizer(model: torch.nn.Module | list[torch.Tensor], train_cfg: TrainConfig,
+                    device: torch.device) -> torch.optim.Adam:
+    """The trainer's Adam over a model's parameters (or a list of tensors): fused (one kernel for all
+    parameters) on CUDA; torch's default on the CPU."""
+    params = model.parameters() if isinstance(model, torch.nn.Module) else model
+    return torch.optim.Adam(params, lr=train_cfg.lr, betas=tuple(train_cfg.betas),
                             fused=True if device.type == "cuda" else None)
 
 
@@ -205,6 +208,129 @@ class TrainStep:
         return loss, extra
 
 
+class JobState:
+    """One job as :func:`train_job` sets it up: its seed, loss, model, optimiser and sampler, resumed
+    from its checkpoint when it has one, and the bookkeeping of each step (count, non-finite check,
+    log row, checkpoint) in the checkpoint format every trainer shares (``earshot.benchmark.train.pack``
+    too, so a job trained packed resumes unpacked and back).
+    """
+
+    def __init__(self, job_dir: Path, config: RunConfig, loss_name: str, seed: int, train_files,
+                 device: torch.device, steps: int | None = None) -> None:
+        self.job_dir = JobDir(job_dir)
+        self.job = self.job_dir.name
+        self.config, self.loss_name, self.seed, self.device = config, loss_name, seed, device
+        self.job_dir.create()
+        self.job_dir.clear_failed()
+        train_cfg, data_cfg = config.train, config.data
+        self.cuda = device.type == "cuda"
+        _configure_device(train_cfg, device)
+        seed_everything(seed)
+        self.loss_fn = build_loss(loss_name, sample_rate=data_cfg.sample_rate, options=config.loss_options).to(device)
+        self.model = build_model(config.model, data_cfg.window, self.loss_fn.head_channels, config.model_options,
+                                 data_cfg.sample_rate).to(device)
+        self.optimizer = build_optimizer(self.model, train_cfg, device)
+        self.sampler = WindowSampler(train_files, data_cfg.window, device, normalize=data_cfg.normalize_windows,
+                                     min_rms=data_cfg.min_window_rms, seed=seed)
+        self.max_steps = budget_steps(config, steps)
+        self.per_epoch = steps_per_epoch(data_cfg.windows_per_epoch, train_cfg.batch)
+        self.step, self.elapsed, self.log_rows = 0, 0.0, []
+        checkpoint = self.job_dir.checkpoint
+        if checkpoint.exists():
+            state = torch.load(checkpoint, map_location=device, weights_only=False)
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.loss_fn.load_state_dict(state["loss"])
+            self.sampler.load_state_dict(state["sampler"])
+            torch.set_rng_state(state["torch_rng"])
+            if self.cuda and state.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
+            self.step, self.elapsed = state["step"], state["elapsed"]
+            old = self.job_dir.read_log()
+            if old is not None:
+                self.log_rows = old[old["step"] <= self.step].to_dict("records")
+        self.at_log = self.at_save = False
+        self.value = math.nan
+
+    def start_clock(self) -> None:
+        self.start_time, self.start_elapsed = time.perf_counter(), self.elapsed
+        self.last_log_time, self.last_log_step = self.start_time, self.step
+
+    def finished(self) -> bool:
+        return self.step >= self.max_steps
+
+    def count_and_check(self, loss: torch.Tensor) -> bool:
+        """Count a step before the optimiser's update; at a log or checkpoint step only (reading
+        the loss syncs with the device) refuse a non-finite loss."""
+        self.step += 1
+        self.elapsed = self.start_elapsed + time.perf_counter() - self.start_time
+        train_cfg = self.config.train
+        self.at_log = self.step % train_cfg.log_every == 0 or self.finished()
+        self.at_save = self.step % train_cfg.checkpoint_every == 0 or self.step % self.per_epoch == 0
+        if not (self.at_log or self.at_save):
+            return True
+        self.value = loss.item()
+        return math.isfinite(self.value)
+
+    def fail(self) -> JobOutcome:
+        """Mark the job failed on its non-finite loss; its last checkpoint stays."""
+        message = (f"loss is {self.value} at step {self.step}; kept the checkpoint of step "
+                   f"{_last_checkpoint_step(self.job_dir.checkpoint)}")
+        self.job_dir.write_failed({"message": message, "step": self.step})
+        return JobOutcome(self.job, "failed", self.step, self.elapsed, message)
+
+    def after_step(self, extra: dict, progress: Callable[[dict], None] | None, rngs: dict | None = None) -> None:
+        """The log row at a log step, the checkpoint at a checkpoint step (``rngs``: as :meth:`save`'s)."""
+        if self.at_log:
+            batch = self.config.train.batch
+            now = time.perf_counter()
+            rate = (self.step - self.last_log_step) * batch / max(now - self.last_log_time, 1e-9)
+            self.last_log_time, self.last_log_step = now, self.step
+            self.log_rows.append({"step": self.step, "epoch": (self.step - 1) // self.per_epoch + 1,
+                                  "loss": self.value, "lr": self.optimizer.param_groups[0]["lr"],
+                                  "windows_per_s": rate, "wall_s": self.elapsed,
+                                  **{f"extra_{k}": v for k, v in extra.items()}})
+            if progress:
+                progress({"job": self.job, "step": self.step, "total": self.max_steps, "loss": self.value,
+                          "windows_per_s": rate, "elapsed": self.elapsed})
+        if self.at_save:
+            self.save(**(rngs or {}))
+
+    def save(self, torch_rng: torch.Tensor | None = None, cuda_rng: torch.Tensor | None = None) -> None:
+        """The log, then the checkpoint (a kill between the two leaves log rows past the
+        checkpoint's step, which resume drops). ``torch_rng``/``cuda_rng``: the job's generator
+        states when it is not the process's current one (a packed job)."""
+        self.job_dir.write_log(pd.DataFrame(self.log_rows) if self.log_rows else pd.DataFrame(columns=LOG_COLUMNS))
+        if cuda_rng is None and self.cuda:
+            cuda_rng = torch.cuda.get_rng_state(self.device)
+        snapshot = {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "loss": self.loss_fn.state_dict(), "sampler": self.sampler.state_dict(),
+            "torch_rng": torch.get_rng_state() if torch_rng is None else torch_rng,
+            "cuda_rng": cuda_rng if self.cuda else None,
+            "step": self.step, "elapsed": self.elapsed, "model_args": self.model.init_args,
+            "loss_name": self.loss_name, "sample_rate": self.config.data.sample_rate, "seed": self.seed,
+            "config": self.config.model_dump(mode="json"),
+        }
+        with self.job_dir.checkpoint_path() as tmp:
+            torch.save(snapshot, tmp)
+
+    def done(self) -> JobOutcome:
+        self.job_dir.write_done({"steps": self.step, "seconds": self.elapsed,
+                                 "silent_windows_excluded": self.sampler.silent_windows,
+                                 "windows_total": self.sampler.total_windows})
+        return JobOutcome(self.job, "done", self.step, self.elapsed)
+
+
+def skipped(job_dir: Path) -> JobOutcome | None:
+    """The outcome of a job already trained (never trained twice), else None."""
+    job_dir = JobDir(job_dir)
+    if not job_dir.is_done:
+        return None
+    done = job_dir.read_done()
+    return JobOutcome(job_dir.name, "skipped", done["steps"], done["seconds"], "already trained")
+
+
 def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train_files,
               device: torch.device, progress: Callable[[dict], None] | None = None,
               on_step: Callable[[int], None] | None = None, steps: int | None = None) -> JobOutcome:
@@ -215,107 +341,22 @@ def train_job(job_dir: Path, config: RunConfig, loss_name: str, seed: int, train
     ``progress`` receives a dict (step, total, loss, windows_per_s) at each log step;
     ``on_step`` is called after every completed step (tests use it to kill the process).
     """
-    job_dir = JobDir(job_dir)
-    job = job_dir.name
-    if job_dir.is_done:
-        done = job_dir.read_done()
-        return JobOutcome(job, "skipped", done["steps"], done["seconds"], "already trained")
-    job_dir.create()
-    job_dir.clear_failed()
-    train_cfg, data_cfg = config.train, config.data
-    cuda = device.type == "cuda"
-    _configure_device(train_cfg, device)
-    seed_everything(seed)
-
-    loss_fn = build_loss(loss_name, sample_rate=data_cfg.sample_rate, options=config.loss_options).to(device)
-    model = build_model(config.model, data_cfg.window, loss_fn.head_channels, config.model_options,
-                        data_cfg.sample_rate).to(device)
-    optimizer = build_optimizer(model, train_cfg, device)
-    sampler = WindowSampler(train_files, data_cfg.window, device, normalize=data_cfg.normalize_windows,
-                            min_rms=data_cfg.min_window_rms, seed=seed)
-    max_steps = budget_steps(config, steps)
-    per_epoch = steps_per_epoch(data_cfg.windows_per_epoch, train_cfg.batch)
-
-    step, elapsed, log_rows = 0, 0.0, []
-    checkpoint = job_dir.checkpoint
-    if checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        loss_fn.load_state_dict(state["loss"])
-        sampler.load_state_dict(state["sampler"])
-        torch.set_rng_state(state["torch_rng"])
-        if cuda and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        step, elapsed = state["step"], state["elapsed"]
-        old = job_dir.read_log()
-        if old is not None:
-            log_rows = old[old["step"] <= step].to_dict("records")
-
-    def save(step: int) -> None:
-        # The log first, then the checkpoint: a kill between the two leaves log rows past
-        # the checkpoint's step, which resume drops.
-        job_dir.write_log(pd.DataFrame(log_rows) if log_rows else pd.DataFrame(columns=LOG_COLUMNS))
-        snapshot = {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "loss": loss_fn.state_dict(),
-            "sampler": sampler.state_dict(), "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if cuda else None,
-            "step": step, "elapsed": elapsed, "model_args": model.init_args, "loss_name": loss_name,
-            "sample_rate": data_cfg.sample_rate, "seed": seed, "config": config.model_dump(mode="json"),
-        }
-        with job_dir.checkpoint_path() as tmp:
-            torch.save(snapshot, tmp)
-
-    train_step = TrainStep(model, loss_fn, optimizer, train_cfg, device)
-    model.train()
-    last_log_time, last_log_step = time.perf_counter(), step
-    start_time, start_elapsed = time.perf_counter(), elapsed
-
-    def finished() -> bool:
-        return step >= max_steps
-
-    at_log = at_save = False
-    value = math.nan
-
-    def count_and_check(loss: torch.Tensor) -> bool:
-        # Before the optimiser's update: count the step and, at a log or checkpoint step
-        # only (reading the loss syncs with the device), refuse a non-finite loss.
-        nonlocal step, elapsed, at_log, at_save, value
-        step += 1
-        elapsed = start_elapsed + time.perf_counter() - start_time
-        at_log = step % train_cfg.log_every == 0 or finished()
-        at_save = step % train_cfg.checkpoint_every == 0 or step % per_epoch == 0
-        if not (at_log or at_save):
-            return True
-        value = loss.item()
-        return math.isfinite(value)
-
-    while not finished():
-        stepped = train_step(sampler.sample, before_update=count_and_check)
+    outcome = skipped(job_dir)
+    if outcome is not None:
+        return outcome
+    state = JobState(job_dir, config, loss_name, seed, train_files, device, steps)
+    train_step = TrainStep(state.model, state.loss_fn, state.optimizer, config.train, device)
+    state.model.train()
+    state.start_clock()
+    while not state.finished():
+        stepped = train_step(state.sampler.sample, before_update=state.count_and_check)
         if stepped is None:
-            message = f"loss is {value} at step {step}; kept the checkpoint of step {_last_checkpoint_step(checkpoint)}"
-            job_dir.write_failed({"message": message, "step": step})
-            return JobOutcome(job, "failed", step, elapsed, message)
-        _, extra = stepped
-        if at_log:
-            now = time.perf_counter()
-            rate = (step - last_log_step) * train_cfg.batch / max(now - last_log_time, 1e-9)
-            last_log_time, last_log_step = now, step
-            log_rows.append({"step": step, "epoch": (step - 1) // per_epoch + 1, "loss": value,
-                             "lr": optimizer.param_groups[0]["lr"], "windows_per_s": rate,
-                             "wall_s": elapsed, **{f"extra_{k}": v for k, v in extra.items()}})
-            if progress:
-                progress({"job": job, "step": step, "total": max_steps, "loss": value, "windows_per_s": rate,
-                          "elapsed": elapsed})
-        if at_save:
-            save(step)
+            return state.fail()
+        state.after_step(stepped[1], progress)
         if on_step:
-            on_step(step)
-
-    save(step)
-    job_dir.write_done({"steps": step, "seconds": elapsed, "silent_windows_excluded": sampler.silent_windows,
-                        "windows_total": sampler.total_windows})
-    return JobOutcome(job, "done", step, elapsed)
+            on_step(state.step)
+    state.save()
+    return state.done()
 
 
 LOG_COLUMNS = ["step", "epoch", "loss", "lr", "windows_per_s", "wall_s"]

@@ -29,6 +29,7 @@ from earshot.benchmark.data.windows import load_data, split_by_file
 from earshot.benchmark.plugins import (check_plugins, model_record, plugin_files, record_plugins, use_plugin_files,
                                        use_recorded_plugins)
 from earshot.benchmark.train.loop import budget_minutes, calibrate, resolve_device, train_job
+from earshot.benchmark.train.pack import PackJob, pack_size, parse_pack, plan_packs, train_pack
 from earshot.losses import check_all_options, check_expression, missing_requirements
 from earshot.models import check_model_options
 from earshot.models.plugins import is_file_reference
@@ -272,6 +273,29 @@ def _local_jobs(jobs: list[tuple[str, str, int]], device: torch.device, train_on
     return outcomes
 
 
+def _one_device(device: torch.device) -> bool:
+    return not (device.type == "cuda" and device.index is None and torch.cuda.device_count() > 1)
+
+
+def _packed_jobs(run: RunDir, config: RunConfig, packs: list[list[tuple[str, str, int]]], train_files,
+                 device: torch.device, train_one: TrainOne, steps: int | None,
+                 progress: Callable[[dict], None] | None, log: Callable[[str], None]) -> list[dict]:
+    """Each pack through :func:`train_pack`, a job alone through ``train_one``; outcomes in the grid's order."""
+    found: dict[str, dict] = {}
+    for pack in packs:
+        if len(pack) == 1:
+            job, loss, seed = pack[0]
+            results = [train_one(job, loss, seed, device)]
+        else:
+            log(f"training {len(pack)} jobs packed: {', '.join(job for job, _, _ in pack)}")
+            results = [asdict(o) for o in train_pack([PackJob(run.job(job).path, loss, seed) for job, loss, seed in pack],
+                                                     config, train_files, device, progress=progress, steps=steps)]
+        for outcome in results:
+            found[outcome["job"]] = outcome
+            log_outcome(outcome, log)
+    return [found[job] for pack in packs for job, _, _ in pack]
+
+
 def _ray_jobs(run: RunDir, jobs: list[tuple[str, str, int]], device: torch.device, address: str | None) -> list[dict]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
@@ -293,7 +317,8 @@ def _ray_jobs(run: RunDir, jobs: list[tuple[str, str, int]], device: torch.devic
 def run_grid(config: RunConfig, out: Path = Path("runs"), run_id: str | None = None, device: str = "auto",
              executor: str = "local", ray_address: str | None = None, resume: bool = False,
              log: Callable[[str], None] = print, progress: Callable[[dict], None] | None = None,
-             check_metrics: bool = False, hypotheses: tuple[str, str] | None = None, strict: bool = False) -> Path:
+             check_metrics: bool = False, hypotheses: tuple[str, str] | None = None, strict: bool = False,
+             pack: str | int = "off") -> Path:
     """Train every job of the grid into one run directory; returns the directory.
 
     ``hypotheses``: (source name, YAML text) of the declared hypotheses, checked by the caller and
@@ -303,6 +328,8 @@ def run_grid(config: RunConfig, out: Path = Path("runs"), run_id: str | None = N
     slowest loss trains in it (``run.json``'s ``calibration``). ``check_metrics``: also log,
     before training, each metric that evaluation will skip here. A run that exists rebuilds its
     file plugins from its own copies; ``strict`` refuses one whose file has changed since.
+    ``pack``: ``auto``, ``off`` or K, the jobs trained side by side in this process
+    (:mod:`earshot.benchmark.train.pack`; the local executor on one device).
 
     Raises:
         RunError / UnknownLossError / DataError: a mistaken command, before any training
@@ -310,6 +337,10 @@ def run_grid(config: RunConfig, out: Path = Path("runs"), run_id: str | None = N
     """
     if executor not in ("local", "ray"):
         raise RunError(f"--executor {executor!r}: expected local or ray")
+    try:
+        pack = parse_pack(pack)
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
     run, config = prepare_run(config, out, run_id, resume)
     use_recorded_plugins(run, strict, log)
     torch_device = validate(config, device, out)
@@ -339,7 +370,12 @@ def run_grid(config: RunConfig, out: Path = Path("runs"), run_id: str | None = N
             return asdict(train_job(run.job(job).path, config, loss, seed, split.train, on, progress=progress,
                                     steps=steps))
 
-        outcomes = _local_jobs(jobs, torch_device, train_one, log)
+        size = pack_size(pack, torch_device)
+        packs = plan_packs(config, jobs, size) if size > 1 and _one_device(torch_device) else [[j] for j in jobs]
+        if any(len(p) > 1 for p in packs):
+            outcomes = _packed_jobs(run, config, packs, split.train, torch_device, train_one, steps, progress, log)
+        else:
+            outcomes = _local_jobs(jobs, torch_device, train_one, log)
     run.update_record(lambda record: _record_outcomes(record, outcomes, time.time() - started))
     return run.path
 

@@ -246,6 +246,7 @@ runner = CliRunner()
     (["--set", "train.batch=zero"], "train.batch"),
     (["--budget", "soon"], "budget 'soon'"),
     (["--executor", "slurm"], "--executor 'slurm'"),
+    (["--pack", "many"], "--pack 'many': expected auto, off or a number"),
 ])
 def test_mistaken_commands_fail_before_training_with_one_line(album, tmp_path, args, message):
     result = runner.invoke(app, ["run", "--preset", "tiny", "--data", str(album), "--out", str(tmp_path / "r"),

@@ -1,0 +1,236 @@
+"""Packed training: K jobs side by side end where each alone ends, resume either way, fail alone."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from tests.helpers import write_folder
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from earshot.benchmark.cli.app import app
+from earshot.benchmark.config import load_config
+from earshot.benchmark.data.audio import load_folder
+from earshot.benchmark.data.windows import split_by_file
+from earshot.benchmark.train.loop import train_job
+from earshot.benchmark.train.pack import PackJob, max_relative_difference, parse_pack, plan_packs, train_pack
+from earshot.benchmark.train.runner import job_grid
+from earshot.losses import REGISTRY, Loss
+from earshot.results.rundir import CHECKPOINT_FILE, DONE_FILE, FAILED_FILE, TRAIN_LOG_FILE
+
+CPU = torch.device("cpu")
+ROOT = Path(__file__).resolve().parents[2]
+TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def train_files(tmp_path_factory):
+    album = write_folder(tmp_path_factory.mktemp("pack") / "album", {"speech": [2.0, 1.5], "music": [1.5, 1.2]})
+    return str(album), split_by_file(load_folder(album, 11025, 2048, log=lambda m: None), 0.25, 0).train
+
+
+def _config(album, steps=40, **overrides):
+    return load_config("tiny", {"data.path": album, "train.budget": str(steps), "train.grad_clip": 0.5,
+                                "train.checkpoint_every": 10, **overrides})
+
+
+def _checkpoint(job_dir):
+    return torch.load(job_dir / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+
+
+def _assert_same_training(packed_dir, alone_dir):
+    packed, alone = _checkpoint(packed_dir), _checkpoint(alone_dir)
+    assert packed["step"] == alone["step"]
+    assert max_relative_difference(packed["model"], alone["model"]) < TOLERANCE
+    for index, slot in alone["optimizer"]["state"].items():
+        assert float(packed["optimizer"]["state"][index]["step"]) == float(slot["step"])
+        assert max_relative_difference(packed["optimizer"]["state"][index], slot) < 1e-4
+    assert packed["optimizer"]["param_groups"] == alone["optimizer"]["param_groups"]
+    assert torch.equal(packed["sampler"]["generator"], alone["sampler"]["generator"])
+    assert torch.equal(packed["torch_rng"], alone["torch_rng"])
+    packed_log = pd.read_parquet(packed_dir / TRAIN_LOG_FILE)
+    alone_log = pd.read_parquet(alone_dir / TRAIN_LOG_FILE)
+    assert list(packed_log.columns) == list(alone_log.columns)
+    assert list(packed_log["step"]) == list(alone_log["step"])
+    assert packed_log["loss"].tolist() == pytest.approx(alone_log["loss"].tolist(), rel=1e-4)
+
+
+@pytest.mark.parametrize("losses", [["mse", "bark", "mse"], ["mulaw-ce", "dmol", "mulaw-ce"]],
+                         ids=["waveform", "categorical"])
+def test_a_pack_ends_where_each_job_alone_ends(train_files, tmp_path, losses):
+    album, files = train_files
+    config = _config(album, steps=40)
+    jobs = [PackJob(tmp_path / "packed" / f"{loss}-{seed}", loss, seed) for seed, loss in enumerate(losses)]
+    outcomes = train_pack(jobs, config, files, CPU)
+    assert [o.status for o in outcomes] == ["done"] * len(jobs)
+    for job in jobs:
+        alone = tmp_path / "alone" / job.job_dir.name
+        assert train_job(alone, config, job.loss, job.seed, files, CPU).status == "done"
+        _assert_same_training(job.job_dir, alone)
+        assert (job.job_dir / DONE_FILE).exists()
+
+
+def test_the_vmapped_pack_trains_as_each_job_alone_within_float32_noise(train_files, tmp_path):
+    # vmap's grouped-convolution backward sums in another order than one job's convolution
+    # (~1e-7 of a gradient); Adam's sign-like first updates amplify any such difference over
+    # steps, so the batched way is held to 1e-5 over its first steps.
+    album, files = train_files
+    config = _config(album, steps=4)
+    jobs = [PackJob(tmp_path / "packed" / f"{loss}-{seed}", loss, seed) for seed, loss in enumerate(["mse", "mulaw-ce"])]
+    assert [o.status for o in train_pack(jobs, config, files, CPU, impl="vmap")] == ["done", "done"]
+    for job in jobs:
+        alone = tmp_path / "alone" / job.job_dir.name
+        train_job(alone, config, job.loss, job.seed, files, CPU)
+        _assert_same_training(job.job_dir, alone)
+
+
+def test_a_packed_run_resumes_unpacked_and_an_unpacked_one_resumes_packed(train_files, tmp_path):
+    album, files = train_files
+    config = _config(album)
+    half = _config(album, steps=20)
+    jobs = [PackJob(tmp_path / "mixed" / f"mse-{seed}", "mse", seed) for seed in range(3)]
+    # The first 20 steps packed; then one job on alone, the other two packed again.
+    train_pack(jobs, half, files, CPU)
+    assert all(_checkpoint(job.job_dir)["step"] == 20 for job in jobs)
+    for job in jobs:
+        (job.job_dir / DONE_FILE).unlink()
+    assert train_job(jobs[0].job_dir, config, "mse", 0, files, CPU).steps == 40
+    assert [o.status for o in train_pack(jobs, config, files, CPU)] == ["skipped", "done", "done"]
+    for job in jobs:
+        alone = tmp_path / "alone" / job.job_dir.name
+        train_job(alone, config, "mse", job.seed, files, CPU)
+        _assert_same_training(job.job_dir, alone)
+        assert list(pd.read_parquet(job.job_dir / TRAIN_LOG_FILE)["step"]) == list(range(1, 41))
+
+
+KILLER = """
+import os, signal, sys
+from pathlib import Path
+import torch
+from earshot.benchmark.config import load_config
+from earshot.benchmark.data.audio import load_folder
+from earshot.benchmark.data.windows import split_by_file
+from earshot.benchmark.train.pack import PackJob, train_pack
+
+album, root = sys.argv[1], Path(sys.argv[2])
+config = load_config("tiny", {"data.path": album, "train.budget": "40", "train.grad_clip": 0.5,
+                              "train.checkpoint_every": 10})
+files = split_by_file(load_folder(Path(album), 11025, 2048, log=lambda m: None), 0.25, 0).train
+def die(step):
+    if step == 19:
+        os.kill(os.getpid(), signal.SIGKILL)
+train_pack([PackJob(root / f"bark-{seed}", "bark", seed) for seed in range(2)], config, files,
+           torch.device("cpu"), on_step=die)
+"""
+
+
+def test_a_pack_killed_with_sigkill_resumes_each_job_from_its_checkpoint(train_files, tmp_path):
+    album, files = train_files
+    config = _config(album)
+    jobs = [PackJob(tmp_path / "killed" / f"bark-{seed}", "bark", seed) for seed in range(2)]
+    proc = subprocess.run([sys.executable, "-c", KILLER, album, str(tmp_path / "killed")], cwd=ROOT,
+                          capture_output=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    assert [_checkpoint(job.job_dir)["step"] for job in jobs] == [16, 16]  # the epoch of 16 steps
+    assert not any((job.job_dir / DONE_FILE).exists() for job in jobs)
+    assert [o.steps for o in train_pack(jobs, config, files, CPU)] == [40, 40]
+    for job in jobs:
+        alone = tmp_path / "alone" / job.job_dir.name
+        train_job(alone, config, "bark", job.seed, files, CPU)
+        _assert_same_training(job.job_dir, alone)
+        assert list(pd.read_parquet(job.job_dir / TRAIN_LOG_FILE)["step"]) == list(range(1, 41))
+
+
+class _NaNAtStep12(Loss):
+    name = "test-pack-nan-at-12"
+    description = "MSE that turns NaN at its twelfth call (tests only)"
+
+    def __init__(self, sample_rate: int) -> None:
+        super().__init__(sample_rate)
+        self.calls = 0
+
+    def forward(self, head, target):
+        self.calls += 1
+        loss = torch.mean((head[:, 0] - target) ** 2)
+        return loss * float("nan") if self.calls >= 12 else loss
+
+
+@pytest.fixture
+def nan_loss():
+    REGISTRY[_NaNAtStep12.name] = _NaNAtStep12
+    yield _NaNAtStep12.name
+    del REGISTRY[_NaNAtStep12.name]
+
+
+def test_a_job_whose_loss_turns_non_finite_leaves_the_pack_and_the_others_carry_on(train_files, tmp_path, nan_loss):
+    album, files = train_files
+    config = _config(album, **{"train.log_every": 1})
+    jobs = [PackJob(tmp_path / "p" / "mse-0", "mse", 0), PackJob(tmp_path / "p" / "nan-1", nan_loss, 1),
+            PackJob(tmp_path / "p" / "mse-2", "mse", 2)]
+    outcomes = train_pack(jobs, config, files, CPU)
+    assert [o.status for o in outcomes] == ["done", "failed", "done"]
+    assert "step 12" in outcomes[1].message and "checkpoint of step 10" in outcomes[1].message
+    assert (jobs[1].job_dir / FAILED_FILE).exists() and _checkpoint(jobs[1].job_dir)["step"] == 10
+    for job in (jobs[0], jobs[2]):
+        alone = tmp_path / "alone" / job.job_dir.name
+        train_job(alone, config, "mse", job.seed, files, CPU)
+        _assert_same_training(job.job_dir, alone)
+
+
+def test_the_grid_packs_by_decoder_head_and_adversarial_jobs_train_alone(train_files):
+    album, _ = train_files
+    config = load_config("tiny", {"data.path": album, "losses": ["mse", "mulaw-ce", "adversarial", "bark"],
+                                  "seeds": 2})
+    packs = plan_packs(config, job_grid(config), size=3)
+    names = [[job for job, _, _ in pack] for pack in packs]
+    assert names == [["mse-seed0", "mse-seed1", "bark-seed0"], ["bark-seed1"],
+                     ["mulaw-ce-seed0", "mulaw-ce-seed1"], ["adversarial-seed0"], ["adversarial-seed1"]]
+    assert plan_packs(config, job_grid(config), size=1) == [[job] for job in job_grid(config)]
+
+
+@pytest.mark.parametrize("value, expected", [("auto", "auto"), ("off", "off"), ("1", "off"), ("4", 4), (" OFF ", "off")])
+def test_pack_values(value, expected):
+    assert parse_pack(value) == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many", "2.5"])
+def test_a_bad_pack_value_names_itself_and_the_choices(value):
+    with pytest.raises(ValueError, match=rf"--pack '{value}': expected auto, off or a number"):
+        parse_pack(value)
+
+
+def test_earshot_run_packs_the_grid_into_the_same_job_folders_as_unpacked(train_files, tmp_path):
+    album, _ = train_files
+    runs, outputs = {}, {}
+    for pack in ("2", "off"):
+        result = CliRunner().invoke(app, ["run", "--preset", "tiny", "--data", album, "--losses", "mse", "--seeds", "2",
+                                          "--budget", "12", "--out", str(tmp_path / pack), "--run-id", "r",
+                                          "--pack", pack, "--no-eval", "--quiet"])
+        assert result.exit_code == 0, result.output
+        runs[pack], outputs[pack] = tmp_path / pack / "r", result.output
+    assert "training 2 jobs packed: mse-seed0, mse-seed1" in outputs["2"]
+    assert "packed" not in outputs["off"]
+    record = json.loads((runs["2"] / "run.json").read_text())
+    assert {job: entry["status"] for job, entry in record["jobs"].items()} == {"mse-seed0": "done", "mse-seed1": "done"}
+    for job in ("mse-seed0", "mse-seed1"):
+        packed_files = sorted(p.name for p in (runs["2"] / "jobs" / job).iterdir())
+        assert packed_files == sorted(p.name for p in (runs["off"] / "jobs" / job).iterdir())
+        _assert_same_training(runs["2"] / "jobs" / job, runs["off"] / "jobs" / job)
+
+
+def test_bench_pack_prints_the_packed_speedup(tmp_path):
+    out = tmp_path / "pack.json"
+    result = CliRunner().invoke(app, ["bench", "--pack", "--preset", "tiny", "--device", "cpu", "--losses", "mse,bark",
+                                      "--seeds", "2", "--steps", "1", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    found = json.loads(out.read_text())
+    assert found["jobs"] == 4 and found["packs"] == [4] and found["pack_impl"] == "loop"
+    assert set(found["windows_per_s"]) == {"one_at_a_time", "packed_vmap", "packed_loop"}
+    assert found["packed_speedup"] == found["packed_speedup_loop"] > 0
+    assert "packed loop" in result.output and "one at a time" in result.output
