@@ -28,6 +28,14 @@ RUNS=$(mktemp -d)  # checkpoints are large: keep them out of OUT
 mkdir -p "$OUT_DIR"
 export PYTHONUNBUFFERED=1 PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
 earshot() { "$PY" -m earshot "$@"; }
+# NAME COMMAND...: run it for at most 150 s and print its lines but the indented ones; say when it
+# did not finish (by its own exit status: grep's would call a run whose lines were all filtered out failed).
+bounded() {
+  local name=$1 out rc; shift
+  out=$(timeout 150 "$@" 2>&1); rc=$?
+  printf '%s\n' "$out" | grep -v '^ ' || true
+  [ "$rc" -eq 0 ] || echo "$name did not finish (exit $rc)"
+}
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
 "$PY" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"
@@ -39,9 +47,8 @@ earshot bench --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[1]}" --step
 echo "== batch ${BATCH[2]}: mse =="
 earshot bench --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[2]}" --steps 5 --losses mse --json "$OUT_DIR/bench-b${BATCH[2]}.json" 2>&1 | grep -v '^ '
 echo "== batch ${BATCH[0]}: 6 losses x 3 seeds packed against one job at a time (packed_speedup) =="
-timeout 150 "$PY" -m earshot bench --pack --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[0]}" --steps 5 \
-  --losses mse,bark,bark-norm,mrstft,mel,mulaw-ce --seeds 3 --json "$OUT_DIR/bench-pack-b${BATCH[0]}.json" 2>&1 \
-  | grep -v '^ ' || echo "packed bench did not finish"
+bounded "packed bench" "$PY" -m earshot bench --pack --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[0]}" \
+  --steps 5 --losses mse,bark,bark-norm,mrstft,mel,mulaw-ce --seeds 3 --json "$OUT_DIR/bench-pack-b${BATCH[0]}.json"
 
 echo "== a short training run of mse and bark ($PRESET preset, $BUDGET each), then its evaluation =="
 data_args=()
@@ -62,12 +69,11 @@ if run.metrics_file.exists():
 PY
 
 echo "== batch ${BATCH[2]}: mse with torch.compile =="
-timeout 150 "$PY" -m earshot bench --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[2]}" --steps 5 \
-  --losses mse --set train.compile=true --json "$OUT_DIR/bench-b${BATCH[2]}-compile.json" 2>&1 | grep -v '^ ' \
-  || echo "compile bench did not finish"
+bounded "compile bench" "$PY" -m earshot bench --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[2]}" --steps 5 \
+  --losses mse --set train.compile=true --json "$OUT_DIR/bench-b${BATCH[2]}-compile.json"
 echo "== batch ${BATCH[2]}: mse with torch.compile, convolutions as matrix multiplies =="
-timeout 150 "$PY" -m earshot bench --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[2]}" --steps 5 \
-  --losses mse --set train.compile=true --set train.conv_impl=gemm --json "$OUT_DIR/bench-b${BATCH[2]}-compile-gemm.json" \
-  2>&1 | grep -v '^ ' || echo "compile gemm bench did not finish"
+bounded "compile gemm bench" "$PY" -m earshot bench --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[2]}" \
+  --steps 5 --losses mse --set train.compile=true --set train.conv_impl=gemm \
+  --json "$OUT_DIR/bench-b${BATCH[2]}-compile-gemm.json"
 rm -rf "$RUNS"
 echo "gpu-check took $SECONDS s"
