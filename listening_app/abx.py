@@ -16,7 +16,7 @@ import numpy as np
 
 from earshot.listening_app import store
 from earshot.listening_app.audio import blinded_wav
-from earshot.listening_app.trial import MAX_PLAY_SECONDS, MAX_VALUE_BYTES, TrialView, _number, _rng
+from earshot.listening_app.trial import MAX_PLAY_SECONDS, MAX_VALUE_BYTES, TrialView, bounded_number, seeded_rng
 
 LETTERS = ["A", "B", "X"]
 
@@ -24,7 +24,7 @@ LETTERS = ["A", "B", "X"]
 def assignment(stimuli: list[store.StimulusInfo], token: str, order_seed: int, item_id: int
                ) -> tuple[store.StimulusInfo, store.StimulusInfo, store.StimulusInfo]:
     """(A, B, X) for this rater's trial of an item: A and B its two stimuli in a random order, X one of them."""
-    rng = _rng("abx", order_seed, token, item_id)
+    rng = seeded_rng("abx", order_seed, token, item_id)
     a, b = (stimuli[k] for k in rng.permutation(2))
     return a, b, (a if rng.random() < 0.5 else b)
 
@@ -72,7 +72,7 @@ def check_submission(view: TrialView, value, must_play_all: bool) -> tuple[store
         return None, ["the answer must be A or B"]
     total_plays, total_seconds, unplayed = 0, 0.0, []
     for key, letter in zip(view.keys, view.letters):
-        played = _number(seconds.get(key, 0), 0, MAX_PLAY_SECONDS)
+        played = bounded_number(seconds.get(key, 0), 0, MAX_PLAY_SECONDS)
         count = plays.get(key, 0)
         if played is None or isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 100_000:
             return None, [f"the play record of {letter} is not valid"]

@@ -29,7 +29,8 @@ MAX_PLAY_SECONDS = 6 * 3600
 KIND_LABELS = {"reference": "Reference (hidden in trials)", "anchor-low": "Low anchor", "anchor-mid": "Mid anchor"}
 
 
-def _rng(*parts: object) -> np.random.Generator:
+def seeded_rng(*parts: object) -> np.random.Generator:
+    """A generator fixed by ``parts`` (test seed, rater token, item…): the same draw on every reload and device."""
     digest = hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
@@ -37,12 +38,12 @@ def _rng(*parts: object) -> np.random.Generator:
 def trial_order(items: list[store.ItemInfo], token: str, order_seed: int) -> list[store.ItemInfo]:
     """The rater's order of the test's (non-training) items: random per rater, stable per token."""
     rated = [i for i in items if not i.training]
-    order = _rng("items", order_seed, token).permutation(len(rated))
+    order = seeded_rng("items", order_seed, token).permutation(len(rated))
     return [rated[k] for k in order]
 
 
 def stimulus_order(found: list[store.StimulusInfo], token: str, order_seed: int, item_id: int) -> list[store.StimulusInfo]:
-    order = _rng("stimuli", order_seed, token, item_id).permutation(len(found))
+    order = seeded_rng("stimuli", order_seed, token, item_id).permutation(len(found))
     return [found[k] for k in order]
 
 
@@ -133,7 +134,8 @@ class Checked:
     problems: list[str]
 
 
-def _number(value, low: float, high: float) -> float | None:
+def bounded_number(value, low: float, high: float) -> float | None:
+    """A number the browser sent, when it is one and within [low, high]; else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     value = float(value)
@@ -161,10 +163,10 @@ def check_submission(view: TrialView, value, settings: TestSettings) -> Checked:
         return Checked([], ["the player sent ratings for stimuli that are not in this trial"])
     problems, result = [], []
     for key, letter in zip(view.keys, view.letters):
-        score = _number(scores.get(key), 0, 100)
+        score = bounded_number(scores.get(key), 0, 100)
         if key in scores and score is None:
             return Checked([], [f"the rating of {letter} is not a number from 0 to 100"])
-        played = _number(seconds.get(key, 0), 0, MAX_PLAY_SECONDS)
+        played = bounded_number(seconds.get(key, 0), 0, MAX_PLAY_SECONDS)
         count = plays.get(key, 0)
         if played is None or isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 100_000:
             return Checked([], [f"the play record of {letter} is not valid"])
