@@ -128,7 +128,9 @@ def test_cli_prepares_opens_invites_exports_and_refuses_with_one_line(tmp_path, 
         result = runner.invoke(app, ["listen", "prepare", str(run_dir), "--db", sqlite_url, *args])
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["listen", "list", "--db", sqlite_url])
-    assert "cli" in result.output and "open" in result.output
+    (row,) = [line.split("\t") for line in result.output.splitlines() if line.startswith("cli\t")]
+    assert row[:3] == ["cli", "MUSHRA", "open"] and row[-1] == "0"  # the admin page's columns, and no ratings yet
+    assert [line for line in result.output.splitlines() if line.startswith("test\t")][0].endswith("\tratings")
 
 
 def test_the_training_item_is_one_no_trial_uses(sqlite_url, run_dir):
