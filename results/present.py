@@ -791,6 +791,34 @@ def bitrate_table(bitrates: pd.DataFrame, summary: pd.DataFrame, metric_info: di
     return Table(columns, rows, caption, records=json_value(raw))
 
 
+def bench_table(result: dict) -> Table:
+    """``earshot bench``: per loss its windows/s, step time, ratio to mse, peak memory and TFLOP/s (CUDA)."""
+    rows = [[name, fixed(row["windows_per_s"], 1), fixed(row["step_ms"], 1), fixed(row["to_mse"], 2),
+             fixed(row["peak_mb"], 0), "" if row["tflops"] is None else fixed(row["tflops"], 1)]
+            for name, row in result["losses"].items()]
+    return Table(["loss", "windows/s", "step ms", "× mse", "peak MB", "TFLOP/s"], rows,
+                 f"{result['preset']} on {result['device_name']}, batch {result['batch']}",
+                 records=json_value(list(result["losses"].values())))
+
+
+def profile_table(loss: str, row: dict, found: dict) -> Table:
+    """``earshot bench --profile``: one loss's costliest operators per training step."""
+    kernels = "" if row["kernels_per_step"] is None else f", {row['kernels_per_step']:.0f} kernels per step"
+    return Table(["operator", "ms/step", "share", "calls/step"],
+                 [[op["op"][:60], fixed(op["ms_per_step"], 2), percent(op["share"]), fixed(op["calls_per_step"], 0)]
+                  for op in row["top"]],
+                 f"{loss} on {found['device_name']}, batch {found['batch']}{kernels}", records=json_value(row["top"]))
+
+
+def data_table(categories: list[dict], root, sample_rate: int) -> Table:
+    """``earshot data``: per category (and ``all``, in bold) its files and minutes, and the split's."""
+    rows = [[c["category"], count(c["files"]), fixed(c["minutes"], 2), count(c["train_files"]), count(c["test_files"]),
+             fixed(c["test_minutes"], 2)] for c in categories]
+    return Table(["category", "files", "minutes", "train files", "test files", "test minutes"], rows,
+                 f"{root} at {sample_rate} Hz", bold={(len(rows) - 1, j) for j in range(6)} if rows else set(),
+                 records=json_value(categories))
+
+
 def pack_bench_table(result: dict) -> Table:
     """``earshot bench --pack``: the grid's windows/s one job at a time and packed, each way's ratio."""
     base = result["windows_per_s"]["one_at_a_time"]

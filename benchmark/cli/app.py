@@ -394,20 +394,18 @@ def _print_data_info(path, sample_rate, config=None) -> None:
         config = load_config("quick", {"data.path": str(path), "data.sample_rate": sample_rate})
     audio_set = load_data(config.data, log=lambda m: console.print(m, highlight=False))
     split = split_by_file(audio_set, config.data.test_fraction, config.data.split_seed)
-    from earshot.results.present import Table
+    from earshot.results.present import data_table
 
-    rows = []
     rate = audio_set.sample_rate
-    for category in sorted({f.category for f in audio_set.files}):
-        members = [f for f in audio_set.files if f.category == category]
-        test = [f for f in split.test if f.category == category]
-        rows.append([category, str(len(members)), f"{sum(f.audio.size for f in members) / rate / 60:.2f}",
-                     str(len(members) - len(test)), str(len(test)), f"{sum(f.audio.size for f in test) / rate / 60:.2f}"])
-    rows.append(["all", str(len(audio_set.files)), f"{audio_set.seconds() / 60:.2f}", str(len(split.train)),
-                 str(len(split.test)), f"{sum(f.audio.size for f in split.test) / rate / 60:.2f}"])
-    print_table(Table(["category", "files", "minutes", "train files", "test files", "test minutes"], rows,
-                      f"{audio_set.root} at {audio_set.sample_rate} Hz",
-                      bold={(len(rows) - 1, j) for j in range(len(rows[-1]))}))
+    categories = []
+    for category in [*sorted({f.category for f in audio_set.files}), "all"]:
+        members = [f for f in audio_set.files if category in ("all", f.category)]
+        test = [f for f in split.test if category in ("all", f.category)]
+        categories.append({"category": category, "files": len(members),
+                           "minutes": sum(f.audio.size for f in members) / rate / 60,
+                           "train_files": len(members) - len(test), "test_files": len(test),
+                           "test_minutes": sum(f.audio.size for f in test) / rate / 60})
+    print_table(data_table(categories, audio_set.root, rate))
     if audio_set.skipped:
         console.print(f"skipped files: {len(audio_set.skipped)}")
 
@@ -433,7 +431,7 @@ def bench(
 ) -> None:
     """Measure training-step speed per loss (windows/s, bark/mse ratio, memory, TFLOP/s), or --metrics, or --pack."""
     from earshot.benchmark.bench import bench_metrics, bench_training
-    from earshot.results.present import Table
+    from earshot.results import present
 
     if pack:
         from earshot.benchmark.bench import bench_pack
@@ -444,9 +442,7 @@ def bench(
                                 seeds=seeds, steps=steps, log=lambda m: console.print(m, highlight=False))
         except (*_user_errors(), ValueError) as exc:
             _fail(str(exc))
-        from earshot.results.present import pack_bench_table
-
-        print_table(pack_bench_table(result))
+        print_table(present.pack_bench_table(result))
         text = json.dumps(result, indent=2)
         if output:
             output.write_text(text)
@@ -472,11 +468,7 @@ def bench(
         except (*_user_errors(), ValueError) as exc:
             _fail(str(exc))
         for name, row in found["losses"].items():
-            kernels = "" if row["kernels_per_step"] is None else f", {row['kernels_per_step']:.0f} kernels per step"
-            print_table(Table(["operator", "ms/step", "share", "calls/step"],
-                              [[op["op"][:60], f"{op['ms_per_step']:.2f}", f"{100 * op['share']:.0f} %",
-                                f"{op['calls_per_step']:.0f}"] for op in row["top"]],
-                              f"{name} on {found['device_name']}, batch {found['batch']}{kernels}"))
+            print_table(present.profile_table(name, row, found))
         if output:
             output.write_text(json.dumps(found, indent=2))
         return
@@ -487,11 +479,7 @@ def bench(
                                 log=lambda m: console.print(m, highlight=False))
     except (*_user_errors(), ValueError) as exc:
         _fail(str(exc))
-    print_table(Table(["loss", "windows/s", "step ms", "× mse", "peak MB", "TFLOP/s"],
-                      [[name, f"{row['windows_per_s']:.1f}", f"{row['step_ms']:.1f}", f"{row['to_mse']:.2f}",
-                        f"{row['peak_mb']:.0f}", "" if row["tflops"] is None else f"{row['tflops']:.1f}"]
-                       for name, row in result["losses"].items()],
-                      f"{result['preset']} on {result['device_name']}, batch {result['batch']}"))
+    print_table(present.bench_table(result))
     if "bark_to_mse" in result:
         console.print(f"bark_to_mse: {result['bark_to_mse']:.3f}")
     text = json.dumps(result, indent=2)

@@ -113,6 +113,10 @@ def test_bench_measures_every_loss_relative_to_mse(tmp_path):
     assert cli.exit_code == 0, cli.output
     written = json.loads(out.read_text())
     assert set(written["losses"]) == {"mse", "bark"} and "bark_to_mse" in written
+    printed = table_rows(cli.output)  # the table's cells are the JSON's numbers
+    for loss in ("mse", "bark"):
+        row = written["losses"][loss]
+        assert printed[loss][1:4] == [f"{row['windows_per_s']:.1f}", f"{row['step_ms']:.1f}", f"{row['to_mse']:.2f}"]
     bad = runner.invoke(app, ["bench", "--preset", "tiny", "--device", "cpu", "--losses", "nope"])
     assert bad.exit_code == 2 and "unknown loss 'nope'" in bad.output
 
