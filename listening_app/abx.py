@@ -9,6 +9,7 @@ apart from A's and B's, so its bytes match neither.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import secrets
 
@@ -16,7 +17,9 @@ import numpy as np
 
 from earshot.listening_app import store
 from earshot.listening_app.audio import blinded_wav
-from earshot.listening_app.trial import MAX_PLAY_SECONDS, MAX_VALUE_BYTES, TrialView, bounded_number, seeded_rng
+from earshot.listening_app.rules import ItemPlan, timing_problems
+from earshot.listening_app.trial import (MAX_PLAY_SECONDS, MAX_VALUE_BYTES, TestType, TrialView, bounded_number,
+                                         seeded_rng)
 
 LETTERS = ["A", "B", "X"]
 
@@ -51,7 +54,7 @@ def make_view(db_url: str | None, rater: store.RaterInfo, test: store.TestInfo, 
     return TrialView(item.id, nonce, list(LETTERS), keys, {k: s.id for k, s in zip(keys, (a, b, x))}, {}, args, now)
 
 
-def check_submission(view: TrialView, value, must_play_all: bool) -> tuple[store.AbxAnswer | None, list[str]]:
+def check_submission(view: TrialView, value, settings) -> tuple[store.AbxAnswer | None, list[str]]:
     """The player's value as an answer to store, or what is missing or wrong (the value is hostile:
     size, shape, types and this session's keys are checked)."""
     try:
@@ -79,7 +82,7 @@ def check_submission(view: TrialView, value, must_play_all: bool) -> tuple[store
         total_plays, total_seconds = total_plays + count, total_seconds + played
         if count == 0:
             unplayed.append(letter)
-    messages, problems = rule_messages(must_play_all), []
+    messages, problems = rule_messages(settings.must_play_all), []
     if answer is None:
         problems.append(messages["unanswered"])
     if "unplayed" in messages and unplayed:
@@ -88,3 +91,47 @@ def check_submission(view: TrialView, value, must_play_all: bool) -> tuple[store
         return None, problems
     ids = [view.stimulus_ids[k] for k in view.keys]
     return store.AbxAnswer(ids[0], ids[1], ids[2], answer, total_plays, total_seconds), []
+
+
+def check_abx_items(plans: list[ItemPlan], sample_rate: int) -> list[str]:
+    """What keeps an ABX test from opening: each trial needs two different systems of one length."""
+    problems = [] if plans else ["the test has no items"]
+    for plan in plans:
+        if len(plan.conditions) != 2 or len(set(plan.conditions)) != 2 or set(plan.kinds) != {"system"}:
+            problems.append(f"{plan.name}: an ABX trial needs exactly two different systems")
+        problems.extend(timing_problems(plan, sample_rate))
+    return problems
+
+
+def make_items(excerpt: dict, stimuli: list[store.NewStimulus], conditions: list[str]) -> list[store.NewItem]:
+    """One trial per pair of conditions: the pair's two stimuli, level-matched as in a MUSHRA trial."""
+    by_condition = {s.condition: s for s in stimuli}
+    return [store.NewItem(f"{excerpt['item']}: {a} vs {b}", excerpt["category"], [by_condition[a], by_condition[b]],
+                          excerpt=excerpt["item"])
+            for a, b in itertools.combinations(conditions, 2)]
+
+
+def _describe(conditions: list[str], items: int, trials: int) -> str:
+    pairs = len(conditions) * (len(conditions) - 1) // 2
+    return (f"{trials} trials ({items} items × {pairs} pair{'s' if pairs != 1 else ''} of {', '.join(conditions)}); "
+            "X is A or B at random for each rater and trial")
+
+
+TYPE = TestType(
+    name="abx", title="ABX",
+    summary="pairs of conditions: X is A or B at random, the rater says which (can they tell them apart at all?)",
+    instructions="Listen to **A**, **B** and **X**. X is the same as either A or B: say which.",
+    training_text=("Listen to every version of this excerpt. Here they are **labelled**: the reference and the "
+                   "systems under test. In the test, each trial plays two of the systems as **A** and **B**, and one "
+                   "of them again as **X**: you say which. Nothing here is recorded."),
+    make_items=make_items,
+    check_items=lambda plans, rate, low_hz, mid_hz: check_abx_items(plans, rate),
+    make_view=make_view,
+    check_submission=check_submission,
+    save=lambda db_url, token, item_id, answer, seconds: store.submit_abx(db_url, token, item_id, answer, seconds),
+    check_conditions=lambda conditions: (None if len(conditions) >= 2 else
+                                         f"ABX compares pairs of conditions: choose at least 2 with --conditions "
+                                         f"(has {len(conditions)})"),
+    describe=_describe,
+    training_systems_only=True,
+)

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from earshot.listening_app.links import DEFAULT_ADDRESS
 from earshot.results.terminal import console, err_console, print_table
 
-listen_app = typer.Typer(no_args_is_help=True, help="The blind MUSHRA listening test (ITU-R BS.1534).")
+listen_app = typer.Typer(no_args_is_help=True, help="Blind listening tests: MUSHRA (ITU-R BS.1534), ABX and more.")
 DB_HELP = ("database: a SQLite file's path, or a URL (sqlite:///path or postgresql://...); default $EARSHOT_DB "
            "or a SQLite file in your data folder")
 
@@ -53,8 +53,9 @@ def _split(text: str | None) -> list[str] | None:
 @listen_app.command()
 def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: reference/ and recon/)"),
             test_type: str = typer.Option("mushra", "--type",
-                                          help="mushra (every condition rated against the reference) or abx (every "
-                                               "pair of conditions: is X A or B?)"),
+                                          help="the kind of test: mushra (every condition rated against the "
+                                               "reference), abx (every pair of conditions: is X A or B?); the README "
+                                               "says when to use which"),
             items: int = typer.Option(8, min=1, help="number of items (excerpts; ABX makes one trial per item and pair), "
                                                      "spread across categories"),
             conditions: Optional[str] = typer.Option(None, help="losses or other systems of the run (pca-<k>, a codec such as "
@@ -76,8 +77,8 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
             open_test: bool = typer.Option(False, "--open", help="open the test right away"),
             loudness: str = typer.Option("bs1770", help="level matching: bs1770 (ITU-R BS.1770-4 loudness) or rms"),
             db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_database)) -> None:
-    """Make a blind MUSHRA or ABX test from a run: items, hidden reference and anchors (MUSHRA) or pairs (ABX),
-    loudness matching."""
+    """Make a blind listening test of any type from a run: its items, stimuli and loudness matching."""
+    from earshot.listening_app import testtypes
     from earshot.listening_app.audio import LOUDNESS_METHODS
     from earshot.listening_app.prepare import prepare_test
     from earshot.listening_app.settings import TestSettings
@@ -100,15 +101,11 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
             set_status(db, made.name, "open")
     except _user_errors() as error:
         _fail(str(error))
-    if made.type == "abx":
-        pairs = len(made.conditions) * (len(made.conditions) - 1) // 2
-        console.print(Text.assemble("ABX test ", (made.name, "bold"),
-                                    f": {made.trials} trials ({len(made.items)} items × {pairs} pair{'s' if pairs != 1 else ''} of "
-                                    f"{', '.join(made.conditions)}); X is A or B at random for each rater and trial"))
-    else:
-        console.print(Text.assemble("test ", (made.name, "bold"),
-                                    f": {len(made.items)} trials, conditions {', '.join(made.conditions)} + hidden "
-                                    f"reference + anchors at {made.anchor_low_hz:.1f} Hz and {made.anchor_mid_hz:.1f} Hz"))
+    kind = testtypes.get(made.type)
+    console.print(Text.assemble(f"{kind.title} test ", (made.name, "bold"),
+                                ": " + kind.describe(made.conditions, len(made.items), made.trials)))
+    if made.type == "mushra":
+        console.print(f"anchors: low-passed at {made.anchor_low_hz:.1f} Hz and {made.anchor_mid_hz:.1f} Hz")
     matching = "BS.1770-4 integrated loudness" if made.loudness == "bs1770" else "RMS"
     console.print(f"every stimulus matched to its reference's {matching} (--loudness {made.loudness})")
     if made.training_item:

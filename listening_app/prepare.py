@@ -11,7 +11,6 @@ is copied into the database, so nothing a test plays lies in any folder a web se
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -20,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from earshot.listening_app import store
+from earshot.listening_app import store, testtypes
 from earshot.listening_app.audio import LOUDNESS_METHODS, MAX_PEAK, anchor_cutoffs, loudness_gains_db, lowpass, wav_bytes
-from earshot.listening_app.rules import ItemPlan, check_abx_items, check_items
-from earshot.listening_app.settings import MAX_STIMULI_PER_TRIAL, TestSettings
+from earshot.listening_app.rules import ItemPlan
+from earshot.listening_app.settings import TestSettings
 from earshot.results.rundir import RunDir
 
 
@@ -135,16 +134,14 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
     if seconds is not None:
         settings = settings.model_copy(update={"seconds": seconds})
         TestSettings.model_validate(settings.model_dump())  # the range check
-    if test_type not in store.TEST_TYPES:
-        raise PrepareError(f"--type {test_type!r}: use one of {', '.join(store.TEST_TYPES)}")
+    try:
+        kind = testtypes.get(test_type)
+    except ValueError as error:
+        raise PrepareError(str(error)) from None
     jobs = resolve_jobs(run.path, conditions, seed)
-    stimuli_per_trial = len(jobs) + 3
-    if test_type == "abx" and len(jobs) < 2:
-        raise PrepareError(f"ABX compares pairs of conditions: choose at least 2 with --conditions (has {len(jobs)})")
-    if test_type == "mushra" and stimuli_per_trial > MAX_STIMULI_PER_TRIAL:
-        raise PrepareError(f"{len(jobs)} conditions + reference + 2 anchors = {stimuli_per_trial} stimuli per trial; "
-                           f"BS.1534 allows at most {MAX_STIMULI_PER_TRIAL} (choose at most "
-                           f"{MAX_STIMULI_PER_TRIAL - 3} with --conditions)")
+    refused = kind.check_conditions(jobs)
+    if refused:
+        raise PrepareError(refused)
     excerpts = run.read_excerpts()
     if not excerpts:
         raise PrepareError(f"{run.path}: the run has no excerpts")
@@ -159,26 +156,17 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
     low_hz, mid_hz = anchor_cutoffs(rate)
     samples = int(round(settings.seconds * rate))
 
-    new_items, plans, gains_report = [], [], {}
+    new_items, gains_report = [], {}
     for excerpt in chosen + ([training] if training else []):
         new_stimuli = _stimuli(run, excerpt["item"], jobs, rate, samples, loudness, low_hz, mid_hz)
         gains_report[excerpt["item"]] = {s.condition: s.gain_db for s in new_stimuli}
-        if test_type == "abx" and excerpt is not training:
-            # One trial per pair of conditions: the pair's two stimuli, matched as in a MUSHRA trial.
-            by_condition = {s.condition: s for s in new_stimuli}
-            for a, b in itertools.combinations(jobs, 2):
-                new_items.append(store.NewItem(f"{excerpt['item']}: {a} vs {b}", excerpt["category"],
-                                               [by_condition[a], by_condition[b]], excerpt=excerpt["item"]))
-            continue
-        new_items.append(store.NewItem(excerpt["item"], excerpt["category"], new_stimuli, training=excerpt is training))
-        plans.append(ItemPlan(excerpt["item"], [s.condition for s in new_stimuli], [s.kind for s in new_stimuli],
-                              [s.samples for s in new_stimuli]))
-
-    if test_type == "abx":
-        problems = check_abx_items([ItemPlan(i.name, [s.condition for s in i.stimuli], [s.kind for s in i.stimuli],
-                                             [s.samples for s in i.stimuli]) for i in new_items if not i.training], rate)
-    else:
-        problems = check_items(plans, rate, low_hz, mid_hz)
+        if excerpt is training:  # every condition, labelled on the training page, whatever the type
+            new_items.append(store.NewItem(excerpt["item"], excerpt["category"], new_stimuli, training=True))
+        else:
+            new_items.extend(kind.make_items(excerpt, new_stimuli, jobs))
+    problems = kind.check_items([ItemPlan(i.name, [s.condition for s in i.stimuli], [s.kind for s in i.stimuli],
+                                          [s.samples for s in i.stimuli]) for i in new_items if not i.training],
+                                rate, low_hz, mid_hz)
     if problems:
         raise PrepareError("; ".join(problems))
     if name is None:

@@ -1,4 +1,5 @@
-"""ITU-R BS.1534-3 rules (and an ABX test's own), checked on the server before a test is written and opened.
+"""ITU-R BS.1534-3 rules (each other test type keeps its own in its module), checked on the server before a
+test is written and opened.
 
 The rules work on plain data (per item: the kinds and lengths of its stimuli), so test
 preparation checks them before anything is written and ``set_status(..., "open")``
@@ -22,6 +23,17 @@ class ItemPlan:
     samples: list[int]
 
 
+def timing_problems(plan: ItemPlan, sample_rate: int) -> list[str]:
+    """The rules every type's trial keeps: one length for all its stimuli (switching stays in sync), not too long."""
+    problems = []
+    if len(set(plan.samples)) > 1:
+        problems.append(f"{plan.name}: stimuli differ in length, so switching would not stay in sync")
+    if plan.samples and max(plan.samples) / sample_rate > MAX_STIMULUS_SECONDS + 1e-9:
+        problems.append(f"{plan.name}: {max(plan.samples) / sample_rate:.1f} s, longer than "
+                        f"{MAX_STIMULUS_SECONDS:.0f} s")
+    return problems
+
+
 def check_items(plans: list[ItemPlan], sample_rate: int, anchor_low_hz: float, anchor_mid_hz: float) -> list[str]:
     """Every BS.1534 rule the plan breaks, one line each; empty when it may open."""
     from earshot.listening_app.store import ANCHOR_LOW, ANCHOR_MID, REFERENCE
@@ -40,40 +52,20 @@ def check_items(plans: list[ItemPlan], sample_rate: int, anchor_low_hz: float, a
                 problems.append(f"{plan.name}: needs exactly one {needed}")
         if "system" not in plan.kinds:
             problems.append(f"{plan.name}: no system under test")
-        if len(set(plan.samples)) > 1:
-            problems.append(f"{plan.name}: stimuli differ in length, so switching would not stay in sync")
-        if plan.samples and max(plan.samples) / sample_rate > MAX_STIMULUS_SECONDS + 1e-9:
-            problems.append(f"{plan.name}: {max(plan.samples) / sample_rate:.1f} s, longer than "
-                            f"{MAX_STIMULUS_SECONDS:.0f} s")
-    return problems
-
-
-def check_abx_items(plans: list[ItemPlan], sample_rate: int) -> list[str]:
-    """What keeps an ABX test from opening: each trial needs two different systems of one length."""
-    problems = [] if plans else ["the test has no items"]
-    for plan in plans:
-        if len(plan.conditions) != 2 or len(set(plan.conditions)) != 2 or set(plan.kinds) != {"system"}:
-            problems.append(f"{plan.name}: an ABX trial needs exactly two different systems")
-        if len(set(plan.samples)) > 1:
-            problems.append(f"{plan.name}: stimuli differ in length, so switching would not stay in sync")
-        if plan.samples and max(plan.samples) / sample_rate > MAX_STIMULUS_SECONDS + 1e-9:
-            problems.append(f"{plan.name}: {max(plan.samples) / sample_rate:.1f} s, longer than "
-                            f"{MAX_STIMULUS_SECONDS:.0f} s")
+        problems.extend(timing_problems(plan, sample_rate))
     return problems
 
 
 def check_test(db_url: str | None, name: str) -> list[str]:
-    """The rules checked on a stored test (its type's)."""
-    from earshot.listening_app import store
+    """The rules of the stored test's type, checked on its trials (the training item is never one)."""
+    from earshot.listening_app import store, testtypes
 
     info = store.get_test(db_url, name)
     plans = []
     for item in store.test_items(db_url, info.id):
-        if info.type == "abx" and item.training:
-            continue  # the training page's item: every condition, labelled, never a trial
+        if item.training:
+            continue
         found = store.item_stimuli(db_url, item.id)
         plans.append(ItemPlan(item.name, [s.condition for s in found], [s.kind for s in found],
                               [s.samples for s in found]))
-    if info.type == "abx":
-        return check_abx_items(plans, info.sample_rate)
-    return check_items(plans, info.sample_rate, info.anchor_low_hz, info.anchor_mid_hz)
+    return testtypes.get(info.type).check_items(plans, info.sample_rate, info.anchor_low_hz, info.anchor_mid_hz)

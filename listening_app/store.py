@@ -35,9 +35,6 @@ DB_ENV = "EARSHOT_DB"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 KINDS = ("system", "reference", "anchor")
-#: The kinds of listening test: MUSHRA (every condition of an item rated against the reference)
-#: and ABX (two conditions A and B and an unknown X, which the rater says is A or B).
-TEST_TYPES = ("mushra", "abx")
 REFERENCE = "reference"
 ANCHOR_LOW = "anchor-low"
 ANCHOR_MID = "anchor-mid"
@@ -352,7 +349,7 @@ class TestInfo:
     anchor_mid_hz: float
     loudness: str  # how the stimuli were level-matched: "bs1770" or "rms"
     training_item_id: int | None = None  # the item the training page plays; never a trial
-    type: str = "mushra"  # one of TEST_TYPES
+    type: str = "mushra"  # a name of listening_app.testtypes.TYPES
 
 
 def _tests_query():
@@ -388,9 +385,8 @@ class NewItem:
 def create_test(db_url: str | None, name: str, run_dir: Path, run_id: str, settings: TestSettings,
                 sample_rate: int, anchor_low_hz: float, anchor_mid_hz: float, new_items: list[NewItem],
                 loudness: str, test_type: str = "mushra") -> TestInfo:
-    """Write a prepared test (closed) in one transaction; a name in use is refused."""
-    if test_type not in TEST_TYPES:
-        raise StoreError(f"test type {test_type!r}: use one of {', '.join(TEST_TYPES)}")
+    """Write a prepared test (closed) in one transaction; a name in use is refused. ``test_type`` is
+    checked by the caller against the types the app serves."""
     engine = engine_for(db_url)
     with _writing(engine) as conn:
         if conn.execute(sa.select(tests.c.id).where(tests.c.name == name)).first():
@@ -581,17 +577,19 @@ class Rating:
 
 
 def submit_trial(db_url: str | None, token: str, item_id: int, rating_list: list[Rating],
-                 seconds_spent: float) -> int:
+                 seconds_spent: float, test_type: str = "mushra",
+                 scores_refused: Callable[[list[float]], str | None] | None = None) -> int:
     """Commit every rating of one trial in one transaction; returns the trial id.
 
     Everything is checked again here, inside the transaction, because what arrives comes
-    from a browser: the token, that the test is open, that the item is one of this test's
-    and the stimuli exactly that item's, every score within 0-100; a second submit of a
-    trial is refused or replaces the first, as the test's ``resubmit`` setting says.
-    Nothing is written when any check fails.
+    from a browser: the token, that the test is open and of ``test_type``, that the item is
+    one of this test's and the stimuli exactly that item's, every score within 0-100 and,
+    for a type whose scores form a set (ranks, a preference), ``scores_refused`` finds nothing
+    wrong with them; a second submit of a trial is refused or replaces the first, as the test's
+    ``resubmit`` setting says. Nothing is written when any check fails.
     """
     with _writing(engine_for(db_url)) as conn:
-        test, rater = _open_trial(conn, token, item_id, "mushra")
+        test, rater = _open_trial(conn, token, item_id, test_type)
         expected = {r.id for r in conn.execute(sa.select(stimuli.c.id).where(stimuli.c.item_id == item_id))}
         given = [r.stimulus_id for r in rating_list]
         if len(given) != len(set(given)) or set(given) != expected:
@@ -599,6 +597,9 @@ def submit_trial(db_url: str | None, token: str, item_id: int, rating_list: list
         for r in rating_list:
             if not (0 <= r.score <= 100) or r.play_count < 0 or r.play_seconds < 0:
                 raise StoreError("a rating is outside 0-100 or a play count is negative")
+        refused = scores_refused([r.score for r in rating_list]) if scores_refused else None
+        if refused:
+            raise StoreError(refused)
         trial_id = _trial_row(conn, test, rater, item_id, seconds_spent)
         conn.execute(ratings.insert(), [dict(trial_id=trial_id, stimulus_id=r.stimulus_id, score=float(r.score),
                                              play_count=int(r.play_count), play_seconds=float(r.play_seconds))

@@ -15,11 +15,13 @@ import math
 import secrets
 import string
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
 from earshot.listening_app import store
 from earshot.listening_app.audio import blinded_wav
+from earshot.listening_app.rules import ItemPlan
 from earshot.listening_app.settings import TestSettings
 
 #: A component value larger than this is refused unread: 12 stimuli need well under 4 kB.
@@ -72,6 +74,37 @@ def next_trial(db_url: str | None, rater: store.RaterInfo, test: store.TestInfo)
     return (remaining[0] if remaining else None), len(order) - len(remaining), len(order)
 
 
+@dataclass(frozen=True)
+class TestType:
+    """One kind of listening test, as the app, preparation and the CLI need it.
+
+    Each type lives in its own module beside this one (``mushra.py``, ``abx.py``…) and is listed in
+    ``testtypes.py``; its page in the player is ``player_frontend/<mode>.js`` (MUSHRA's is built in).
+    The rater flow, the database's trials and the blindness rules are shared by all.
+    """
+
+    name: str
+    title: str
+    summary: str  # one line, for --help and the CLI
+    instructions: str  # above the player on every trial page
+    training_text: str  # the training page's, which plays every condition labelled
+    # (excerpt, its level-matched stimuli, the conditions) -> the excerpt's trial items
+    make_items: Callable[[dict, list[store.NewStimulus], list[str]], list[store.NewItem]]
+    # (plans, sample rate, low and mid anchor cut-offs) -> what keeps the test from opening
+    check_items: Callable[[list[ItemPlan], int, float, float], list[str]]
+    # (db_url, rater, test, item, now) -> a fresh blind view of a trial
+    make_view: Callable[..., "TrialView"]
+    # (view, the player's value, settings) -> (the answer to save or None, what is missing or wrong)
+    check_submission: Callable[["TrialView", Any, TestSettings], tuple[Any, list[str]]]
+    # (db_url, token, item id, answer, seconds spent) -> trial id, in one transaction
+    save: Callable[[str | None, str, int, Any, float], int]
+    # conditions -> why this type cannot test them, or None
+    check_conditions: Callable[[list[str]], str | None]
+    # (conditions, items, trials per rater) -> what `listen prepare` made, one line
+    describe: Callable[[list[str], int, int], str]
+    training_systems_only: bool = False  # its trials play systems only, so training shows no anchors
+
+
 @dataclass
 class TrialView:
     """One session's blind view of one trial: kept on the server (session state).
@@ -91,15 +124,19 @@ class TrialView:
 
 
 def make_view(db_url: str | None, rater: store.RaterInfo, test: store.TestInfo, item: store.ItemInfo,
-              now: float, training: bool = False) -> TrialView:
-    """A fresh blind view of ``item`` for this session (new keys, new blinding every call)."""
+              now: float, training: bool = False, systems_only: bool = False) -> TrialView:
+    """A fresh blind view of ``item`` for this session (new keys, new blinding every call).
+
+    ``systems_only``: the training page of a type whose trials play no anchors shows the reference and
+    the systems only.
+    """
     found = stimulus_order(store.item_stimuli(db_url, item.id), rater.token, test.settings.order_seed, item.id)
     if training:  # the training page shows stimuli labelled, in a fixed, readable order
         rank = {"reference": 0, "anchor-mid": 2, "anchor-low": 3}
         found = sorted(found, key=lambda s: rank.get(s.condition, 1))
     reference = next(s for s in found if s.kind == "reference")
     audio = store.stimulus_audio(db_url, [s.id for s in found])
-    if training and test.type == "abx":  # ABX trials play systems only: the reference heads the page, alone
+    if training and systems_only:  # the reference heads the page, alone
         found = [s for s in found if s.kind == "system"]
     rng = np.random.default_rng(secrets.randbits(64))
     keys = [secrets.token_hex(6) for _ in found]

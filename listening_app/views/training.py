@@ -5,7 +5,7 @@ import time
 
 import streamlit as st
 
-from earshot.listening_app import flow, store
+from earshot.listening_app import flow, store, testtypes
 from earshot.listening_app.player import player
 from earshot.listening_app.state import app_state, db_url
 from earshot.listening_app.trial import make_view
@@ -15,20 +15,15 @@ position = enter("training")
 rater, test = position.rater, position.test
 state = app_state()
 st.title("Training")
-if test.type == "abx":
-    st.markdown("Listen to every version of this excerpt. Here they are **labelled**: the reference and the "
-                "systems under test. In the test, each trial plays two of the systems as **A** and **B**, and one "
-                "of them again as **X**: you say which. Nothing here is recorded.")
-else:
-    st.markdown("Listen to every version of this excerpt. Here they are **labelled**: the reference, the two "
-                "anchors (deliberately muffled versions) and the systems under test. In the test itself, the "
-                "same kinds of versions appear hidden behind letters. Nothing here is recorded.")
+kind = testtypes.get(test.type)
+st.markdown(kind.training_text)
 # The test's own training item, which no trial plays: a trial's excerpt heard here labelled would
 # name its letters.
 item = next(i for i in store.test_items(db_url(), test.id) if i.id == test.training_item_id)
 key = -item.id  # training views are kept apart from trial views
 if key not in state.views:
-    state.views[key] = make_view(db_url(), rater, test, item, time.time(), training=True)
+    state.views[key] = make_view(db_url(), rater, test, item, time.time(), training=True,
+                                 systems_only=kind.training_systems_only)
 player(state.views[key].component_args, key=f"player-{state.views[key].nonce}")
 if st.button("Continue to the test", key="training_done", type="primary"):
     go(flow.after("training", position).page, rater.token)

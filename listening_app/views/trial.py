@@ -1,4 +1,4 @@
-"""One trial: MUSHRA's player with its sliders, or ABX's A, B and X; a submit writes the whole trial at once.
+"""One trial of any test type (MUSHRA's sliders, ABX's A, B and X…); a submit writes the whole trial at once.
 
 The player's value (its submit) is read from session state before anything is drawn, so
 a successful submit draws the next trial in the same script run rather than a second one:
@@ -10,26 +10,20 @@ import time
 
 import streamlit as st
 
-from earshot.listening_app import abx, flow, store
+from earshot.listening_app import flow, store, testtypes
 from earshot.listening_app.player import player
 from earshot.listening_app.state import app_state, db_url
-from earshot.listening_app.trial import check_submission, make_view, trial_number
+from earshot.listening_app.trial import trial_number
 from earshot.listening_app.ui import follow, token_from_url
 
 
 def checked_answer(view, value, test):
-    """(what to store, problems) for a submit of either type."""
-    if test.type == "abx":
-        return abx.check_submission(view, value, test.settings.must_play_all)
-    checked = check_submission(view, value, test.settings)
-    return checked.ratings, checked.problems
+    """(what to store, problems) for a submit, by the test's type."""
+    return testtypes.get(test.type).check_submission(view, value, test.settings)
 
 
 def save(test, token, view, answer) -> None:
-    if test.type == "abx":
-        store.submit_abx(db_url(), token, view.item_id, answer, time.time() - view.shown_at)
-    else:
-        store.submit_trial(db_url(), token, view.item_id, answer, time.time() - view.shown_at)
+    testtypes.get(test.type).save(db_url(), token, view.item_id, answer, time.time() - view.shown_at)
 
 
 def received(state):
@@ -82,13 +76,10 @@ if state.notice:
     st.warning(f"{state.notice} You are now on trial {position.submitted + 1} of {position.total}.")
     state.notice = ""
 st.progress(position.submitted / position.total, text=f"Trial {position.submitted + 1} of {position.total}")
-if test.type == "abx":
-    st.markdown("Listen to **A**, **B** and **X**. X is the same as either A or B: say which.")
-else:
-    st.markdown("Compare each version with the **Reference** and rate it: *Excellent* means you hear no difference.")
+kind = testtypes.get(test.type)
+st.markdown(kind.instructions)
 if item.id not in state.views:
-    state.views[item.id] = (abx.make_view if test.type == "abx" else make_view)(db_url(), rater, test, item,
-                                                                               time.time())
+    state.views[item.id] = kind.make_view(db_url(), rater, test, item, time.time())
 view = state.views[item.id]
 player(view.component_args, key=f"player-{view.nonce}")
 for problem in state.last_error:

@@ -353,10 +353,14 @@ def test_tests_are_by_invitation_until_the_admin_lets_raters_register(browser, s
     admin.close()
 
 
-def test_the_component_folder_holds_its_page_and_nothing_else():
+def test_the_component_folder_holds_its_page_and_scripts_and_nothing_else():
+    from earshot.listening_app import testtypes
     from earshot.listening_app.player import FOLDER
 
-    assert sorted(p.name for p in FOLDER.rglob("*")) == ["index.html"]  # everything in it is public
+    names = sorted(p.name for p in FOLDER.rglob("*"))  # everything in it is public
+    assert names == sorted(["index.html", *(f"{t}.js" for t in testtypes.TYPES if t != "mushra")])
+    page = (FOLDER / "index.html").read_text(encoding="utf-8")
+    assert all(f'<script src="{name}"></script>' in page for name in names if name.endswith(".js"))
 
 
 def test_killing_the_server_mid_session_loses_nothing_and_the_rater_resumes(browser, run_dir, tmp_path):
