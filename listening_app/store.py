@@ -74,6 +74,8 @@ items = sa.Table(
     # The run's excerpt the item plays (migration 4): an ABX item is one excerpt and one pair, so its
     # name is not the excerpt's; NULL means the name is.
     sa.Column("excerpt", sa.String(200), nullable=True),
+    # A trial with a known answer, mixed into the test to check the rater listens (migration 5).
+    sa.Column("attention", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("test_id", "name", name="items_unique_name"),
 )
 
@@ -100,6 +102,15 @@ raters = sa.Table(
     sa.Column("consented", sa.DateTime(timezone=True), nullable=True),
     # Joined under a typed name on the start page rather than through an invitation (migration 3).
     sa.Column("self_registered", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Crowd sessions (migration 5): the id a recruiting platform passed in the URL, the code shown
+    # on the finished page, the browser's output sample rate and user agent, when the rater set
+    # their level on the calibration signal, and the rater's subset of items (JSON ids; NULL: all).
+    sa.Column("participant_id", sa.String(200), nullable=True),
+    sa.Column("completion_code", sa.String(40), nullable=True),
+    sa.Column("sample_rate", sa.Integer, nullable=True),
+    sa.Column("user_agent", sa.Text, nullable=True),
+    sa.Column("level_set", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("items", sa.Text, nullable=True),
     sa.UniqueConstraint("test_id", "name", name="raters_unique_name"),
 )
 
@@ -138,6 +149,18 @@ abx_answers = sa.Table(
     sa.Column("play_seconds", sa.Float, nullable=False),
     sa.CheckConstraint("answer in ('A', 'B')", name="abx_answer"),
     sa.CheckConstraint("x_stimulus_id = a_stimulus_id or x_stimulus_id = b_stimulus_id", name="abx_x_is_a_or_b"),
+)
+
+pair_answers = sa.Table(
+    "pair_answers", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("trial_id", sa.Integer, sa.ForeignKey("trials.id", ondelete="CASCADE"), nullable=False, unique=True),
+    sa.Column("a_stimulus_id", sa.Integer, sa.ForeignKey("stimuli.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("b_stimulus_id", sa.Integer, sa.ForeignKey("stimuli.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("answer", sa.String(4), nullable=False),  # the one preferred: "A", "B", or "none"
+    sa.Column("play_count", sa.Integer, nullable=False),  # A and B together
+    sa.Column("play_seconds", sa.Float, nullable=False),
+    sa.CheckConstraint("answer in ('A', 'B', 'none')", name="pair_answer"),
 )
 
 
@@ -180,9 +203,24 @@ def _migration_4(conn: Connection) -> None:
     abx_answers.create(conn, checkfirst=True)
 
 
+def _migration_5(conn: Connection) -> None:
+    """Crowd sessions and paired preference: items.attention, the raters' crowd columns, pair_answers."""
+    def add(table: str, column: str, ddl: str) -> None:
+        if column not in {c["name"] for c in sa.inspect(conn).get_columns(table)}:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
+
+    add("items", "attention", "BOOLEAN NOT NULL DEFAULT false")
+    for column, ddl in (("participant_id", "VARCHAR(200)"), ("completion_code", "VARCHAR(40)"),
+                        ("sample_rate", "INTEGER"), ("user_agent", "TEXT"), ("items", "TEXT")):
+        add("raters", column, ddl)
+    add("raters", "level_set", "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME")
+    pair_answers.create(conn, checkfirst=True)
+
+
 #: Ordered migrations; migration ``i`` (1-based) brings the schema to version ``i``.
 #: A new one is appended, never edited, so an old database upgrades step by step.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3, _migration_4]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3, _migration_4,
+                                                  _migration_5]
 
 
 class StoreError(ValueError):
@@ -380,6 +418,7 @@ class NewItem:
     stimuli: list[NewStimulus]
     training: bool = False
     excerpt: str | None = None  # the run's excerpt, when the name is not it
+    attention: bool = False  # a trial with a known answer (TestType.make_attention)
 
 
 def create_test(db_url: str | None, name: str, run_dir: Path, run_id: str, settings: TestSettings,
@@ -398,7 +437,7 @@ def create_test(db_url: str | None, name: str, run_dir: Path, run_id: str, setti
         for position, item in enumerate(new_items):
             item_id = conn.execute(items.insert().values(
                 test_id=test_id, name=item.name, category=item.category, position=position,
-                training=item.training, excerpt=item.excerpt)).inserted_primary_key[0]
+                training=item.training, excerpt=item.excerpt, attention=item.attention)).inserted_primary_key[0]
             conn.execute(stimuli.insert(), [dict(item_id=item_id, condition=s.condition, kind=s.kind, audio=s.audio,
                                                  gain_db=s.gain_db, samples=s.samples) for s in item.stimuli])
     return get_test(db_url, name)
@@ -463,6 +502,7 @@ class ItemInfo:
     category: str
     position: int
     training: bool
+    attention: bool = False
 
 
 @dataclass(frozen=True)
@@ -480,7 +520,7 @@ class StimulusInfo:
 def test_items(db_url: str | None, test_id: int) -> list[ItemInfo]:
     with engine_for(db_url).connect() as conn:
         rows = conn.execute(sa.select(items).where(items.c.test_id == test_id).order_by(items.c.position)).all()
-    return [ItemInfo(r.id, r.name, r.category, r.position, r.training) for r in rows]
+    return [ItemInfo(r.id, r.name, r.category, r.position, r.training, r.attention) for r in rows]
 
 
 def item_stimuli(db_url: str | None, item_id: int) -> list[StimulusInfo]:
@@ -635,6 +675,7 @@ def _trial_row(conn: Connection, test, rater, item_id: int, seconds_spent: float
         raise StoreError("this trial was submitted already")
     conn.execute(ratings.delete().where(ratings.c.trial_id == existing.id))
     conn.execute(abx_answers.delete().where(abx_answers.c.trial_id == existing.id))
+    conn.execute(pair_answers.delete().where(pair_answers.c.trial_id == existing.id))
     conn.execute(trials.update().where(trials.c.id == existing.id).values(
         seconds_spent=max(0.0, float(seconds_spent)), submitted_at=_now(), submissions=existing.submissions + 1))
     return existing.id

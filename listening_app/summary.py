@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from earshot.results import present
-from earshot.results.abx import analyze_abx, is_abx
+from earshot.results.analyses import analyze_test
 from earshot.results.listening import analyze_ratings
 from earshot.results.rundir import RunDir
 
@@ -41,12 +41,12 @@ def system_order(run_dir: str | Path) -> list[str]:
 
 def live_view(ratings: pd.DataFrame, name: str, order: list[str] | None = None) -> LiveView:
     """The live view of one test's ratings (the ratings table of ``earshot listen export``),
-    systems in ``order`` (see :func:`system_order`); an ABX test's proportions correct per pair."""
-    if is_abx(ratings):
-        found = analyze_abx(ratings, name)
-        return LiveView(found.notes, "", None, [present.abx_pairs_table(found.pairs, found.alpha),
-                                                present.abx_raters_table(found.raters, found.alpha)],
-                        heading="Live summary (proportion correct per pair, exact binomial tests)")
+    systems in ``order`` (see :func:`system_order`); any other type's tables (:mod:`results.analyses`)."""
+    other = analyze_test(ratings, name, order)
+    if other is not None:
+        sentences = [p for _, p in other.parts if isinstance(p, str)]
+        return LiveView(other.notes + sentences, "", None, [p for _, p in other.parts if isinstance(p, present.Table)],
+                        heading=other.heading)
     result = analyze_ratings(ratings, name, with_mixed_model=False, system_order=order)
     if result.screening is None:
         return LiveView(result.notes, "", None, [])

@@ -103,6 +103,10 @@ class TestType:
     # (conditions, items, trials per rater) -> what `listen prepare` made, one line
     describe: Callable[[list[str], int, int], str]
     training_systems_only: bool = False  # its trials play systems only, so training shows no anchors
+    # (excerpt, its level-matched stimuli with the reference and both anchors, conditions) -> trials
+    # whose answer is known (NewItem.attention): the clean reference against the low anchor, which a
+    # rater who listens cannot get wrong; None where the type has none yet
+    make_attention: Callable[[dict, list[store.NewStimulus], list[str]], list[store.NewItem]] | None = None
 
 
 @dataclass

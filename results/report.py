@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from earshot.results import abx, adequacy, aggregate, listening, plots, present
+from earshot.results import adequacy, analyses, aggregate, listening, plots, present
 from earshot.results.bitrate import DEFAULT_LATENT_BITS
 from earshot.results.hypotheses import Declaration, declared_for_run
 
@@ -482,14 +482,17 @@ def _listening_section(run: RunData, tests: list[tuple[str, pd.DataFrame]], note
         if info.get("loss") in loss_colour:
             colours[job] = loss_colour[info["loss"]]
     for name, ratings in tests:
-        if abx.is_abx(ratings):
-            section.add(Sub(f"test {name} (ABX)"))
-            result = abx.analyze_abx(ratings, name)
-            for text in result.notes:
+        other = analyses.analyze_test(ratings, name, list(run.jobs))
+        if other is not None:
+            section.add(Sub(f"test {name} ({other.title})"))
+            for text in other.notes:
                 section.add(Note(text, "note"))
-            if len(result.pairs):
-                section.add(present.abx_pairs_table(result.pairs, result.alpha))
-                section.add(present.abx_raters_table(result.raters, result.alpha))
+            for _, part in other.parts:
+                section.add(part)
+            for slug, draw, caption in other.figures:
+                section.add(Image(plots.to_png(draw(colours)), f"{slug}-{name}", caption))
+            if other.scores is not None:
+                _correlation_blocks(section, run, other.scores, other.levels)
             continue
         section.add(Sub(f"test {name} (MUSHRA)"))
         result = listening.analyze_ratings(ratings, name, system_order=list(run.jobs),
@@ -530,14 +533,15 @@ def _listening_section(run: RunData, tests: list[tuple[str, pd.DataFrame]], note
     return section
 
 
-def _correlation_blocks(section: Section, run: RunData, ratings: pd.DataFrame) -> None:
+def _correlation_blocks(section: Section, run: RunData, ratings: pd.DataFrame,
+                        levels: tuple[str, ...] = ("system", "item")) -> None:
     from earshot.results.correlation import metric_rating_correlation
 
     section.add(Sub("Metrics against ears"))
     if run.metrics.empty:
         section.add(Note("no metrics to correlate with the ratings"))
         return
-    table = metric_rating_correlation(run.metrics, ratings, run.metric_info)
+    table = metric_rating_correlation(run.metrics, ratings, run.metric_info, levels)
     if table.empty:
         section.add(Note("no rated condition matches a job of this run"))
         return

@@ -179,7 +179,7 @@ def analyze(
 ) -> None:
     """Post-screening, MUSHRA means with CIs, Friedman and pairwise Wilcoxon tests; for an ABX test, proportion
     correct per pair with exact binomial tests, per rater and pooled."""
-    from earshot.results.abx import analyze_abx, is_abx
+    from earshot.results.analyses import analyze_test
     from earshot.results.listening import RatingsError, analyze_ratings, read_ratings
 
     if ratings is not None:
@@ -204,11 +204,14 @@ def analyze(
         fail("no ratings found")
     with json_document(as_json, command="listen analyze", blocks=blocks, tests={}) as document:
         for name, frame in frames:
-            if is_abx(frame):
-                found = analyze_abx(frame, name)
-                _print_abx(name, found)
+            try:
+                other = analyze_test(frame, name, orders.get(name))
+            except ValueError as exc:
+                fail(str(exc))
+            if other is not None:
+                _print_other(other)
                 if document is not None:
-                    document["tests"][name] = {"type": "abx", "notes": found.notes}
+                    document["tests"][name] = {"type": other.type, "notes": other.notes, **other.numbers}
                 continue
             result = analyze_ratings(frame, name, blocks=blocks, with_mixed_model=mixed,
                                      system_order=orders.get(name))
@@ -218,16 +221,18 @@ def analyze(
                                            "variance": result.mixed["variance"] if result.mixed else None}
 
 
-def _print_abx(name: str, result) -> None:
-    """One ABX test's analysis: pooled per pair, then per rater."""
-    from earshot.results import present
+def _print_other(result) -> None:
+    """One test of a type other than MUSHRA (:mod:`results.analyses`): its notes, tables and sentences."""
+    from earshot.results.present import Table
 
-    console.rule(f"test {name} (ABX)")
+    console.rule(f"test {result.name} ({result.title})")
     for note in result.notes:
-        print_text(note, label="note", test=name)
-    if len(result.pairs):
-        print_table(present.abx_pairs_table(result.pairs, result.alpha), key="abx-pairs", test=name)
-        print_table(present.abx_raters_table(result.raters, result.alpha), key="abx-raters", test=name)
+        print_text(note, label="note", test=result.name)
+    for key, part in result.parts:
+        if isinstance(part, Table):
+            print_table(part, key=key, test=result.name)
+        else:
+            print_text(part, test=result.name)
 
 
 def _print_analysis(name: str, result, blocks: str) -> None:

@@ -189,3 +189,25 @@ def test_a_test_that_breaks_bs1534_cannot_open(sqlite_url, run_dir):
     with pytest.raises(store.StoreError, match=f"cannot open: {item.name}: needs exactly one anchor-low"):
         store.set_status(sqlite_url, test.name, "open")
     assert store.get_test(sqlite_url, test.name).status == "closed"
+
+
+def test_a_version_4_database_gains_the_crowd_columns_and_the_pair_answers_table(db_url, run_dir):
+    """Migration 5: items.attention (false for every existing item), the raters' crowd columns (empty),
+    pair_answers; the tests, items and raters already there are kept."""
+    test = make_test(db_url, run_dir)
+    rater = store.add_rater(db_url, test.name, "ann")
+    with store.engine_for(db_url).begin() as conn:  # the database as version 4 left it
+        conn.exec_driver_sql("DROP TABLE pair_answers")
+        conn.exec_driver_sql("ALTER TABLE items DROP COLUMN attention")
+        for column in ("participant_id", "completion_code", "sample_rate", "user_agent", "level_set", "items"):
+            conn.exec_driver_sql(f"ALTER TABLE raters DROP COLUMN {column}")
+        conn.execute(store.schema_version.update().values(version=4))
+    store.dispose_engines()
+    assert store.migrate(store.engine_for(db_url)) == len(store.MIGRATIONS) >= 5
+    inspector = sa.inspect(store.engine_for(db_url))
+    assert "pair_answers" in inspector.get_table_names()
+    assert {"participant_id", "completion_code", "sample_rate", "user_agent", "level_set", "items"} <= {
+        c["name"] for c in inspector.get_columns("raters")}
+    items = store.test_items(db_url, test.id)
+    assert items and not any(i.attention for i in items)
+    assert store.rater_by_token(db_url, rater.token).name == "ann"

@@ -1,0 +1,72 @@
+"""Every listening-test type's analysis, by the ``type`` column of the ratings table.
+
+MUSHRA's (post-screening, means, Friedman, pairwise tests, the mixed model) lives in
+:mod:`results.listening` and has its own path through the report and the CLI. Every other type is
+one module beside ``abx.py`` whose ``analysis(frame, name, order)`` returns a :class:`TestAnalysis`
+and one line in :data:`ANALYSES`; the report, ``listen analyze`` and the admin page show any of
+them the same way, in the order the analysis gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pandas as pd
+
+from earshot.results import abx, present
+from earshot.results.present import Table
+
+Part = tuple[str, "Table | str"]  # (key under --json, a table or a sentence)
+
+
+@dataclass
+class TestAnalysis:
+    """What the report, ``listen analyze`` and the admin page show about one test."""
+
+    __test__ = False
+    name: str
+    type: str
+    title: str  # "ABX": the test's heading reads "test NAME (ABX)"
+    heading: str  # the admin page's live summary heading
+    notes: list[str] = field(default_factory=list)  # no answers yet, raters flagged, too few…
+    parts: list[Part] = field(default_factory=list)  # tables and sentences, in order
+    # (slug, colours -> matplotlib figure, caption): the report's plots, drawn only there
+    figures: list[tuple[str, Callable[[dict], object], str]] = field(default_factory=list)
+    numbers: dict = field(default_factory=dict)  # what --json adds beyond the tables
+    # A ratings-shaped table (rater, item, condition, kind, score; higher is better) the
+    # metric-vs-listener correlation reads, at ``levels``; None when the type gives no scale.
+    scores: pd.DataFrame | None = None
+    levels: tuple[str, ...] = ("system", "item")
+
+
+def _abx(frame: pd.DataFrame, name: str, order: list[str] | None = None) -> TestAnalysis:
+    found = abx.analyze_abx(frame, name)
+    parts: list[Part] = []
+    if len(found.pairs):
+        parts = [("abx-pairs", present.abx_pairs_table(found.pairs, found.alpha)),
+                 ("abx-raters", present.abx_raters_table(found.raters, found.alpha))]
+    return TestAnalysis(name, "abx", "ABX", "Live summary (proportion correct per pair, exact binomial tests)",
+                        found.notes, parts)
+
+
+#: type name -> (ratings table, test name, systems in the run's order) -> its analysis
+ANALYSES: dict[str, Callable[..., TestAnalysis]] = {"abx": _abx}
+
+
+def test_type(frame: pd.DataFrame) -> str:
+    """A ratings table's test type: its ``type`` column (one test per table), ``mushra`` without one."""
+    if "type" not in frame.columns or frame.empty:
+        return "mushra"
+    kinds = [t for t in frame["type"].dropna().unique() if t != "mushra"]
+    return str(kinds[0]) if kinds else "mushra"
+
+
+def analyze_test(frame: pd.DataFrame, name: str, order: list[str] | None = None) -> TestAnalysis | None:
+    """The analysis of a test that is not MUSHRA; None for MUSHRA, whose path is :mod:`results.listening`."""
+    kind = test_type(frame)
+    if kind == "mushra":
+        return None
+    if kind not in ANALYSES:
+        raise ValueError(f"test {name}: no analysis for test type {kind!r} (known: mushra, {', '.join(ANALYSES)})")
+    return ANALYSES[kind](frame, name, order)
