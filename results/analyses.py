@@ -38,6 +38,10 @@ class TestAnalysis:
     # metric-vs-listener correlation reads, at ``levels``; None when the type gives no scale.
     scores: pd.DataFrame | None = None
     levels: tuple[str, ...] = ("system", "item")
+    scale: str = "the listeners' scores"  # what ``scores`` holds, for the correlation's caption
+    # One row per ABX-like trial (a, b, item, hit 0/1): the correlation of each metric's difference
+    # between a pair with how often the pair was told apart.
+    discrimination: pd.DataFrame | None = None
 
 
 def _abx(frame: pd.DataFrame, name: str, order: list[str] | None = None) -> TestAnalysis:
@@ -46,8 +50,13 @@ def _abx(frame: pd.DataFrame, name: str, order: list[str] | None = None) -> Test
     if len(found.pairs):
         parts = [("abx-pairs", present.abx_pairs_table(found.pairs, found.alpha)),
                  ("abx-raters", present.abx_raters_table(found.raters, found.alpha))]
+    rows = frame[frame["type"] == "abx"] if "type" in frame.columns else frame
+    answers = None
+    if len(rows):
+        answers = pd.DataFrame({"a": rows["a"].astype(str), "b": rows["b"].astype(str), "item": rows["item"].astype(str),
+                                "hit": (rows["answer"].astype(str) == rows["x"].astype(str)).astype(int)})
     return TestAnalysis(name, "abx", "ABX", "Live summary (proportion correct per pair, exact binomial tests)",
-                        found.notes, parts)
+                        found.notes, parts, discrimination=answers)
 
 
 #: type name -> (ratings table, test name, systems in the run's order) -> its analysis

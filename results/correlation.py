@@ -77,7 +77,8 @@ def spearman_exact_p(x: np.ndarray, y: np.ndarray) -> float:
     return float(min(1.0, 2 * tail))
 
 
-UNITS = {"system": "rated systems", "item": "rated (system, item) pairs"}  # what n counts, per level
+UNITS = {"system": "rated systems", "item": "rated (system, item) pairs",
+         "pair": "compared pairs of systems"}  # what n counts, per level
 
 
 def _correlate(x: np.ndarray, y: np.ndarray, unit: str = "pairs") -> dict:
@@ -132,3 +133,46 @@ def metric_rating_correlation(metrics: pd.DataFrame, ratings: pd.DataFrame, metr
     return table.sort_values(["level", "metric"], key=lambda s: s.map(order).fillna(len(order))
                              if s.name == "metric" else s.map({"system": 0, "item": 1}),
                              kind="stable").reset_index(drop=True)
+
+
+def pair_differences(metrics: pd.DataFrame, answers: pd.DataFrame) -> pd.DataFrame:
+    """Rows ``metric, pair, difference, proportion``: per pair of systems compared in an ABX test, the
+    absolute difference of the two systems' metric means over the items the pair was heard on, and
+    the proportion of its trials where X was named right (every rater pooled).
+
+    Arguments:
+        answers: one row per ABX trial with ``a``, ``b`` (conditions), ``item`` and ``hit`` (0/1).
+    """
+    rows = []
+    means = metrics.groupby(["metric", "job", "item"])["value"].mean()
+    for (a, b), trials in answers.groupby([answers[["a", "b"]].min(axis=1), answers[["a", "b"]].max(axis=1)]):
+        heard = sorted(trials["item"].unique())
+        for metric in metrics["metric"].unique():
+            sides = []
+            for job in (a, b):
+                found = [means.get((metric, job, item), math.nan) for item in heard]
+                sides.append(float(np.nanmean(found)) if np.isfinite(found).any() else math.nan)
+            rows.append({"metric": metric, "pair": f"{a} vs {b}", "difference": abs(sides[0] - sides[1]),
+                         "proportion": float(trials["hit"].mean())})
+    return pd.DataFrame(rows, columns=["metric", "pair", "difference", "proportion"])
+
+
+def metric_discrimination_correlation(metrics: pd.DataFrame, answers: pd.DataFrame,
+                                      metric_info: dict[str, dict]) -> pd.DataFrame:
+    """Spearman and Kendall correlation, over the pairs of an ABX test, of each metric's absolute
+    difference between the pair with the proportion of trials the pair was told apart: a metric
+    that predicts what listeners hear correlates positively, whichever way it points.
+
+    Returns the columns of :func:`metric_rating_correlation`, at level ``pair``.
+    """
+    if metrics.empty or answers.empty:
+        return pd.DataFrame(columns=CORRELATION_COLUMNS)
+    rows = []
+    order = {name: i for i, name in enumerate(metric_info)}
+    joined = pair_differences(metrics, answers)
+    for metric, group in sorted(joined.groupby("metric", sort=False), key=lambda g: order.get(g[0], len(order))):
+        row = {"metric": metric, "level": "pair"}
+        row.update(_correlate(group["difference"].to_numpy(float), group["proportion"].to_numpy(float), UNITS["pair"]))
+        row["higher_is_better"] = None
+        rows.append(row)
+    return pd.DataFrame(rows, columns=CORRELATION_COLUMNS)

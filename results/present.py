@@ -599,7 +599,7 @@ def correlation_gaps(table: pd.DataFrame) -> list[str]:
     return sentences
 
 
-def correlation_table(table: pd.DataFrame) -> Table | None:
+def correlation_table(table: pd.DataFrame, scale: str = "MUSHRA scores") -> Table | None:
     """:func:`correlation.metric_rating_correlation`: ρ and τ with Fisher-z intervals and p per metric and
     level, for the rows that could be computed (:func:`correlation_gaps` says why the others were not);
     None when none could."""
@@ -613,10 +613,17 @@ def correlation_table(table: pd.DataFrame) -> Table | None:
              interval(r["kendall"], r["kendall_low"], r["kendall_high"], CORRELATION_DECIMALS),
              p_value(r["kendall_p"])]
             for _, r in table.iterrows()]
+    if set(table["level"]) == {"pair"}:
+        caption = ("rank correlation, over the pairs of systems compared, of each metric's absolute difference "
+                   "between the two with the proportion of trials the pair was told apart; 95 % Fisher-z "
+                   "intervals (none below n = 5). A metric that predicts what listeners hear correlates "
+                   "positively, whichever way it points.")
+    else:
+        caption = (f"rank correlation of each metric with {scale}: system level = per condition means, item "
+                   "level = per condition × item; 95 % Fisher-z intervals (none below n = 5). A good ↓ "
+                   "metric correlates negatively.")
     return Table(["metric", "better", "level", "n", "Spearman ρ [95 % CI]", "p", "Kendall τ [95 % CI]", "p"], rows,
-                 "rank correlation of each metric with MUSHRA scores: system level = per condition means, item "
-                 "level = per condition × item; 95 % Fisher-z intervals (none below n = 5). A good ↓ "
-                 "metric correlates negatively.", records=records(table))
+                 caption, records=records(table))
 
 
 # ---------------------------------------------------------------------------

@@ -492,7 +492,9 @@ def _listening_section(run: RunData, tests: list[tuple[str, pd.DataFrame]], note
             for slug, draw, caption in other.figures:
                 section.add(Image(plots.to_png(draw(colours)), f"{slug}-{name}", caption))
             if other.scores is not None:
-                _correlation_blocks(section, run, other.scores, other.levels)
+                _correlation_blocks(section, run, other.scores, other.levels, other.scale)
+            if other.discrimination is not None:
+                _correlation_blocks(section, run, discrimination=other.discrimination)
             continue
         section.add(Sub(f"test {name} (MUSHRA)"))
         result = listening.analyze_ratings(ratings, name, system_order=list(run.jobs),
@@ -533,21 +535,26 @@ def _listening_section(run: RunData, tests: list[tuple[str, pd.DataFrame]], note
     return section
 
 
-def _correlation_blocks(section: Section, run: RunData, ratings: pd.DataFrame,
-                        levels: tuple[str, ...] = ("system", "item")) -> None:
-    from earshot.results.correlation import metric_rating_correlation
+def _correlation_blocks(section: Section, run: RunData, ratings: pd.DataFrame | None = None,
+                        levels: tuple[str, ...] = ("system", "item"), scale: str = "MUSHRA scores",
+                        discrimination: pd.DataFrame | None = None) -> None:
+    """Metrics against the listeners: their scores (``ratings``), or how often pairs were told apart."""
+    from earshot.results.correlation import metric_discrimination_correlation, metric_rating_correlation
 
     section.add(Sub("Metrics against ears"))
     if run.metrics.empty:
         section.add(Note("no metrics to correlate with the ratings"))
         return
-    table = metric_rating_correlation(run.metrics, ratings, run.metric_info, levels)
+    if discrimination is not None:
+        table = metric_discrimination_correlation(run.metrics, discrimination, run.metric_info)
+    else:
+        table = metric_rating_correlation(run.metrics, ratings, run.metric_info, levels)
     if table.empty:
         section.add(Note("no rated condition matches a job of this run"))
         return
     for gap in present.correlation_gaps(table):
         section.add(Note(gap, "note"))
-    shown = present.correlation_table(table)
+    shown = present.correlation_table(table, scale)
     if shown is not None:
         section.add(shown)
 

@@ -12,7 +12,8 @@ from scipy import stats
 from earshot.benchmark.evaluate.metrics import metric_catalog
 from earshot.results.aggregate import (ALL, best_loss, compare_runs, metric_order, metric_summary, paired_differences,
                                        per_item_table, summary_table)
-from earshot.results.correlation import metric_rating_correlation, paired_scores
+from earshot.results.correlation import (metric_discrimination_correlation, metric_rating_correlation, pair_differences,
+                                         paired_scores)
 
 CATALOG = metric_catalog()  # what evaluation writes into a run as metrics_info.json
 
@@ -148,3 +149,21 @@ def test_exact_spearman_p_matches_scipy_permutation_test():
     expected = stats.permutation_test((x,), lambda a: stats.spearmanr(a, y).statistic,
                                       permutation_type="pairings", n_resamples=np.inf).pvalue
     assert spearman_exact_p(x, y) == pytest.approx(expected)
+
+
+def test_abx_pairs_correlate_each_metrics_difference_with_how_often_the_pair_was_told_apart():
+    """Four systems with metric values 1, 2, 4, 8: the pairs' differences are ab 1, bc 2, ac 3, cd 4,
+    bd 6, ad 7; trials told apart 5, 6, 7, 8, 9, 10 of 10 in that order make ρ = τ = 1 at level pair,
+    whichever way the metric points, and the differences are taken over the items the pair was heard on."""
+    values = {"a": 1.0, "b": 2.0, "c": 4.0, "d": 8.0}
+    metrics = pd.DataFrame([{"metric": "snr", "job": job, "item": item, "value": v + (100.0 if item == "unheard" else 0)}
+                            for job, v in values.items() for item in ("x1", "unheard")])
+    told = {("a", "b"): 5, ("b", "c"): 6, ("a", "c"): 7, ("c", "d"): 8, ("b", "d"): 9, ("a", "d"): 10}
+    answers = pd.DataFrame([{"a": b if k % 2 else a, "b": a if k % 2 else b, "item": "x1", "hit": int(k < hits)}
+                            for (a, b), hits in told.items() for k in range(10)])
+    differences = pair_differences(metrics, answers).set_index("pair")
+    assert differences.loc["a vs d", "difference"] == 7.0 and differences.loc["a vs d", "proportion"] == 1.0
+    row = metric_discrimination_correlation(metrics, answers, CATALOG).iloc[0]
+    assert (row["level"], row["n"]) == ("pair", 6)
+    assert row["spearman"] == pytest.approx(1.0) and row["kendall"] == pytest.approx(1.0)
+    assert row["spearman_p"] == pytest.approx(2 / 720)  # exact: the identity ordering of 6, two-sided

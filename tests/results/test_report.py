@@ -204,3 +204,18 @@ def test_cli_commands(tiny_run, tmp_path):
     assert "row 2, column 'score'" in result.output
     result = runner.invoke(_app(), ["report", str(tmp_path / "nowhere")])
     assert result.exit_code == 2 and "not a run directory" in result.output
+
+
+def test_an_abx_test_shows_its_pairs_and_the_metrics_against_how_often_pairs_were_told_apart(tiny_run, tmp_path):
+    jobs = list(json.loads((tiny_run / "run.json").read_text())["jobs"])
+    items = [e["item"] for e in json.loads((tiny_run / "excerpts.json").read_text())]
+    rows = [{"type": "abx", "rater": f"r{r}", "item": item, "condition": jobs[0], "kind": "system", "score": np.nan,
+             "a": jobs[0], "b": jobs[1], "x": jobs[0], "answer": jobs[0] if r else jobs[1]}
+            for r in range(3) for item in items]
+    run, sections = build_sections(tiny_run, ratings=[("pairs", pd.DataFrame(rows))])
+    text = render_markdown(run, sections, tmp_path)
+    listening = text.split("## Listening tests")[1]
+    assert "test pairs (ABX)" in listening and f"{min(jobs[:2])} vs {max(jobs[:2])}" in listening
+    assert "Metrics against ears" in listening
+    # The tiny run has one pair of systems: too few to rank, and the report says why.
+    assert "pair-level correlation not computed for every metric: fewer than 3 compared pairs of systems" in listening
