@@ -829,17 +829,17 @@ def pack_bench_table(result: dict) -> Table:
 
 
 def ab_pairs_table(pairs: pd.DataFrame, alpha: float = 0.05) -> Table:
-    """A/B preference per pair of systems: the answers, the first's share of the decided trials [95 % CI],
-    the share of no preference, two-sided p; the preferred system in bold."""
-    rows = [[str(r["pair"]), count(r["raters"]), count(r["trials"]), count(r["prefer_first"]),
-             count(r["prefer_second"]), count(r["no_preference"]),
-             proportion_interval(r["share_first"], r["ci_low"], r["ci_high"]), percent(r["no_preference_share"]),
-             p_value(r["pvalue"]), str(r["preferred"]) or MISSING] for _, r in pairs.iterrows()]
-    return Table(["pair (first vs second)", "raters", "trials", "prefer first", "prefer second", "no preference",
-                  "first preferred [95 % CI]", "no preference (share)", "p", "preferred"], rows,
+    """A/B preference per pair of systems: the answers each way, no preference (count and share), the
+    first's share of the decided trials [95 % CI], two-sided p; the preferred system in bold."""
+    rows = [[str(r["pair"]), count(r["raters"]), f"{count(r['prefer_first'])} / {count(r['prefer_second'])}",
+             f"{count(r['no_preference'])} ({percent(r['no_preference_share'])})",
+             proportion_interval(r["share_first"], r["ci_low"], r["ci_high"]), p_value(r["pvalue"]),
+             str(r["preferred"]) or MISSING] for _, r in pairs.iterrows()]
+    return Table(["pair (first vs second)", "raters", "prefer first / second", "no preference",
+                  "first preferred [95 % CI]", "p", "preferred"], rows,
                  f"A/B preference, every rater's trials pooled: the first system's share of the trials with a "
                  f"preference, Wilson score interval, exact two-sided binomial test against 50 %, α = {alpha:g}",
-                 bold={(i, 9) for i, row in enumerate(rows) if row[9] != MISSING}, records=records(pairs))
+                 bold={(i, 6) for i, row in enumerate(rows) if row[6] != MISSING}, records=records(pairs))
 
 
 def ab_scale_table(scale: pd.DataFrame) -> Table:

@@ -133,7 +133,7 @@ def test_two_raters_take_an_ab_test_blind_and_their_answers_are_exported_analyse
     run, sections = build_sections(run_dir, ratings=[(test.name, exported)])
     text = render_markdown(run, sections, tmp_path)
     assert f"test {test.name} (A/B preference)" in text and "2 attention-check trials" in text
-    assert f"| {LIKED} vs bark-seed0 | 2 | {2 * trials} | {trials} | 0 | {trials} |" in text
+    assert f"| {LIKED} vs bark-seed0 | 2 | {trials} / 0 | {trials} (50.0 %) | 100.0 % [" in text
 
     found = sorted({n for blob in seen for n in leaks(blob, secrets_of(run_dir, db, test))})
     assert found == [], f"the browser received {found}"

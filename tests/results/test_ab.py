@@ -111,7 +111,8 @@ def test_the_registered_analysis_gives_tables_a_figure_and_system_level_scores()
     assert (found.type, found.title) == ("ab", "A/B preference")
     assert [k for k, _ in found.parts] == ["ab-pairs", "ab-scale"] and all(isinstance(p, Table) for _, p in found.parts)
     pairs, scale = found.parts[0][1], found.parts[1][1]
-    assert pairs.rows[0][:6] == ["X vs Y", "1", "6", "4", "2", "0"] and pairs.rows[0][6] == "66.7 % [30.0, 90.3]"
+    assert pairs.rows[0] == ["X vs Y", "1", "4 / 2", "0 (0.0 %)", "66.7 % [30.0, 90.3]", "0.688", "–"]
+    assert pairs.records[0]["trials"] == 6
     assert scale.rows[0] == ["X", "11", "8.0", "0.69 [-0.21, 1.60]"]
     assert [slug for slug, _, _ in found.figures] == ["ab-scale"]
     assert found.levels == ("system",)
