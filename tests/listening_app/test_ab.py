@@ -155,6 +155,22 @@ def pd_na():
     return pd.NA
 
 
+def test_answers_and_their_export_on_either_database(db_url, run_dir):
+    test = make_ab(db_url, run_dir, no_preference=False)
+    view = ab.make_view(db_url, store.add_rater(db_url, test.name), test, trial_items(db_url, test)[0], 0.0)
+    assert view.component_args["no_preference"] is False  # the player offers no "No preference" button
+    assert view.component_args["rules"]["unanswered"] == "Say which you prefer, A or B."
+    store.update_settings(db_url, test.name, no_preference=True)
+    for name, liked in (("ann", "mse-seed0"), ("bob", None)):
+        rater = store.add_rater(db_url, test.name, name)
+        for item in trial_items(db_url, test)[:2]:
+            prefer(db_url, rater, item, liked)
+    frame = store.export_frame(db_url, test.name)
+    assert frame["rater"].tolist() == ["ann", "ann", "bob", "bob"]
+    assert frame["answer"].tolist() == ["mse-seed0", "mse-seed0", "none", "none"]
+    assert (frame["type"] == "ab").all() and frame["score"].isna().all() and frame["correct"].isna().all()
+
+
 def test_an_answer_is_one_transaction_and_an_overwrite_replaces_it(sqlite_url, run_dir, monkeypatch):
     test = make_ab(sqlite_url, run_dir, resubmit="overwrite")
     rater = store.add_rater(sqlite_url, test.name)
