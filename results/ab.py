@@ -249,6 +249,6 @@ def analysis(frame: pd.DataFrame, name: str, order: list[str] | None = None):
                                  "fit": "maximum likelihood, Hunter's MM algorithm",
                                  "intervals": "Wald, from the observed information",
                                  "estimable": bool(len(found.scale)), "note": found.fit.note if found.fit else ""}}
-    return TestAnalysis(name, "ab", "A/B preference",
-                        "Live summary (preference shares per pair, Bradley–Terry scale)", found.notes, parts,
-                        figures, numbers, scale_scores(found), ("system",))
+    return TestAnalysis(name=name, type="ab", title="A/B preference",
+                        heading="Live summary (preference shares per pair, Bradley–Terry scale)", notes=found.notes,
+                        parts=parts, figures=figures, numbers=numbers, scores=scale_scores(found), levels=("system",))
