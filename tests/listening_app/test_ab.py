@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
@@ -37,7 +38,8 @@ def answer_value(view, answer="A", submit_id=1, **changes) -> dict:
     return value
 
 
-def prefer(db_url: str, rater: store.RaterInfo, item: store.ItemInfo, condition: str | None, order_seed: int = 0) -> None:
+def prefer(db_url: str, rater: store.RaterInfo, item: store.ItemInfo, condition: str | None,
+           order_seed: int = 0) -> None:
     """Submit the rater's preference for ``condition`` (None: no preference), as the server drew A and B."""
     a, b = ab.assignment(store.item_stimuli(db_url, item.id), rater.token, order_seed, item.id)
     said = "none" if condition is None else ("A" if a.condition == condition else "B")
@@ -146,13 +148,7 @@ def test_the_store_refuses_an_answer_that_does_not_fit_the_trial_and_a_repeated_
     row = frame.iloc[0]
     assert (row["type"], row["a"], row["b"], row["answer"], row["condition"], row["play_count"]) == (
         "ab", a.condition, b.condition, b.condition, a.condition, 2)
-    assert row["item"] == first.name.split(":")[0] and row["x"] is None and row["correct"] is pd_na()
-
-
-def pd_na():
-    import pandas as pd
-
-    return pd.NA
+    assert row["item"] == first.name.split(":")[0] and row["x"] is None and pd.isna(row["correct"])
 
 
 def test_answers_and_their_export_on_either_database(db_url, run_dir):

@@ -16,7 +16,8 @@ from earshot.results.present import Table
 Z = 1.959963984540054  # the normal quantile of a 95 % two-sided interval
 
 
-def rows(a: str, b: str, prefer_a: int, prefer_b: int, none: int = 0, rater: str = "r1", item: str = "i1") -> list[dict]:
+def rows(a: str, b: str, prefer_a: int, prefer_b: int, none: int = 0, rater: str = "r1",
+         item: str = "i1") -> list[dict]:
     answers = [a] * prefer_a + [b] * prefer_b + ["none"] * none
     return [{"type": "ab", "rater": rater, "item": item, "a": a, "b": b, "answer": answer} for answer in answers]
 
