@@ -52,6 +52,9 @@ def take_test(page, server, db, test, rater, keen: bool, shot: str | None = None
     page.get_by_role("button", name="Start").click()
     training = player(page)
     assert training.locator("button.choice").all_inner_texts() == ["Reference", "System 1", "System 2"]
+    if shot:
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"training-{shot}"), full_page=True)
     page.get_by_role("button", name="Continue to the test").click()
     page.get_by_text("Trial 1 of").wait_for()
     total = len([i for i in store.test_items(db, test.id) if not i.training])
@@ -67,7 +70,6 @@ def take_test(page, server, db, test, rater, keen: bool, shot: str | None = None
             assert missing(frame) == ["Say which you prefer, A or B, or that you have no preference.",
                                       "Play A and B before you submit; not played yet: A, B."]
             if shot:
-                SHOTS.mkdir(exist_ok=True)
                 page.screenshot(path=str(SHOTS / f"missing-{shot}"), full_page=True)
         for letter in "AB":
             frame.get_by_role("button", name=letter, exact=True).click()
