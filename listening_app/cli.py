@@ -54,8 +54,8 @@ def _split(text: str | None) -> list[str] | None:
 def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: reference/ and recon/)"),
             test_type: str = typer.Option("mushra", "--type",
                                           help="the kind of test: mushra (every condition rated against the "
-                                               "reference), abx (every pair of conditions: is X A or B?); the README "
-                                               "says when to use which"),
+                                               "reference), abx (every pair of conditions: is X A or B?), ab (every "
+                                               "pair: which do you prefer?); the README says when to use which"),
             items: int = typer.Option(8, min=1, help="number of items (excerpts; ABX makes one trial per item and pair), "
                                                      "spread across categories"),
             conditions: Optional[str] = typer.Option(None, help="losses or other systems of the run (pca-<k>, a codec such as "
@@ -72,6 +72,9 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
             resubmit: str = typer.Option("refuse", help="a second submit of a trial: refuse or overwrite"),
             completion_code: Optional[str] = typer.Option(None, help="shown on the last page"),
             training: bool = typer.Option(True, help="show the labelled training page first"),
+            no_preference: bool = typer.Option(
+                True, "--no-preference/--forced-choice",
+                help="A/B preference: offer 'no preference' (default), or make the rater choose A or B"),
             training_item: Optional[str] = typer.Option(
                 None, help="the run's item the training page plays, never a trial (default: one no trial uses)"),
             open_test: bool = typer.Option(False, "--open", help="open the test right away"),
@@ -90,7 +93,7 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
     try:
         settings = TestSettings(self_registration=self_registration, must_play_all=must_play_all,
                                 require_100=require_100, resubmit=resubmit, completion_code=completion_code, training=training,
-                                seconds=seconds)
+                                seconds=seconds, no_preference=no_preference)
     except ValidationError as error:
         first = error.errors()[0]
         _fail(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")

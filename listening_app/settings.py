@@ -37,6 +37,9 @@ class TestSettings(BaseModel):
     training: bool = Field(True, title="Training page", description="show a training page with every stimulus of one item, labelled")
     seconds: float = Field(8.0, gt=0, le=MAX_STIMULUS_SECONDS, title="Stimulus length (s)", description="stimulus length, seconds")
     order_seed: int = Field(0, title="Order seed", description="mixed into every rater's random order, so a test can be re-randomised")
+    no_preference: bool = Field(
+        True, title="'No preference' offered (A/B tests)",
+        description="an A/B preference trial may be answered 'no preference'; otherwise the rater must choose")
 
     def readable(self) -> list[tuple[str, object]]:
         """Each setting as (label, value) for people: a field's title (its name, spaced, when it has

@@ -715,6 +715,40 @@ def submit_abx(db_url: str | None, token: str, item_id: int, answer: AbxAnswer, 
     return trial_id
 
 
+@dataclass(frozen=True)
+class PairAnswer:
+    """One A/B preference trial's answer: the stimuli played as A and B, and which the rater preferred."""
+
+    a_stimulus_id: int
+    b_stimulus_id: int
+    answer: str  # "A", "B" or "none" (no preference, where the test offers it)
+    play_count: int  # A and B together
+    play_seconds: float
+
+
+def submit_pair(db_url: str | None, token: str, item_id: int, answer: PairAnswer, seconds_spent: float) -> int:
+    """Commit one A/B preference in one transaction; returns the trial id.
+
+    Checked again here as :func:`submit_abx` checks ABX: A and B must be exactly the item's two
+    stimuli, the answer ``A``, ``B``, or ``none`` where the test's ``no_preference`` setting offers
+    it; a second submit as ``resubmit`` says.
+    """
+    with _writing(engine_for(db_url)) as conn:
+        test, rater = _open_trial(conn, token, item_id, "ab")
+        expected = {r.id for r in conn.execute(sa.select(stimuli.c.id).where(stimuli.c.item_id == item_id))}
+        pair = {answer.a_stimulus_id, answer.b_stimulus_id}
+        if len(pair) != 2 or pair != expected:
+            raise StoreError("the answer does not match this trial's stimuli")
+        allowed = ("A", "B", "none") if TestSettings.model_validate_json(test.settings).no_preference else ("A", "B")
+        if answer.answer not in allowed or answer.play_count < 0 or answer.play_seconds < 0:
+            raise StoreError(f"an A/B answer must be {' or '.join(allowed)}, with a play count that is not negative")
+        trial_id = _trial_row(conn, test, rater, item_id, seconds_spent)
+        conn.execute(pair_answers.insert().values(
+            trial_id=trial_id, a_stimulus_id=answer.a_stimulus_id, b_stimulus_id=answer.b_stimulus_id,
+            answer=answer.answer, play_count=int(answer.play_count), play_seconds=float(answer.play_seconds)))
+    return trial_id
+
+
 # --------------------------------------------------------------------------- exports
 
 
@@ -757,11 +791,30 @@ def export_frame(db_url: str | None, test: str | None = None) -> pd.DataFrame:
                         .join(a, abx_answers.c.a_stimulus_id == a.c.id)
                         .join(b, abx_answers.c.b_stimulus_id == b.c.id)
                         .join(x, abx_answers.c.x_stimulus_id == x.c.id)))
+    # One row per A/B preference trial: its condition is A's; answer names the condition preferred, or "none".
+    pa, pb = stimuli.alias("pair_a"), stimuli.alias("pair_b")
+    preferred = sa.case((pair_answers.c.answer == "A", pa.c.condition), (pair_answers.c.answer == "B", pb.c.condition),
+                        else_=sa.literal("none"))
+    pair = (sa.select(tests.c.name.label("test"), tests.c.type, raters.c.name.label("rater"), raters.c.self_registered,
+                      item_name, items.c.category, pa.c.condition, pa.c.kind, sa.null().label("score"),
+                      pair_answers.c.play_count, pair_answers.c.play_seconds, pa.c.gain_db, trials.c.seconds_spent,
+                      trials.c.submitted_at, trials.c.submissions, pa.c.condition.label("a"), pb.c.condition.label("b"),
+                      sa.null().label("x"), preferred.label("answer"),
+                      tests.c.id.label("_test"), raters.c.id.label("_rater"), items.c.position.label("_position"),
+                      pa.c.id.label("_stimulus"))
+            .select_from(pair_answers.join(trials, pair_answers.c.trial_id == trials.c.id)
+                         .join(raters, trials.c.rater_id == raters.c.id)
+                         .join(tests, raters.c.test_id == tests.c.id)
+                         .join(items, trials.c.item_id == items.c.id)
+                         .join(pa, pair_answers.c.a_stimulus_id == pa.c.id)
+                         .join(pb, pair_answers.c.b_stimulus_id == pb.c.id)))
     if test is not None:
         query = query.where(tests.c.name == test)
         abx = abx.where(tests.c.name == test)
+        pair = pair.where(tests.c.name == test)
     with engine_for(db_url).connect() as conn:
-        rows = [*conn.execute(query).mappings().all(), *conn.execute(abx).mappings().all()]
+        rows = [*conn.execute(query).mappings().all(), *conn.execute(abx).mappings().all(),
+                *conn.execute(pair).mappings().all()]
     frame = pd.DataFrame(rows, columns=[*RATINGS_TABLE_COLUMNS, "_test", "_rater", "_position", "_stimulus"])
     frame = frame.sort_values(["_test", "_rater", "_position", "_stimulus"], kind="stable")
     frame = frame[RATINGS_TABLE_COLUMNS].reset_index(drop=True)

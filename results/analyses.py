@@ -14,7 +14,7 @@ from typing import Callable
 
 import pandas as pd
 
-from earshot.results import abx, present
+from earshot.results import ab, abx, present
 from earshot.results.present import Table
 
 Part = tuple[str, "Table | str"]  # (key under --json, a table or a sentence)
@@ -60,7 +60,7 @@ def _abx(frame: pd.DataFrame, name: str, order: list[str] | None = None) -> Test
 
 
 #: type name -> (ratings table, test name, systems in the run's order) -> its analysis
-ANALYSES: dict[str, Callable[..., TestAnalysis]] = {"abx": _abx}
+ANALYSES: dict[str, Callable[..., TestAnalysis]] = {"abx": _abx, "ab": ab.analysis}
 
 
 def test_type(frame: pd.DataFrame) -> str:

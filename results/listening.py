@@ -77,6 +77,8 @@ RATING_COLUMNS = ["rater", "item", "condition", "score", "kind"]  # what the sta
 #:   submission (UTC) and how many times it was submitted;
 #: - ABX only (empty for MUSHRA): ``a``, ``b``: the conditions played as A and as B; ``x``: the one X
 #:   was; ``answer``: the one the rater said X was; ``correct``: whether they were right.
+#: - A/B preference (``type`` ``ab``, one row per trial: ``score`` and ``x`` empty, ``condition`` is A's):
+#:   ``a``, ``b`` as for ABX; ``answer``: the condition preferred, or ``none`` for no preference.
 #:
 #: Only ``rater, item, condition, score`` are required by the statistics (``kind`` is derived
 #: from the condition's name when absent), so a hand-made long CSV works too.
@@ -84,6 +86,8 @@ RATINGS_TABLE_COLUMNS = ["test", "type", "rater", "self_registered", "item", "ca
                          "play_count", "play_seconds", "gain_db", "seconds_spent", "submitted_at", "submissions",
                          "a", "b", "x", "answer", "correct"]
 ABX_COLUMNS = ["a", "b", "x", "answer"]  # what an ABX row adds; ``correct`` is derived from them
+PAIR_COLUMNS = ["a", "b", "answer"]  # what an A/B preference row adds
+ANSWER_TYPES = {"abx": ABX_COLUMNS, "ab": PAIR_COLUMNS}  # rows with an answer and no score, by type
 KIND_ORDER = {"system": 0, "reference": 1, "anchor": 2}
 
 
@@ -115,8 +119,8 @@ def normalise_ratings(frame: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in ("rater", "item", "condition", "score") if c not in frame.columns]
     if missing:
         raise RatingsError(f"ratings table: missing column(s) {', '.join(missing)}")
-    # ABX rows (an answer, no score) belong to results.abx; MUSHRA statistics read scores only.
-    out = frame[frame["type"] != "abx"].copy() if "type" in frame.columns else frame.copy()
+    # ABX and A/B rows (an answer, no score) belong to their own modules; MUSHRA statistics read scores only.
+    out = frame[~frame["type"].isin(list(ANSWER_TYPES))].copy() if "type" in frame.columns else frame.copy()
     for column in ("rater", "item", "condition"):
         out[column] = out[column].astype(str)
     out["score"] = pd.to_numeric(out["score"], errors="coerce").astype(float)
@@ -165,7 +169,7 @@ def _score(path: Path, line: int, text: str, column: str) -> float:
 
 def read_long_csv(path: str | Path) -> pd.DataFrame:
     """A long ratings CSV: ``rater, item, condition, score`` (more columns are kept); an export of
-    ``earshot listen export`` with ABX rows (``type`` ``abx``) keeps them, with ``a, b, x, answer``.
+    ``earshot listen export`` with ABX or A/B rows (``type`` ``abx``, ``ab``) keeps them, with ``a, b, x, answer``.
 
     The hidden reference is condition ``reference``, anchors start with ``anchor``.
     Row numbers in errors are the file's line numbers (the header is row 1).
@@ -187,12 +191,15 @@ def read_long_csv(path: str | Path) -> pd.DataFrame:
         if not any(cell.strip() for cell in row):
             continue  # blank lines, e.g. a trailing newline twice
         record = {c: _cell(path, number, header, row, c) for c in ("rater", "item", "condition")}
-        if abx and _cell(path, number, header, row, "type") == "abx":
-            # An ABX answer (``listen export``): no score, the conditions played and the one named.
-            missing = [c for c in ABX_COLUMNS if c not in header]
+        kind = _cell(path, number, header, row, "type") if abx else "mushra"
+        if kind in ANSWER_TYPES:
+            # An ABX or A/B answer (``listen export``): no score, the conditions played and the one named.
+            needed = ANSWER_TYPES[kind]
+            missing = [c for c in needed if c not in header]
             if missing:
-                raise RatingsError(f"{path}: row {number}: an ABX row needs column(s) {', '.join(missing)}")
-            record.update({c: _cell(path, number, header, row, c) for c in ABX_COLUMNS}, type="abx", score=math.nan)
+                what = "an ABX row" if kind == "abx" else "an A/B row"
+                raise RatingsError(f"{path}: row {number}: {what} needs column(s) {', '.join(missing)}")
+            record.update({c: _cell(path, number, header, row, c) for c in needed}, type=kind, score=math.nan)
         else:
             record["score"] = _score(path, number, _cell(path, number, header, row, "score"), "score")
             if abx:
@@ -200,7 +207,7 @@ def read_long_csv(path: str | Path) -> pd.DataFrame:
         records.append(record)
     columns = required + (["type", *ABX_COLUMNS] if abx else [])
     frame = pd.DataFrame(records, columns=columns)
-    return frame if abx and (frame["type"] == "abx").any() else normalise_ratings(frame[required])
+    return frame if abx and frame["type"].isin(list(ANSWER_TYPES)).any() else normalise_ratings(frame[required])
 
 
 WEBMUSHRA_REQUIRED = ("trial_id", "rating_stimulus", "rating_score")

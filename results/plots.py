@@ -261,3 +261,20 @@ def quality_vs_bitrate(summary: pd.DataFrame, bitrates: pd.DataFrame, metrics: l
     figure.suptitle(f"{category}: quality vs bitrate (hollow: nominal latent rate)", fontsize=9)
     figure.tight_layout()
     return figure
+
+
+def preference_scale(scale: pd.DataFrame, colours: dict[str, str]):
+    """The Bradley–Terry scale per system with its interval, highest first (``results.ab.SCALE_COLUMNS``)."""
+    figure, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(scale) + 1.5), 3.2))
+    for i, row in enumerate(scale.itertuples()):
+        err = [[row.scale - row.ci_low], [row.ci_high - row.scale]] if np.isfinite(row.ci_low) else None
+        ax.errorbar([i], [row.scale], yerr=err, fmt="o", color=colours.get(row.condition, OKABE_ITO[0]), capsize=4,
+                    markersize=6)
+    ax.axhline(0, color="#dddddd", linewidth=0.8, zorder=0)
+    ax.set_xticks(np.arange(len(scale)), scale["condition"], rotation=30, ha="right")
+    ax.set_xlim(-0.6, len(scale) - 0.4)
+    ax.set_ylabel("Bradley–Terry scale (logits)")
+    ax.set_xlabel("system")
+    ax.set_title("log strength, centred; 95 % Wald intervals")
+    figure.tight_layout()
+    return figure

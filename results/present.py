@@ -833,3 +833,27 @@ def pack_bench_table(result: dict) -> Table:
                  [[name.replace("_", " "), fixed(rate, 1), fixed(rate / base, 2)]
                   for name, rate in result["windows_per_s"].items()],
                  f"{result['jobs']} jobs of {result['preset']} on {result['device_name']}, batch {result['batch']}")
+
+
+def ab_pairs_table(pairs: pd.DataFrame, alpha: float = 0.05) -> Table:
+    """A/B preference per pair of systems: the answers each way, no preference (count and share), the
+    first's share of the decided trials [95 % CI], two-sided p; the preferred system in bold."""
+    rows = [[str(r["pair"]), count(r["raters"]), f"{count(r['prefer_first'])} / {count(r['prefer_second'])}",
+             f"{count(r['no_preference'])} ({percent(r['no_preference_share'])})",
+             proportion_interval(r["share_first"], r["ci_low"], r["ci_high"]), p_value(r["pvalue"]),
+             str(r["preferred"]) or MISSING] for _, r in pairs.iterrows()]
+    return Table(["pair (first vs second)", "raters", "prefer first / second", "no preference",
+                  "first preferred [95 % CI]", "p", "preferred"], rows,
+                 f"A/B preference, every rater's trials pooled: the first system's share of the trials with a "
+                 f"preference, Wilson score interval, exact two-sided binomial test against 50 %, α = {alpha:g}",
+                 bold={(i, 6) for i, row in enumerate(rows) if row[6] != MISSING}, records=records(pairs))
+
+
+def ab_scale_table(scale: pd.DataFrame) -> Table:
+    """The Bradley–Terry scale, highest first: comparisons, wins, scale [95 % CI] in logits."""
+    rows = [[str(r["condition"]), count(r["comparisons"]), fixed(r["wins"], 1),
+             interval(r["scale"], r["ci_low"], r["ci_high"], CORRELATION_DECIMALS)] for _, r in scale.iterrows()]
+    return Table(["system", "comparisons", "wins", "Bradley–Terry scale [95 % CI]"], rows,
+                 "Bradley–Terry scale (log strength, centred to mean 0; a difference of 1 is odds of e : 1 of being "
+                 "preferred), maximum likelihood; no preference counts half a win to each side; Wald intervals from "
+                 "the observed information, every trial counted as independent", records=records(scale))

@@ -86,7 +86,7 @@ if st.button("New invitation link", key="admin_invite"):
 
 st.subheader("Ratings")
 export = store.export_frame(db_url(), name)
-st.caption(f"{len(export)} {'answers' if test.type == 'abx' else 'ratings'} from "
+st.caption(f"{len(export)} {'answers' if test.type in ('abx', 'ab') else 'ratings'} from "
            f"{export['rater'].nunique() if len(export) else 0} raters")
 st.download_button("Download CSV", export.to_csv(index=False), file_name=f"{name}.csv", mime="text/csv",
                    key="admin_csv")
