@@ -11,7 +11,7 @@ from earshot.results.present import Table
 
 
 def _abx_rows(rater: str, correct: int, trials: int) -> list[dict]:
-    return [{"type": "abx", "rater": rater, "a": "mse", "b": "bark", "x": "mse",
+    return [{"type": "abx", "rater": rater, "item": "x1", "a": "mse", "b": "bark", "x": "mse",
              "answer": "mse" if k < correct else "bark"} for k in range(trials)]
 
 
