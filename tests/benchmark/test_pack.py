@@ -306,3 +306,38 @@ def test_bench_pack_prints_the_packed_speedup(tmp_path):
     assert set(found["windows_per_s"]) == {"one_at_a_time", "packed_vmap", "packed_loop"}
     assert found["packed_speedup"] == found["packed_speedup_loop"] > 0
     assert "packed loop" in result.output and "one at a time" in result.output
+
+
+@pytest.mark.ray
+def test_the_ray_executor_trains_each_pack_in_one_task_into_the_job_folders_of_an_unpacked_run(
+        train_files, tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    from earshot.benchmark.train.runner import run_grid
+
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    album, _ = train_files
+    config = load_config("tiny", {"data.path": album, "losses": ["mse", "adversarial"], "seeds": 2,
+                                  "train.budget": "12", **SMALL_ADVERSARIAL})
+    # A Ray task runs torch on one thread: so does the unpacked run it is compared with, so both sum alike.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        local = run_grid(config, out=tmp_path / "local", device="cpu", pack="off", log=lambda m: None)
+    finally:
+        torch.set_num_threads(threads)
+    lines = []
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        remote = run_grid(config, out=tmp_path / "ray", device="cpu", executor="ray", pack="2", log=lines.append)
+    finally:
+        ray.shutdown()
+    assert "training 2 jobs packed in one Ray task: mse-seed0, mse-seed1" in lines
+    assert "training 2 jobs packed in one Ray task: adversarial-seed0, adversarial-seed1" in lines
+    record = json.loads((remote / "run.json").read_text())
+    assert {job: entry["status"] for job, entry in record["jobs"].items()} == {
+        "mse-seed0": "done", "mse-seed1": "done", "adversarial-seed0": "done", "adversarial-seed1": "done"}
+    for job in record["jobs"]:
+        packed_files = sorted(p.name for p in (remote / "jobs" / job).iterdir())
+        assert packed_files == sorted(p.name for p in (local / "jobs" / job).iterdir())
+        _assert_same_training(remote / "jobs" / job, local / "jobs" / job)
