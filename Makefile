@@ -62,8 +62,9 @@ demo: install system-packages
 test: install-test system-packages-test
 	$(BIN)/python -m pytest -q
 
-# One prepared script for a lent GPU: the seed preset's bench figures and a short
-# training run of mse and bark. Under 8 minutes on one H100. On a machine that can
+# One prepared script for a lent GPU: the seed preset's bench figures, packed and one job at a
+# time, and a short training run of mse and bark. Under 8 minutes on one H100 before the
+# per-loss packed benches (mse, mrstft, mel, adversarial; 60 s at most each) were added. On a machine that can
 # download nothing, run `make gpu-bundle` beforehand where it can and bring .gpu/ along:
 # then the machine's own python3 and CUDA torch are used, with nothing installed.
 gpu-check:

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The seed preset on one GPU: bench figures at the seed's batch and larger ones, a short
-# training run of mse and bark (with its evaluation), then torch.compile benches with the native
-# convolutions and with train.conv_impl=gemm.
-# Sized to finish in under 8 minutes on one H100.
+# The seed preset on one GPU: bench figures at the seed's batch and larger ones, the grid packed
+# against one job at a time, and mrstft, mel and adversarial (3 seeds each) packed and one at a time
+# against mse, a short training run of mse and bark (with its evaluation), then torch.compile
+# benches with the native convolutions and with train.conv_impl=gemm.
+# Under 8 minutes on one H100 before the four per-loss packed benches (60 s at most each) were
+# added; not yet timed with them.
 #   PYTHON         interpreter with earshot's dependencies (default: python3, with the
 #                  .gpu/ bundle from scripts/gpu-bundle.sh where there is one)
 #   EARSHOT_DATA   folder of audio for the training run (default: the built-in corpus)
@@ -28,11 +30,12 @@ RUNS=$(mktemp -d)  # checkpoints are large: keep them out of OUT
 mkdir -p "$OUT_DIR"
 export PYTHONUNBUFFERED=1 PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
 earshot() { "$PY" -m earshot "$@"; }
-# NAME COMMAND...: run it for at most 150 s and print its lines but the indented ones; say when it
-# did not finish (by its own exit status: grep's would call a run whose lines were all filtered out failed).
+# NAME COMMAND...: run it for at most LIMIT seconds (default 150) and print its lines but the indented
+# ones; say when it did not finish (by its own exit status: grep's would call a run whose lines were all
+# filtered out failed).
 bounded() {
   local name=$1 out rc; shift
-  out=$(timeout 150 "$@" 2>&1); rc=$?
+  out=$(timeout "${LIMIT:-150}" "$@" 2>&1); rc=$?
   printf '%s\n' "$out" | grep -v '^ ' || true
   [ "$rc" -eq 0 ] || echo "$name did not finish (exit $rc)"
 }
@@ -49,6 +52,26 @@ earshot bench --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[2]}" --step
 echo "== batch ${BATCH[0]}: 6 losses x 3 seeds packed against one job at a time (packed_speedup) =="
 bounded "packed bench" "$PY" -m earshot bench --pack --preset "$PRESET" --device "$DEVICE" --batch "${BATCH[0]}" \
   --steps 5 --losses mse,bark,bark-norm,mrstft,mel,mulaw-ce --seeds 3 --json "$OUT_DIR/bench-pack-b${BATCH[0]}.json"
+echo "== batch ${BATCH[0]}: the three slow losses against mse, 3 seeds each, packed and one at a time (issue 18, item 6) =="
+for loss in mse mrstft mel adversarial; do
+  LIMIT=60 bounded "packed bench $loss" "$PY" -m earshot bench --pack --preset "$PRESET" --device "$DEVICE" \
+    --batch "${BATCH[0]}" --steps 5 --losses "$loss" --seeds 3 --json "$OUT_DIR/bench-pack-$loss-b${BATCH[0]}.json"
+done
+"$PY" - "$OUT_DIR" "${BATCH[0]}" <<'PY'
+import json, pathlib, sys
+out, batch = pathlib.Path(sys.argv[1]), sys.argv[2]
+found = {}
+for loss in ("mse", "mrstft", "mel", "adversarial"):
+    path = out / f"bench-pack-{loss}-b{batch}.json"
+    if path.exists():
+        found[loss] = json.loads(path.read_text())
+if "mse" in found:
+    way = f"packed_{found['mse']['pack_impl']}"
+    for loss, result in found.items():
+        rates, base = result["windows_per_s"], found["mse"]["windows_per_s"]
+        print(f"{loss}: step cost x mse one at a time {base['one_at_a_time'] / rates['one_at_a_time']:.2f}, "
+              f"packed {base[way] / rates[way]:.2f} (packed_speedup {result['packed_speedup']:.2f})")
+PY
 
 echo "== a short training run of mse and bark ($PRESET preset, $BUDGET each), then its evaluation =="
 data_args=()

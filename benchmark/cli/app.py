@@ -108,7 +108,8 @@ def run(
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     executor: str = typer.Option("local", help="local or ray."),
     pack: str = typer.Option("auto", "--pack", help="Jobs trained side by side in one process: auto (every job "
-                                                    "that can, on CUDA; none on the CPU), off, or a number."),
+                                                    "that can, on CUDA; none on the CPU), off, or a number; "
+                                                    "with --executor ray, one Ray task per pack."),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster address (default: a local Ray)."),
     out: Path = typer.Option(Path("runs"), help="Where run directories go."),
     run_id: Optional[str] = typer.Option(None, help="Run directory name (default: preset-confighash)."),

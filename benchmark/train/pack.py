@@ -4,12 +4,14 @@ Each job's parameters are one slice of stacked tensors; one vmapped forward and 
 serve the whole pack. Everything else stays each job's own: its seed (the model's initial
 weights, the generator its loss draws from), its data order (its own :class:`WindowSampler`),
 its loss, its gradient clipping and its Adam state (Adam is element-wise, so one Adam over the
-stacked parameters updates each slice as K separate ones would). Each job is set up, resumed,
+stacked parameters updates each slice as K separate ones would). A loss with networks of its own
+(an adversarial loss's discriminators, their Adam and step count) is each job's own module, run
+job by job with its own weights: its state reaches the job's checkpoint as it does unpacked. Each job is set up, resumed,
 logged, checkpointed and marked done or failed through :class:`JobState`, exactly as
 :func:`train_job` does it, so a job trained packed resumes unpacked and back.
 
-A pack is K jobs that share the model's shape and head and stand at the same step (the shared
-Adam keeps one step count). A job whose loss turns non-finite leaves the pack, failed with its
+A pack is K jobs that share the model's shape and head, the shapes of their loss's own networks,
+and stand at the same step (the shared Adam keeps one step count). A job whose loss turns non-finite leaves the pack, failed with its
 last checkpoint, and the others carry on.
 """
 
@@ -76,15 +78,19 @@ def pack_size(pack: int | str, device: torch.device) -> int:
 
 
 def pack_key(config: RunConfig, loss: str) -> tuple | None:
-    """What jobs of one pack share (the loss's decoder head), or None when a job of ``loss``
-    trains alone: a plugin model (not known to vmap), or a loss with networks of its own (an
-    adversarial loss's discriminators)."""
+    """What jobs of one pack share, or None when a job of ``loss`` trains alone (a plugin model,
+    not known to vmap): the loss's decoder head and the shapes of the networks the loss owns
+    (an adversarial loss's discriminators), so jobs of one adversarial loss pack together and a
+    loss whose networks differ packs apart."""
     if config.model.name != "gated-conv":
         return None
     built = build_loss(loss, sample_rate=config.data.sample_rate, options=config.loss_options)
-    if any(True for _ in built.parameters()):
-        return None
-    return built.head_kind, built.head_channels
+    return built.head_kind, built.head_channels, loss_network_shapes(built)
+
+
+def loss_network_shapes(loss_fn: torch.nn.Module) -> tuple:
+    """The shapes of a loss's own parameters, in order (empty for a loss without networks)."""
+    return tuple(tuple(p.shape) for p in loss_fn.parameters())
 
 
 def plan_packs(config: RunConfig, jobs: list[tuple[str, str, int]], size: int) -> list[list[tuple[str, str, int]]]:
@@ -271,9 +277,10 @@ def train_pack(jobs: list[PackJob], config: RunConfig, train_files, device: torc
             continue
         members.append((i, _Member(JobState(job.job_dir, config, job.loss, job.seed, train_files, device, steps))))
     by_step: dict[tuple, list[tuple[int, _Member]]] = {}
-    for i, member in members:  # one pack per step and parameter shapes (the decoder head)
+    for i, member in members:  # one pack per step, model shapes (the decoder head) and the loss's own networks
         shapes = tuple(tuple(p.shape) for p in member.state.model.parameters())
-        by_step.setdefault((member.state.step, shapes), []).append((i, member))
+        key = (member.state.step, shapes, loss_network_shapes(member.state.loss_fn))
+        by_step.setdefault(key, []).append((i, member))
     for group in by_step.values():
         for i, outcome in zip([i for i, _ in group], _train_one_pack([m for _, m in group], config, device,
                                                                      progress, on_step, impl)):

@@ -10,6 +10,7 @@ their outcomes.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import queue
@@ -213,14 +214,8 @@ def _record_outcomes(record: dict, outcomes: list[dict], train_seconds: float) -
     record["train_seconds"] = train_seconds
 
 
-def run_job(run_dir: Path, job: str, loss: str, seed: int, device: str,
-            progress: Callable[[dict], None] | None = None,
-            files: dict[str, tuple[str, str, str]] | None = None) -> dict:
-    """Train one job of a run from the run directory alone (its recorded config); what a Ray worker runs.
-
-    ``files``: the run's file plugins as the task carries them (:func:`plugin_files`); without them, the
-    run's own copies. Other plugins are imported by reference in the worker's environment.
-    """
+def _worker_run(run_dir: Path, files: dict[str, tuple[str, str, str]] | None):
+    """(run, config, train files, steps) of a run read from its directory alone, in a worker."""
     run = RunDir(run_dir)
     if files:
         use_plugin_files(files)
@@ -230,8 +225,29 @@ def run_job(run_dir: Path, job: str, loss: str, seed: int, device: str,
     _, split = _load_split(config, log=lambda line: None)
     calibration = run.read_record().get("calibration")
     steps = None if calibration is None else int(calibration["steps"])
-    return asdict(train_job(run.job(job).path, config, loss, seed, split.train, torch.device(device),
+    return run, config, split.train, steps
+
+
+def run_job(run_dir: Path, job: str, loss: str, seed: int, device: str,
+            progress: Callable[[dict], None] | None = None,
+            files: dict[str, tuple[str, str, str]] | None = None) -> dict:
+    """Train one job of a run from the run directory alone (its recorded config); what a Ray worker runs.
+
+    ``files``: the run's file plugins as the task carries them (:func:`plugin_files`); without them, the
+    run's own copies. Other plugins are imported by reference in the worker's environment.
+    """
+    run, config, train_files, steps = _worker_run(run_dir, files)
+    return asdict(train_job(run.job(job).path, config, loss, seed, train_files, torch.device(device),
                             progress=progress, steps=steps))
+
+
+def run_pack(run_dir: Path, jobs: list[tuple[str, str, int]], device: str,
+             files: dict[str, tuple[str, str, str]] | None = None) -> list[dict]:
+    """Train one pack of a run's jobs ((job, loss, seed) each) through :func:`train_pack`, from the run
+    directory alone; what a Ray worker runs for a pack. ``files``: as :func:`run_job`'s."""
+    run, config, train_files, steps = _worker_run(run_dir, files)
+    pack = [PackJob(run.job(job).path, loss, seed) for job, loss, seed in jobs]
+    return [asdict(o) for o in train_pack(pack, config, train_files, torch.device(device), steps=steps)]
 
 
 TrainOne = Callable[[str, str, int, torch.device], dict]  # (job, loss, seed, device) -> outcome
@@ -296,7 +312,10 @@ def _packed_jobs(run: RunDir, config: RunConfig, packs: list[list[tuple[str, str
     return [found[job] for pack in packs for job, _, _ in pack]
 
 
-def _ray_jobs(run: RunDir, jobs: list[tuple[str, str, int]], device: torch.device, address: str | None) -> list[dict]:
+def _ray_jobs(run: RunDir, config: RunConfig, jobs: list[tuple[str, str, int]], device: torch.device,
+              address: str | None, pack: int | str, log: Callable[[str], None]) -> list[dict]:
+    """Every job on Ray: one task per pack (``num_gpus=1`` on CUDA), a job that trains alone in a task
+    of its own. ``auto`` on CUDA spreads the packable jobs over the cluster's GPUs in equal packs."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
@@ -305,13 +324,28 @@ def _ray_jobs(run: RunDir, jobs: list[tuple[str, str, int]], device: torch.devic
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         else:
             ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    size = pack_size(pack, device)
+    if pack == "auto" and device.type == "cuda":
+        gpus = max(1, int(ray.cluster_resources().get("GPU", 1)))
+        size = math.ceil(len(jobs) / gpus)
+    packs = plan_packs(config, jobs, size)
     resources = {"num_gpus": 1} if device.type == "cuda" else {"num_cpus": 1}
-    remote = ray.remote(**resources)(run_job)
+    one, packed = ray.remote(**resources)(run_job), ray.remote(**resources)(run_pack)
     device_name = "cuda" if device.type == "cuda" else "cpu"
+    where = str(run.path.resolve())
     files = plugin_files(run)  # a file plugin travels with each task
-    refs = [remote.remote(str(run.path.resolve()), job, loss, seed, device_name, None, files)
-            for job, loss, seed in jobs]
-    return ray.get(refs)
+    refs = []
+    for members in packs:
+        if len(members) == 1:
+            job, loss, seed = members[0]
+            refs.append(one.remote(where, job, loss, seed, device_name, None, files))
+        else:
+            log(f"training {len(members)} jobs packed in one Ray task: {', '.join(job for job, _, _ in members)}")
+            refs.append(packed.remote(where, members, device_name, files))
+    outcomes = []
+    for result in ray.get(refs):
+        outcomes += result if isinstance(result, list) else [result]
+    return outcomes
 
 
 def run_grid(config: RunConfig, out: Path = Path("runs"), run_id: str | None = None, device: str = "auto",
@@ -328,8 +362,8 @@ def run_grid(config: RunConfig, out: Path = Path("runs"), run_id: str | None = N
     slowest loss trains in it (``run.json``'s ``calibration``). ``check_metrics``: also log,
     before training, each metric that evaluation will skip here. A run that exists rebuilds its
     file plugins from its own copies; ``strict`` refuses one whose file has changed since.
-    ``pack``: ``auto``, ``off`` or K, the jobs trained side by side in this process
-    (:mod:`earshot.benchmark.train.pack`; the local executor on one device).
+    ``pack``: ``auto``, ``off`` or K, the jobs trained side by side in one process
+    (:mod:`earshot.benchmark.train.pack`): the local executor's on one device, or one Ray task per pack.
 
     Raises:
         RunError / UnknownLossError / DataError: a mistaken command, before any training
@@ -362,7 +396,7 @@ def run_grid(config: RunConfig, out: Path = Path("runs"), run_id: str | None = N
 
     started = time.time()
     if executor == "ray":
-        outcomes = _ray_jobs(run, jobs, torch_device, ray_address)
+        outcomes = _ray_jobs(run, config, jobs, torch_device, ray_address, pack, log)
         for outcome in outcomes:
             log_outcome(outcome, log)
     else:

@@ -22,6 +22,7 @@ from earshot.benchmark.train.loop import train_job
 from earshot.benchmark.train.pack import PackJob, max_relative_difference, parse_pack, plan_packs, train_pack
 from earshot.benchmark.train.runner import job_grid
 from earshot.losses import REGISTRY, Loss
+from earshot.losses.adversarial import AdversarialLoss
 from earshot.results.rundir import CHECKPOINT_FILE, DONE_FILE, FAILED_FILE, TRAIN_LOG_FILE
 
 CPU = torch.device("cpu")
@@ -48,6 +49,15 @@ def _assert_same_training(packed_dir, alone_dir):
     packed, alone = _checkpoint(packed_dir), _checkpoint(alone_dir)
     assert packed["step"] == alone["step"]
     assert max_relative_difference(packed["model"], alone["model"]) < TOLERANCE
+    # The loss's own networks (a discriminator), their Adam state and step count.
+    assert packed["loss"].keys() == alone["loss"].keys()
+    assert max_relative_difference(packed["loss"], alone["loss"]) < TOLERANCE
+    if "_extra_state" in alone["loss"]:
+        own, theirs = packed["loss"]["_extra_state"], alone["loss"]["_extra_state"]
+        assert own["steps"] == theirs["steps"]
+        for index, slot in theirs["optimizer"]["state"].items():
+            assert float(own["optimizer"]["state"][index]["step"]) == float(slot["step"])
+            assert max_relative_difference(own["optimizer"]["state"][index], slot) < 1e-4
     for index, slot in alone["optimizer"]["state"].items():
         assert float(packed["optimizer"]["state"][index]["step"]) == float(slot["step"])
         assert max_relative_difference(packed["optimizer"]["state"][index], slot) < 1e-4
@@ -61,14 +71,24 @@ def _assert_same_training(packed_dir, alone_dir):
     assert packed_log["loss"].tolist() == pytest.approx(alone_log["loss"].tolist(), rel=1e-4)
 
 
-@pytest.mark.parametrize("losses", [["mse", "bark", "mse"], ["mulaw-ce", "dmol", "mulaw-ce"]],
-                         ids=["waveform", "categorical"])
-def test_a_pack_ends_where_each_job_alone_ends(train_files, tmp_path, losses):
+# A small discriminator (two scales, 32 channels at most) that starts after 4 steps, so the
+# adversarial case covers the warm-up and the discriminators' own Adam in few seconds.
+SMALL_ADVERSARIAL = {"loss_options": {"adversarial": {"scales": 2, "max_channels": 32, "warmup_steps": 4}}}
+
+
+@pytest.mark.parametrize("losses, packs, steps, overrides", [
+    (["mse", "bark", "mse"], 1, 40, {}),
+    (["mulaw-ce", "dmol", "mulaw-ce"], 2, 40, {}),  # two heads: 256 logits, dmol's mixture
+    (["adversarial", "adversarial", "mse+adversarial"], 1, 12, SMALL_ADVERSARIAL),
+], ids=["waveform", "categorical", "adversarial"])
+def test_a_pack_ends_where_each_job_alone_ends(train_files, tmp_path, losses, packs, steps, overrides):
     album, files = train_files
-    config = _config(album, steps=40)
+    config = _config(album, steps=steps, **overrides)
     jobs = [PackJob(tmp_path / "packed" / f"{loss}-{seed}", loss, seed) for seed, loss in enumerate(losses)]
-    outcomes = train_pack(jobs, config, files, CPU)
+    pack_steps = []
+    outcomes = train_pack(jobs, config, files, CPU, on_step=pack_steps.append)
     assert [o.status for o in outcomes] == ["done"] * len(jobs)
+    assert sorted(pack_steps) == sorted(list(range(1, steps + 1)) * packs)  # a step of a pack serves all its jobs
     for job in jobs:
         alone = tmp_path / "alone" / job.job_dir.name
         assert train_job(alone, config, job.loss, job.seed, files, CPU).status == "done"
@@ -83,6 +103,20 @@ def test_the_vmapped_pack_trains_as_each_job_alone_within_float32_noise(train_fi
     album, files = train_files
     config = _config(album, steps=4)
     jobs = [PackJob(tmp_path / "packed" / f"{loss}-{seed}", loss, seed) for seed, loss in enumerate(["mse", "mulaw-ce"])]
+    assert [o.status for o in train_pack(jobs, config, files, CPU, impl="vmap")] == ["done", "done"]
+    for job in jobs:
+        alone = tmp_path / "alone" / job.job_dir.name
+        train_job(alone, config, job.loss, job.seed, files, CPU)
+        _assert_same_training(job.job_dir, alone)
+
+
+def test_the_vmapped_pack_trains_adversarial_jobs_as_each_alone_within_float32_noise(train_files, tmp_path):
+    # The way CUDA packs: the generators vmapped, each job's discriminators its own. Held over two
+    # steps, both adversarial (the mel term alone already differs by ~5e-5 after a step under vmap:
+    # its log spectra amplify the summation order's noise before Adam's first, sign-like update).
+    album, files = train_files
+    config = _config(album, steps=2, loss_options={"adversarial": {"scales": 2, "max_channels": 32, "recon": "mse"}})
+    jobs = [PackJob(tmp_path / "packed" / f"adversarial-{seed}", "adversarial", seed) for seed in range(2)]
     assert [o.status for o in train_pack(jobs, config, files, CPU, impl="vmap")] == ["done", "done"]
     for job in jobs:
         alone = tmp_path / "alone" / job.job_dir.name
@@ -110,7 +144,7 @@ def test_a_packed_run_resumes_unpacked_and_an_unpacked_one_resumes_packed(train_
 
 
 KILLER = """
-import os, signal, sys
+import json, os, signal, sys
 from pathlib import Path
 import torch
 from earshot.benchmark.config import load_config
@@ -118,31 +152,33 @@ from earshot.benchmark.data.audio import load_folder
 from earshot.benchmark.data.windows import split_by_file
 from earshot.benchmark.train.pack import PackJob, train_pack
 
-album, root = sys.argv[1], Path(sys.argv[2])
+album, root, loss, options = sys.argv[1], Path(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
 config = load_config("tiny", {"data.path": album, "train.budget": "40", "train.grad_clip": 0.5,
-                              "train.checkpoint_every": 10})
+                              "train.checkpoint_every": 10, "loss_options": options})
 files = split_by_file(load_folder(Path(album), 11025, 2048, log=lambda m: None), 0.25, 0).train
 def die(step):
     if step == 19:
         os.kill(os.getpid(), signal.SIGKILL)
-train_pack([PackJob(root / f"bark-{seed}", "bark", seed) for seed in range(2)], config, files,
+train_pack([PackJob(root / f"{loss}-{seed}", loss, seed) for seed in range(2)], config, files,
            torch.device("cpu"), on_step=die)
 """
 
 
-def test_a_pack_killed_with_sigkill_resumes_each_job_from_its_checkpoint(train_files, tmp_path):
+@pytest.mark.parametrize("loss, options", [("bark", {}), ("adversarial", SMALL_ADVERSARIAL["loss_options"])],
+                         ids=["bark", "adversarial"])
+def test_a_pack_killed_with_sigkill_resumes_each_job_from_its_checkpoint(train_files, tmp_path, loss, options):
     album, files = train_files
-    config = _config(album)
-    jobs = [PackJob(tmp_path / "killed" / f"bark-{seed}", "bark", seed) for seed in range(2)]
-    proc = subprocess.run([sys.executable, "-c", KILLER, album, str(tmp_path / "killed")], cwd=ROOT,
-                          capture_output=True, timeout=300)
+    config = _config(album, loss_options=options)
+    jobs = [PackJob(tmp_path / "killed" / f"{loss}-{seed}", loss, seed) for seed in range(2)]
+    proc = subprocess.run([sys.executable, "-c", KILLER, album, str(tmp_path / "killed"), loss, json.dumps(options)],
+                          cwd=ROOT, capture_output=True, timeout=300)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     assert [_checkpoint(job.job_dir)["step"] for job in jobs] == [16, 16]  # the epoch of 16 steps
     assert not any((job.job_dir / DONE_FILE).exists() for job in jobs)
     assert [o.steps for o in train_pack(jobs, config, files, CPU)] == [40, 40]
     for job in jobs:
         alone = tmp_path / "alone" / job.job_dir.name
-        train_job(alone, config, "bark", job.seed, files, CPU)
+        train_job(alone, config, loss, job.seed, files, CPU)
         _assert_same_training(job.job_dir, alone)
         assert list(pd.read_parquet(job.job_dir / TRAIN_LOG_FILE)["step"]) == list(range(1, 41))
 
@@ -183,14 +219,50 @@ def test_a_job_whose_loss_turns_non_finite_leaves_the_pack_and_the_others_carry_
         _assert_same_training(job.job_dir, alone)
 
 
-def test_the_grid_packs_by_decoder_head_and_adversarial_jobs_train_alone(train_files):
+def test_adversarial_jobs_resume_their_discriminators_packed_or_alone(train_files, tmp_path):
+    album, files = train_files
+    config, half = _config(album, steps=12, **SMALL_ADVERSARIAL), _config(album, steps=6, **SMALL_ADVERSARIAL)
+    jobs = [PackJob(tmp_path / "mixed" / f"adversarial-{seed}", "adversarial", seed) for seed in range(3)]
+    # Six steps packed (past the warm-up: the discriminators have trained); then one job on alone, two packed.
+    train_pack(jobs, half, files, CPU)
+    assert all(_checkpoint(job.job_dir)["loss"]["_extra_state"]["steps"] == 6 for job in jobs)
+    for job in jobs:
+        (job.job_dir / DONE_FILE).unlink()
+    assert train_job(jobs[0].job_dir, config, "adversarial", 0, files, CPU).steps == 12
+    assert [o.status for o in train_pack(jobs, config, files, CPU)] == ["skipped", "done", "done"]
+    for job in jobs:
+        alone = tmp_path / "alone" / job.job_dir.name
+        train_job(alone, config, "adversarial", job.seed, files, CPU)
+        _assert_same_training(job.job_dir, alone)
+
+
+class _OneScaleAdversarial(AdversarialLoss):
+    name = "test-pack-one-scale-adversarial"
+    description = "the adversarial loss with one scale discriminator (tests only)"
+
+    def __init__(self, sample_rate: int) -> None:
+        super().__init__(sample_rate, scales=1)
+
+
+@pytest.fixture
+def one_scale_adversarial():
+    REGISTRY[_OneScaleAdversarial.name] = _OneScaleAdversarial
+    yield _OneScaleAdversarial.name
+    del REGISTRY[_OneScaleAdversarial.name]
+
+
+def test_the_grid_packs_by_decoder_head_and_by_the_shapes_of_the_losses_own_networks(train_files,
+                                                                                    one_scale_adversarial):
     album, _ = train_files
-    config = load_config("tiny", {"data.path": album, "losses": ["mse", "mulaw-ce", "adversarial", "bark"],
-                                  "seeds": 2})
+    losses = ["mse", "mulaw-ce", "adversarial", "bark", one_scale_adversarial, "mse+adversarial"]
+    config = load_config("tiny", {"data.path": album, "losses": losses, "seeds": 2})
     packs = plan_packs(config, job_grid(config), size=3)
     names = [[job for job, _, _ in pack] for pack in packs]
+    one = one_scale_adversarial
     assert names == [["mse-seed0", "mse-seed1", "bark-seed0"], ["bark-seed1"],
-                     ["mulaw-ce-seed0", "mulaw-ce-seed1"], ["adversarial-seed0"], ["adversarial-seed1"]]
+                     ["mulaw-ce-seed0", "mulaw-ce-seed1"],
+                     ["adversarial-seed0", "adversarial-seed1", "mse+adversarial-seed0"], ["mse+adversarial-seed1"],
+                     [f"{one}-seed0", f"{one}-seed1"]]
     assert plan_packs(config, job_grid(config), size=1) == [[job] for job in job_grid(config)]
 
 
@@ -226,11 +298,48 @@ def test_earshot_run_packs_the_grid_into_the_same_job_folders_as_unpacked(train_
 
 def test_bench_pack_prints_the_packed_speedup(tmp_path):
     out = tmp_path / "pack.json"
-    result = CliRunner().invoke(app, ["bench", "--pack", "--preset", "tiny", "--device", "cpu", "--losses", "mse,bark",
-                                      "--seeds", "2", "--steps", "1", "--json", str(out)])
+    small = ["--set", "loss_options.adversarial.scales=1", "--set", "loss_options.adversarial.max_channels=32"]
+    result = CliRunner().invoke(app, ["bench", "--pack", "--preset", "tiny", "--device", "cpu", "--losses",
+                                      "mse,bark,adversarial", "--seeds", "2", "--steps", "1", *small, "--json", str(out)])
     assert result.exit_code == 0, result.output
     found = json.loads(out.read_text())
-    assert found["jobs"] == 4 and found["packs"] == [4] and found["pack_impl"] == "loop"
+    # mse and bark share one head; the adversarial jobs pack apart, by their discriminators.
+    assert found["jobs"] == 6 and found["packs"] == [4, 2] and found["pack_impl"] == "loop"
     assert set(found["windows_per_s"]) == {"one_at_a_time", "packed_vmap", "packed_loop"}
     assert found["packed_speedup"] == found["packed_speedup_loop"] > 0
     assert "packed loop" in result.output and "one at a time" in result.output
+
+
+@pytest.mark.ray
+def test_the_ray_executor_trains_each_pack_in_one_task_into_the_job_folders_of_an_unpacked_run(
+        train_files, tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    from earshot.benchmark.train.runner import run_grid
+
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    album, _ = train_files
+    config = load_config("tiny", {"data.path": album, "losses": ["mse", "adversarial"], "seeds": 2,
+                                  "train.budget": "12", **SMALL_ADVERSARIAL})
+    # A Ray task runs torch on one thread: so does the unpacked run it is compared with, so both sum alike.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        local = run_grid(config, out=tmp_path / "local", device="cpu", pack="off", log=lambda m: None)
+    finally:
+        torch.set_num_threads(threads)
+    lines = []
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        remote = run_grid(config, out=tmp_path / "ray", device="cpu", executor="ray", pack="2", log=lines.append)
+    finally:
+        ray.shutdown()
+    assert "training 2 jobs packed in one Ray task: mse-seed0, mse-seed1" in lines
+    assert "training 2 jobs packed in one Ray task: adversarial-seed0, adversarial-seed1" in lines
+    record = json.loads((remote / "run.json").read_text())
+    assert {job: entry["status"] for job, entry in record["jobs"].items()} == {
+        "mse-seed0": "done", "mse-seed1": "done", "adversarial-seed0": "done", "adversarial-seed1": "done"}
+    for job in record["jobs"]:
+        packed_files = sorted(p.name for p in (remote / "jobs" / job).iterdir())
+        assert packed_files == sorted(p.name for p in (local / "jobs" / job).iterdir())
+        _assert_same_training(remote / "jobs" / job, local / "jobs" / job)
