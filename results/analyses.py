@@ -14,7 +14,7 @@ from typing import Callable
 
 import pandas as pd
 
-from earshot.results import abx, present
+from earshot.results import abx, present, ranking
 from earshot.results.present import Table
 
 Part = tuple[str, "Table | str"]  # (key under --json, a table or a sentence)
@@ -50,8 +50,21 @@ def _abx(frame: pd.DataFrame, name: str, order: list[str] | None = None) -> Test
                         found.notes, parts)
 
 
+def _ranking(frame: pd.DataFrame, name: str, order: list[str] | None = None) -> TestAnalysis:
+    found = ranking.analyze_ranking(frame, name, order)
+    parts: list[Part] = []
+    if len(found.means):
+        parts = [("ranking-means", present.ranking_means_table(found.means)),
+                 ("ranking-friedman", present.ranking_friedman_sentence(found.friedman))]
+        if len(found.pairwise):
+            parts.append(("ranking-pairwise", present.ranking_pairwise_table(found.pairwise, found.alpha)))
+    return TestAnalysis(name, "ranking", "Ranking", "Live summary (mean rank per condition, Friedman test)",
+                        found.notes, parts, numbers={"friedman": found.friedman},
+                        scores=found.scores if len(found.scores) else None)
+
+
 #: type name -> (ratings table, test name, systems in the run's order) -> its analysis
-ANALYSES: dict[str, Callable[..., TestAnalysis]] = {"abx": _abx}
+ANALYSES: dict[str, Callable[..., TestAnalysis]] = {"abx": _abx, "ranking": _ranking}
 
 
 def test_type(frame: pd.DataFrame) -> str:
@@ -70,3 +83,4 @@ def analyze_test(frame: pd.DataFrame, name: str, order: list[str] | None = None)
     if kind not in ANALYSES:
         raise ValueError(f"test {name}: no analysis for test type {kind!r} (known: mushra, {', '.join(ANALYSES)})")
     return ANALYSES[kind](frame, name, order)
+

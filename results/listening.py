@@ -77,12 +77,14 @@ RATING_COLUMNS = ["rater", "item", "condition", "score", "kind"]  # what the sta
 #:   submission (UTC) and how many times it was submitted;
 #: - ABX only (empty for MUSHRA): ``a``, ``b``: the conditions played as A and as B; ``x``: the one X
 #:   was; ``answer``: the one the rater said X was; ``correct``: whether they were right.
+#: - ranking only: ``rank``, the stimulus' place in the rater's order of the trial, 1 = best
+#:   (``score`` is empty; the labelled reference has no row, except in an attention trial).
 #:
 #: Only ``rater, item, condition, score`` are required by the statistics (``kind`` is derived
 #: from the condition's name when absent), so a hand-made long CSV works too.
 RATINGS_TABLE_COLUMNS = ["test", "type", "rater", "self_registered", "item", "category", "condition", "kind", "score",
                          "play_count", "play_seconds", "gain_db", "seconds_spent", "submitted_at", "submissions",
-                         "a", "b", "x", "answer", "correct"]
+                         "a", "b", "x", "answer", "correct", "rank"]
 ABX_COLUMNS = ["a", "b", "x", "answer"]  # what an ABX row adds; ``correct`` is derived from them
 KIND_ORDER = {"system": 0, "reference": 1, "anchor": 2}
 
@@ -193,14 +195,32 @@ def read_long_csv(path: str | Path) -> pd.DataFrame:
             if missing:
                 raise RatingsError(f"{path}: row {number}: an ABX row needs column(s) {', '.join(missing)}")
             record.update({c: _cell(path, number, header, row, c) for c in ABX_COLUMNS}, type="abx", score=math.nan)
+        elif abx and _cell(path, number, header, row, "type") == "ranking":
+            if "rank" not in header:
+                raise RatingsError(f"{path}: row {number}: a ranking row needs column(s) rank")
+            record.update(type="ranking", score=math.nan, kind=_cell(path, number, header, row, "kind")
+                          if "kind" in header else condition_kind(record["condition"]),
+                          rank=_rank(path, number, _cell(path, number, header, row, "rank")))
         else:
             record["score"] = _score(path, number, _cell(path, number, header, row, "score"), "score")
             if abx:
                 record["type"] = "mushra"
         records.append(record)
-    columns = required + (["type", *ABX_COLUMNS] if abx else [])
+    columns = required + (["type", *ABX_COLUMNS, "kind", "rank"] if abx else [])
     frame = pd.DataFrame(records, columns=columns)
-    return frame if abx and (frame["type"] == "abx").any() else normalise_ratings(frame[required])
+    if abx and frame["type"].isin(["abx", "ranking"]).any():
+        return frame.drop(columns=[c for c in ("kind", "rank") if frame[c].isna().all()])
+    return normalise_ratings(frame[required])
+
+
+def _rank(path: Path, line: int, text: str) -> int:
+    try:
+        value = int(float(text))
+    except ValueError:
+        raise RatingsError(f"{path}: row {line}, column 'rank': {text!r} is not a number") from None
+    if value < 1 or value != float(text):
+        raise RatingsError(f"{path}: row {line}, column 'rank': {text} is not a rank (1, 2, 3…)")
+    return value
 
 
 WEBMUSHRA_REQUIRED = ("trial_id", "rating_stimulus", "rating_score")
