@@ -18,6 +18,7 @@
     .rankrow .place { width: 2.2em; font-weight: 600; text-align: right; }
     .rankrow button.choice { width: 52px; height: 34px; padding: 0; font-weight: 600; }
     .rankrow button.move { padding: 4px 9px; font-size: 14px; }
+    .rankrow button.move:disabled { opacity: 0.35; cursor: default; }
     .rankrow .grip { color: #999; margin-left: auto; font-size: 18px; }`;
   document.head.appendChild(style);
 
@@ -33,8 +34,10 @@
     const number = document.createElement("span"); number.className = "place"; number.textContent = place ? place + "." : "";
     r.append(number, choiceButton(labels[i], i + 1));
     if (place) {
-      r.append(moveButton("▲", "move " + labels[i] + " up", () => swap(place - 1, place - 2)),
-               moveButton("▼", "move " + labels[i] + " down", () => swap(place - 1, place)),
+      const up = moveButton("▲", "move " + labels[i] + " up", () => swap(place - 1, place - 2));
+      const down = moveButton("▼", "move " + labels[i] + " down", () => swap(place - 1, place));
+      up.disabled = place === 1; down.disabled = place === order.length;
+      r.append(up, down,
                moveButton("Remove", "remove " + labels[i] + " from the order", () => { order = order.filter(x => x !== k); }));
     } else {
       r.append(moveButton("Place", "place " + labels[i] + " last in the order", () => { order.push(k); }));

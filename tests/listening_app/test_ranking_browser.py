@@ -85,6 +85,8 @@ def take_test(page, server, db, test, rater, careful: bool, shot: str | None = N
             unplaced = ", ".join(sorted(letters.values()))
             assert missing(frame) == [f"Put every version in order; not placed yet: {unplaced}.",
                                       f"Play every version before you submit; not played yet: {unplaced}."]
+            if shot:
+                page.screenshot(path=str(SHOTS / f"missing-{shot}"), full_page=True)
         for letter in sorted(letters.values()):
             frame.get_by_role("button", name=letter, exact=True).click()
             page.wait_for_timeout(120)
