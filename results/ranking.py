@@ -145,6 +145,9 @@ def analyze_ranking(frame: pd.DataFrame, name: str = "ranking test", order: list
     if len(complete) < len(wide):
         notes.append(f"{name}: {len(wide) - len(complete)} of {len(wide)} trials did not rank every condition "
                      "and are left out")
+    if complete.empty:
+        empty.notes.extend(notes)
+        return empty
     position = {c: i for i, c in enumerate(order or [])}
     means = []
     for condition in complete.columns:

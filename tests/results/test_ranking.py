@@ -101,6 +101,9 @@ def test_attention_trials_and_incomplete_trials_never_enter_the_analysis():
     # Without an attention column, a trial that ranks the reference or an anchor is an attention trial.
     assert analyze_ranking(pd.concat([table(), attention]), "t").friedman["blocks"] == 4
     assert analyze_ranking(table().iloc[0:0], "t").notes == ["t: no rankings yet"]
+    only_partial = analyze_ranking(pd.concat([partial, table({("r1", "i4"): (1, 2, 3)}).query("condition != 'a'")]), "t")
+    assert only_partial.means.empty and only_partial.notes == [
+        "t: 2 of 2 trials did not rank every condition and are left out"]
 
 
 def test_an_attention_trial_is_passed_when_the_reference_is_ranked_above_the_low_anchor():
