@@ -22,10 +22,18 @@
     .rankrow .grip { color: #999; margin-left: auto; font-size: 18px; }`;
   document.head.appendChild(style);
 
-  function moveButton(text, label, act) {
+  // A row's button; the rows are drawn anew after it acts, so the keyboard's focus goes back to the
+  // same button of the same version (or, once that is gone or disabled, its ▲, or its letter).
+  function moveButton(text, label, letter, act) {
     const b = document.createElement("button"); b.className = "move"; b.textContent = text;
     b.setAttribute("aria-label", label); b.title = label;
-    b.addEventListener("click", () => { act(); draw(); });
+    b.addEventListener("click", () => {
+      act(); draw();
+      const usable = name => [...document.querySelectorAll("button.move")].find(x => x.getAttribute("aria-label") === name && !x.disabled);
+      const again = usable(label) || usable("move " + letter + " up")
+        || [...document.querySelectorAll("#ranking button.choice")].find(x => x.textContent === letter);
+      if (again) again.focus();
+    });
     return b;
   }
   function row(k, place) {
@@ -34,13 +42,13 @@
     const number = document.createElement("span"); number.className = "place"; number.textContent = place ? place + "." : "";
     r.append(number, choiceButton(labels[i], i + 1));
     if (place) {
-      const up = moveButton("▲", "move " + labels[i] + " up", () => swap(place - 1, place - 2));
-      const down = moveButton("▼", "move " + labels[i] + " down", () => swap(place - 1, place));
+      const up = moveButton("▲", "move " + labels[i] + " up", labels[i], () => swap(place - 1, place - 2));
+      const down = moveButton("▼", "move " + labels[i] + " down", labels[i], () => swap(place - 1, place));
       up.disabled = place === 1; down.disabled = place === order.length;
       r.append(up, down,
-               moveButton("Remove", "remove " + labels[i] + " from the order", () => { order = order.filter(x => x !== k); }));
+               moveButton("Remove", "remove " + labels[i] + " from the order", labels[i], () => { order = order.filter(x => x !== k); }));
     } else {
-      r.append(moveButton("Place", "place " + labels[i] + " last in the order", () => { order.push(k); }));
+      r.append(moveButton("Place", "place " + labels[i] + " last in the order", labels[i], () => { order.push(k); }));
     }
     const grip = document.createElement("span"); grip.className = "grip"; grip.textContent = "⠿"; grip.setAttribute("aria-hidden", "true");
     r.append(grip);

@@ -1,5 +1,5 @@
 """A ranking test in a real browser: prepared from a run with an attention trial, taken by two raters
-(one by dragging, one with the buttons alone), exported, analysed and reported."""
+(one by dragging, one with the keyboard alone), exported, analysed and reported."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def drop_last(frame, letter: str) -> None:
 
 def take_test(page, server, db, test, rater, careful: bool, shot: str | None = None) -> None:
     """Consent, training, then every trial: play each version, put them in order and submit. The careful
-    rater drags rows into the order; the careless one uses the buttons alone and ranks worst first."""
+    rater drags rows into the order; the careless one uses the keyboard alone and ranks worst first."""
     page.goto(f"{server.url}/?token={rater.token}")
     page.wait_for_selector(CONNECTED)
     page.get_by_text("I agree").click()
@@ -100,12 +100,14 @@ def take_test(page, server, db, test, rater, careful: bool, shot: str | None = N
                 assert frame.locator("#ranked button.choice").all_inner_texts()[0] == wanted[-1]
                 frame.get_by_role("button", name=f"Remove {wanted[-1]} from the order").click()
                 drop_last(frame, wanted[-1])
-        else:  # keyboard-style: Place each (best first), then move the last placed to the top with ▲
+        else:  # the keyboard alone: Place each (worst first, but the worst last), then Enter on its ▲ to the top
             worst_first = wanted[::-1]
             for letter in worst_first[1:] + worst_first[:1]:
-                frame.get_by_role("button", name=f"Place {letter} last in the order").click()
-            for _ in range(len(wanted) - 1):
-                frame.get_by_role("button", name=f"Move {worst_first[0]} up").click()
+                frame.get_by_role("button", name=f"Place {letter} last in the order").focus()
+                page.keyboard.press("Enter")
+            for _ in range(len(wanted) - 1):  # the focus stays on the row's ▲ as the rows are redrawn
+                assert frame.locator(":focus").get_attribute("aria-label") == f"move {worst_first[0]} up"
+                page.keyboard.press("Enter")
             wanted = worst_first
         assert frame.locator("#ranked button.choice").all_inner_texts() == wanted
         assert missing(frame) == []
