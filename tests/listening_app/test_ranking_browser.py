@@ -96,7 +96,8 @@ def take_test(page, server, db, test, rater, careful: bool, shot: str | None = N
             for letter in wanted:
                 drop_last(frame, letter)
             if len(wanted) > 1:
-                row(frame, "#ranked", wanted[-1]).drag_to(row(frame, "#ranked", wanted[0]), target_position={"x": 5, "y": 2})
+                row(frame, "#ranked", wanted[-1]).drag_to(row(frame, "#ranked", wanted[0]),
+                                                          target_position={"x": 5, "y": 2})
                 assert frame.locator("#ranked button.choice").all_inner_texts()[0] == wanted[-1]
                 frame.get_by_role("button", name=f"Remove {wanted[-1]} from the order").click()
                 drop_last(frame, wanted[-1])
@@ -137,7 +138,8 @@ def test_two_raters_rank_blind_and_their_ranks_are_exported_analysed_and_reporte
     exported = store.export_frame(db, test.name)
     items = [i for i in store.test_items(db, test.id) if not i.training]
     assert len(exported) == 2 * (2 * (len(items) - 1) + 4)  # two systems per trial, four in the attention trial
-    assert (exported["type"] == "ranking").all() and exported["score"].isna().all() and (exported["play_count"] >= 1).all()
+    assert (exported["type"] == "ranking").all() and exported["score"].isna().all()
+    assert (exported["play_count"] >= 1).all()
     attention = exported[exported["item"].str.endswith("(attention)")]
     passed = {name: attention_passed(rows) for name, rows in attention.groupby("rater")}
     assert passed == {"careful": True, "careless": False}

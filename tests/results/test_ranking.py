@@ -35,7 +35,8 @@ def test_friedman_matches_the_formula_worked_by_hand_and_scipy():
 
 
 def test_friedman_with_two_conditions_and_too_few_trials():
-    # k = 2, three trials ranking x first, one y: R = (5, 7); χ² = 12 / (4·2·3) · (25 + 49) − 3·4·3 = 37 − 36 = 1.
+    # k = 2, three trials rank x first, one y: R = (5, 7);
+    # χ² = 12 / (4·2·3) · (25 + 49) − 3·4·3 = 37 − 36 = 1.
     two = pd.DataFrame({"x": [1, 1, 1, 2], "y": [2, 2, 2, 1]})
     assert friedman(two)["statistic"] == pytest.approx(1.0)
     assert friedman(two)["pvalue"] == pytest.approx(stats.chi2.sf(1.0, 1))
@@ -101,7 +102,8 @@ def test_attention_trials_and_incomplete_trials_never_enter_the_analysis():
     # Without an attention column, a trial that ranks the reference or an anchor is an attention trial.
     assert analyze_ranking(pd.concat([table(), attention]), "t").friedman["blocks"] == 4
     assert analyze_ranking(table().iloc[0:0], "t").notes == ["t: no rankings yet"]
-    only_partial = analyze_ranking(pd.concat([partial, table({("r1", "i4"): (1, 2, 3)}).query("condition != 'a'")]), "t")
+    other_partial = table({("r1", "i4"): (1, 2, 3)}).query("condition != 'a'")
+    only_partial = analyze_ranking(pd.concat([partial, other_partial]), "t")
     assert only_partial.means.empty and only_partial.notes == [
         "t: 2 of 2 trials did not rank every condition and are left out"]
 
