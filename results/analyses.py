@@ -58,8 +58,16 @@ def _ranking(frame: pd.DataFrame, name: str, order: list[str] | None = None) -> 
                  ("ranking-friedman", present.ranking_friedman_sentence(found.friedman))]
         if len(found.pairwise):
             parts.append(("ranking-pairwise", present.ranking_pairwise_table(found.pairwise, found.alpha)))
+    figures = []
+    if len(found.means):
+        def draw(colours):  # matplotlib only where the report draws it, never on the admin page
+            from earshot.results import plots
+
+            return plots.ranking_means(found.means, colours)
+
+        figures.append(("ranking-means", draw, "mean rank per condition (1 = best) with 95 % intervals"))
     return TestAnalysis(name, "ranking", "Ranking", "Live summary (mean rank per condition, Friedman test)",
-                        found.notes, parts, numbers={"friedman": found.friedman},
+                        found.notes, parts, figures, numbers={"friedman": found.friedman},
                         scores=found.scores if len(found.scores) else None)
 
 

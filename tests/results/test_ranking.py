@@ -85,6 +85,10 @@ def test_scores_for_the_correlation_are_higher_for_better_ranks():
     analysis = analyze_test(table(), "t")
     assert analysis.type == "ranking" and analysis.scores is not None and len(analysis.scores) == 12
     assert [key for key, _ in analysis.parts] == ["ranking-means", "ranking-friedman", "ranking-pairwise"]
+    ((slug, draw, _),) = analysis.figures
+    axes = draw({"a": "#000000"}).axes[0]
+    assert slug == "ranking-means" and axes.get_ylim()[0] > axes.get_ylim()[1]  # rank 1 at the top
+    assert [t.get_text() for t in axes.get_xticklabels()] == ["a", "b", "c"]
 
 
 def test_attention_trials_and_incomplete_trials_never_enter_the_analysis():
