@@ -147,13 +147,14 @@ def test_the_check_refuses_incomplete_forged_and_oversized_values_and_says_what_
         update={"must_play_all": False}))[1] == ["Put every version in order; not placed yet: A."]
 
 
-def test_the_store_writes_a_trial_at_once_refuses_what_is_not_a_ranking_and_a_repeat(sqlite_url, run_dir):
-    test = make_ranking(sqlite_url, run_dir)
-    rater = store.add_rater(sqlite_url, test.name, "ann")
-    first, second = trial_items(sqlite_url, test)[:2]
-    systems = [s for s in store.item_stimuli(sqlite_url, first.id) if s.kind == "system"]
-    reference = next(s for s in store.item_stimuli(sqlite_url, first.id) if s.kind == "reference")
-    save = lambda scores, **kw: ranking.save(sqlite_url, rater.token, first.id, ranking.RankingAnswer(  # noqa: E731
+def test_the_store_writes_a_trial_at_once_refuses_what_is_not_a_ranking_and_a_repeat(db_url, run_dir):
+    """On SQLite and PostgreSQL alike."""
+    test = make_ranking(db_url, run_dir)
+    rater = store.add_rater(db_url, test.name, "ann")
+    first, second = trial_items(db_url, test)[:2]
+    systems = [s for s in store.item_stimuli(db_url, first.id) if s.kind == "system"]
+    reference = next(s for s in store.item_stimuli(db_url, first.id) if s.kind == "reference")
+    save = lambda scores, **kw: ranking.save(db_url, rater.token, first.id, ranking.RankingAnswer(  # noqa: E731
         [store.Rating(s.id, r, 1, 1.0) for s, r in zip(kw.get("stimuli", systems), scores)],
         kw.get("unrated", ("reference",))), 2.0)
     for scores in ([1, 1], [1, 3], [0, 1], [2, 2]):
@@ -163,17 +164,17 @@ def test_the_store_writes_a_trial_at_once_refuses_what_is_not_a_ranking_and_a_re
         save([1, 2, 3], stimuli=[*systems, reference])
     with pytest.raises(store.StoreError, match="do not match"):  # a trial that ranks it is an attention trial
         save([1, 2], unrated=())
-    other = store.item_stimuli(sqlite_url, second.id)[1]
+    other = store.item_stimuli(db_url, second.id)[1]
     with pytest.raises(store.StoreError, match="do not match"):
         save([1, 2], stimuli=[systems[0], other])
     with pytest.raises(store.StoreError, match="takes RANKING answers, not MUSHRA ones"):
-        store.submit_trial(sqlite_url, rater.token, first.id, [store.Rating(s.id, 1 + i, 1, 1) for i, s in
+        store.submit_trial(db_url, rater.token, first.id, [store.Rating(s.id, 1 + i, 1, 1) for i, s in
                                                                enumerate(systems)], 2)
-    assert store.export_frame(sqlite_url, test.name).empty  # nothing of the refused submits was written
+    assert store.export_frame(db_url, test.name).empty  # nothing of the refused submits was written
     save([2, 1])
     with pytest.raises(store.StoreError, match="submitted already"):
         save([1, 2])
-    frame = store.export_frame(sqlite_url, test.name)
+    frame = store.export_frame(db_url, test.name)
     assert list(frame.columns) == RATINGS_TABLE_COLUMNS and len(frame) == 2
     assert (frame["type"] == "ranking").all() and frame["score"].isna().all()
     assert dict(zip(frame["condition"], frame["rank"])) == {systems[0].condition: 2, systems[1].condition: 1}
@@ -275,4 +276,4 @@ def test_the_admin_page_and_the_report_show_a_ranking_test(sqlite_url, run_dir, 
     assert "test rank (Ranking)" in text
     assert f"| mse-seed0 | 2 | {trials} | **1.00 [1.00, 1.00]** | {trials} of {trials} |" in text
     assert "Friedman test over the 2 conditions" in text
-    assert "Metrics against ears" in text
+    assert "Metrics against ears" in text and "mean rank per condition (1 = best) with 95 % intervals" in text
