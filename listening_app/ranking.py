@@ -3,8 +3,9 @@
 A ranking trial plays one excerpt's systems as letters beside the labelled reference; the rater puts
 the letters in order, best (closest to the reference) first. Each stimulus' rank (1 = best) is stored
 as its score in ``ratings``, and the store refuses ranks that are not 1..n each once. The reference
-is played, never ranked, except in an attention trial, where it is ranked hidden among the systems
-with the low anchor: a rater who listens puts it above the anchor. Nothing here imports Streamlit.
+is played, never ranked, except in an attention trial, where it and the low anchor are ranked hidden
+in place of two of the systems (so the trial looks like any other): a rater who listens puts the
+reference above the anchor. Nothing here imports Streamlit.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def check_ranking_items(plans: list[ItemPlan], sample_rate: int) -> list[str]:
             problems.append(f"{plan.name}: needs exactly one reference")
         if anchors and not attention:
             problems.append(f"{plan.name}: a ranking trial has no anchors (an attention trial, the low anchor only)")
-        if plan.kinds.count("system") < (0 if attention else 2):
+        if not attention and plan.kinds.count("system") < 2:
             problems.append(f"{plan.name}: a ranking trial needs at least two systems")
         if len(set(plan.conditions)) != len(plan.conditions):
             problems.append(f"{plan.name}: a condition appears twice")
@@ -158,19 +159,18 @@ def make_items(excerpt: dict, stimuli: list[store.NewStimulus], conditions: list
 
 
 def make_attention(excerpt: dict, stimuli: list[store.NewStimulus], conditions: list[str]) -> list[store.NewItem]:
-    """An attention trial: the reference and the low anchor ranked among the systems. Its own item
-    name, so its ranks never join the excerpt's own trial in an analysis."""
+    """An attention trial: the reference and the low anchor ranked in place of the last two systems, as
+    many letters as any trial. Its own item name, so its ranks never join the excerpt's own trial."""
     return [store.NewItem(f"{excerpt['item']} (attention)", excerpt["category"],
-                          _pick(stimuli, [store.REFERENCE, store.ANCHOR_LOW, *conditions]), attention=True)]
+                          _pick(stimuli, [store.REFERENCE, store.ANCHOR_LOW, *conditions[:-2]]), attention=True)]
 
 
 def _conditions(conditions: list[str]) -> str | None:
     if len(conditions) < 2:
         return f"a ranking orders conditions: choose at least 2 with --conditions (has {len(conditions)})"
-    if len(conditions) + 2 > MAX_STIMULI_PER_TRIAL:  # an attention trial adds the reference and low anchor
-        return (f"{len(conditions)} conditions + reference + low anchor = {len(conditions) + 2} versions in an "
-                f"attention trial; at most {MAX_STIMULI_PER_TRIAL} (choose at most {MAX_STIMULI_PER_TRIAL - 2} "
-                "with --conditions)")
+    if len(conditions) > MAX_STIMULI_PER_TRIAL:
+        return (f"{len(conditions)} conditions to rank in every trial; at most {MAX_STIMULI_PER_TRIAL} (choose "
+                "fewer with --conditions)")
     return None
 
 

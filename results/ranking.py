@@ -16,7 +16,7 @@ Mean rank per condition: the mean over raters of each rater's mean rank over ite
 observation, as BS.1534 averages MUSHRA scores), with a 95 % crossed percentile bootstrap interval that
 resamples raters and items together (:func:`results.stats.crossed_bootstrap_ci`).
 
-Attention trials (the reference and the low anchor ranked among the systems) never enter these
+Attention trials (the reference and the low anchor ranked in place of two systems) never enter these
 statistics: :func:`attention_passed` says whether one was passed.
 """
 
