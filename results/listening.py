@@ -167,7 +167,8 @@ def _score(path: Path, line: int, text: str, column: str) -> float:
 
 def read_long_csv(path: str | Path) -> pd.DataFrame:
     """A long ratings CSV: ``rater, item, condition, score`` (more columns are kept); an export of
-    ``earshot listen export`` with ABX rows (``type`` ``abx``) keeps them, with ``a, b, x, answer``.
+    ``earshot listen export`` with ABX rows (``type`` ``abx``) keeps them, with ``a, b, x, answer``, and
+    ranking rows (``type`` ``ranking``) with their ``kind`` and ``rank``.
 
     The hidden reference is condition ``reference``, anchors start with ``anchor``.
     Row numbers in errors are the file's line numbers (the header is row 1).
@@ -216,7 +217,7 @@ def read_long_csv(path: str | Path) -> pd.DataFrame:
 def _rank(path: Path, line: int, text: str) -> int:
     try:
         value = int(float(text))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise RatingsError(f"{path}: row {line}, column 'rank': {text!r} is not a number") from None
     if value < 1 or value != float(text):
         raise RatingsError(f"{path}: row {line}, column 'rank': {text} is not a rank (1, 2, 3…)")

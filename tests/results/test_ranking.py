@@ -126,3 +126,18 @@ def test_conditions_of_equal_mean_rank_follow_the_runs_order():
     tied = table({("r1", "i1"): (1, 2, 3), ("r2", "i1"): (2, 1, 3)})
     assert list(analyze_ranking(tied, "t").means["condition"]) == ["a", "b", "c"]
     assert list(analyze_ranking(tied, "t", order=["c", "b", "a"]).means["condition"]) == ["b", "a", "c"]
+
+
+def test_a_ranking_csv_reads_back_and_a_bad_rank_is_named(tmp_path):
+    from earshot.results.listening import RatingsError, read_ratings
+
+    exported = table().assign(test="t")
+    exported.to_csv(tmp_path / "rank.csv", index=False)
+    back = read_ratings(tmp_path / "rank.csv")
+    assert back["rank"].tolist() == exported["rank"].tolist() and (back["type"] == "ranking").all()
+    assert analyze_ranking(back, "t").friedman["statistic"] == pytest.approx(4.5)
+    for bad, why in (("x", "'x' is not a number"), ("1.5", "1.5 is not a rank"), ("0", "0 is not a rank"),
+                     ("inf", "'inf' is not a number")):
+        exported.assign(rank=[bad] + exported["rank"].tolist()[1:]).to_csv(tmp_path / "bad.csv", index=False)
+        with pytest.raises(RatingsError, match=f"bad.csv: row 2, column 'rank': {why}"):
+            read_ratings(tmp_path / "bad.csv")
