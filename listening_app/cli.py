@@ -55,7 +55,8 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
             test_type: str = typer.Option("mushra", "--type",
                                           help="the kind of test: mushra (every condition rated against the "
                                                "reference), abx (every pair of conditions: is X A or B?), ab (every "
-                                               "pair: which do you prefer?); the README says when to use which"),
+                                               "pair: which do you prefer?), ranking (every condition of an excerpt "
+                                               "put in order, best first); the README says when to use which"),
             items: int = typer.Option(8, min=1, help="number of items (excerpts; ABX makes one trial per item and pair), "
                                                      "spread across categories"),
             conditions: Optional[str] = typer.Option(None, help="losses or other systems of the run (pca-<k>, a codec such as "

@@ -618,7 +618,8 @@ class Rating:
 
 def submit_trial(db_url: str | None, token: str, item_id: int, rating_list: list[Rating],
                  seconds_spent: float, test_type: str = "mushra",
-                 scores_refused: Callable[[list[float]], str | None] | None = None) -> int:
+                 scores_refused: Callable[[list[float]], str | None] | None = None,
+                 unrated_kinds: tuple[str, ...] = ()) -> int:
     """Commit every rating of one trial in one transaction; returns the trial id.
 
     Everything is checked again here, inside the transaction, because what arrives comes
@@ -626,11 +627,13 @@ def submit_trial(db_url: str | None, token: str, item_id: int, rating_list: list
     one of this test's and the stimuli exactly that item's, every score within 0-100 and,
     for a type whose scores form a set (ranks, a preference), ``scores_refused`` finds nothing
     wrong with them; a second submit of a trial is refused or replaces the first, as the test's
-    ``resubmit`` setting says. Nothing is written when any check fails.
+    ``resubmit`` setting says. Nothing is written when any check fails. Stimuli of ``unrated_kinds``
+    are played but never rated (a ranking trial's labelled reference).
     """
     with _writing(engine_for(db_url)) as conn:
         test, rater = _open_trial(conn, token, item_id, test_type)
-        expected = {r.id for r in conn.execute(sa.select(stimuli.c.id).where(stimuli.c.item_id == item_id))}
+        expected = {r.id for r in conn.execute(sa.select(stimuli.c.id).where(
+            stimuli.c.item_id == item_id, stimuli.c.kind.notin_(unrated_kinds)))}
         given = [r.stimulus_id for r in rating_list]
         if len(given) != len(set(given)) or set(given) != expected:
             raise StoreError("the ratings do not match this trial's stimuli")
@@ -823,6 +826,10 @@ def export_frame(db_url: str | None, test: str | None = None) -> pd.DataFrame:
     abx_rows = frame["type"] == "abx"
     frame["correct"] = pd.Series(pd.NA, index=frame.index, dtype="boolean")
     frame.loc[abx_rows, "correct"] = (frame.loc[abx_rows, "answer"] == frame.loc[abx_rows, "x"]).astype("boolean")
+    ranked = frame["type"] == "ranking"  # the score column holds a ranking's ranks: exported as rank
+    frame["rank"] = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    frame.loc[ranked, "rank"] = frame.loc[ranked, "score"].round().astype("Int64")
+    frame.loc[ranked, "score"] = float("nan")
     return frame
 
 

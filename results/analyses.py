@@ -14,7 +14,7 @@ from typing import Callable
 
 import pandas as pd
 
-from earshot.results import ab, abx, present
+from earshot.results import ab, abx, present, ranking
 from earshot.results.present import Table
 
 Part = tuple[str, "Table | str"]  # (key under --json, a table or a sentence)
@@ -59,8 +59,30 @@ def _abx(frame: pd.DataFrame, name: str, order: list[str] | None = None) -> Test
                         found.notes, parts, discrimination=answers)
 
 
+def _ranking(frame: pd.DataFrame, name: str, order: list[str] | None = None) -> TestAnalysis:
+    found = ranking.analyze_ranking(frame, name, order)
+    parts: list[Part] = []
+    if len(found.means):
+        parts = [("ranking-means", present.ranking_means_table(found.means)),
+                 ("ranking-friedman", present.ranking_friedman_sentence(found.friedman))]
+        if len(found.pairwise):
+            parts.append(("ranking-pairwise", present.ranking_pairwise_table(found.pairwise, found.alpha)))
+    figures = []
+    if len(found.means):
+        def draw(colours):  # matplotlib only where the report draws it, never on the admin page
+            from earshot.results import plots
+
+            return plots.ranking_means(found.means, colours)
+
+        figures.append(("ranking-means", draw, "mean rank per condition (1 = best) with 95 % intervals"))
+    return TestAnalysis(name, "ranking", "Ranking", "Live summary (mean rank per condition, Friedman test)",
+                        found.notes, parts, figures, numbers={"friedman": found.friedman},
+                        scores=found.scores if len(found.scores) else None,
+                        scale="ranks (k + 1 − rank: higher is better)")
+
+
 #: type name -> (ratings table, test name, systems in the run's order) -> its analysis
-ANALYSES: dict[str, Callable[..., TestAnalysis]] = {"abx": _abx, "ab": ab.analysis}
+ANALYSES: dict[str, Callable[..., TestAnalysis]] = {"abx": _abx, "ab": ab.analysis, "ranking": _ranking}
 
 
 def test_type(frame: pd.DataFrame) -> str:
@@ -79,3 +101,4 @@ def analyze_test(frame: pd.DataFrame, name: str, order: list[str] | None = None)
     if kind not in ANALYSES:
         raise ValueError(f"test {name}: no analysis for test type {kind!r} (known: mushra, {', '.join(ANALYSES)})")
     return ANALYSES[kind](frame, name, order)
+

@@ -79,12 +79,14 @@ RATING_COLUMNS = ["rater", "item", "condition", "score", "kind"]  # what the sta
 #:   was; ``answer``: the one the rater said X was; ``correct``: whether they were right.
 #: - A/B preference (``type`` ``ab``, one row per trial: ``score`` and ``x`` empty, ``condition`` is A's):
 #:   ``a``, ``b`` as for ABX; ``answer``: the condition preferred, or ``none`` for no preference.
+#: - ranking only: ``rank``, the stimulus' place in the rater's order of the trial, 1 = best
+#:   (``score`` is empty; the labelled reference has no row, except in an attention trial).
 #:
 #: Only ``rater, item, condition, score`` are required by the statistics (``kind`` is derived
 #: from the condition's name when absent), so a hand-made long CSV works too.
 RATINGS_TABLE_COLUMNS = ["test", "type", "rater", "self_registered", "item", "category", "condition", "kind", "score",
                          "play_count", "play_seconds", "gain_db", "seconds_spent", "submitted_at", "submissions",
-                         "a", "b", "x", "answer", "correct"]
+                         "a", "b", "x", "answer", "correct", "rank"]
 ABX_COLUMNS = ["a", "b", "x", "answer"]  # what an ABX row adds; ``correct`` is derived from them
 PAIR_COLUMNS = ["a", "b", "answer"]  # what an A/B preference row adds
 ANSWER_TYPES = {"abx": ABX_COLUMNS, "ab": PAIR_COLUMNS}  # rows with an answer and no score, by type
@@ -169,7 +171,8 @@ def _score(path: Path, line: int, text: str, column: str) -> float:
 
 def read_long_csv(path: str | Path) -> pd.DataFrame:
     """A long ratings CSV: ``rater, item, condition, score`` (more columns are kept); an export of
-    ``earshot listen export`` with ABX or A/B rows (``type`` ``abx``, ``ab``) keeps them, with ``a, b, x, answer``.
+    ``earshot listen export`` with ABX or A/B rows (``type`` ``abx``, ``ab``) keeps them, with ``a, b, x, answer``,
+    and ranking rows (``type`` ``ranking``) with their ``kind`` and ``rank``.
 
     The hidden reference is condition ``reference``, anchors start with ``anchor``.
     Row numbers in errors are the file's line numbers (the header is row 1).
@@ -200,14 +203,32 @@ def read_long_csv(path: str | Path) -> pd.DataFrame:
                 what = "an ABX row" if kind == "abx" else "an A/B row"
                 raise RatingsError(f"{path}: row {number}: {what} needs column(s) {', '.join(missing)}")
             record.update({c: _cell(path, number, header, row, c) for c in needed}, type=kind, score=math.nan)
+        elif kind == "ranking":
+            if "rank" not in header:
+                raise RatingsError(f"{path}: row {number}: a ranking row needs column(s) rank")
+            record.update(type="ranking", score=math.nan, kind=_cell(path, number, header, row, "kind")
+                          if "kind" in header else condition_kind(record["condition"]),
+                          rank=_rank(path, number, _cell(path, number, header, row, "rank")))
         else:
             record["score"] = _score(path, number, _cell(path, number, header, row, "score"), "score")
             if abx:
                 record["type"] = "mushra"
         records.append(record)
-    columns = required + (["type", *ABX_COLUMNS] if abx else [])
+    columns = required + (["type", *ABX_COLUMNS, "kind", "rank"] if abx else [])
     frame = pd.DataFrame(records, columns=columns)
-    return frame if abx and frame["type"].isin(list(ANSWER_TYPES)).any() else normalise_ratings(frame[required])
+    if abx and frame["type"].isin([*ANSWER_TYPES, "ranking"]).any():
+        return frame.drop(columns=[c for c in ("kind", "rank") if frame[c].isna().all()])
+    return normalise_ratings(frame[required])
+
+
+def _rank(path: Path, line: int, text: str) -> int:
+    try:
+        value = int(float(text))
+    except (ValueError, OverflowError):
+        raise RatingsError(f"{path}: row {line}, column 'rank': {text!r} is not a number") from None
+    if value < 1 or value != float(text):
+        raise RatingsError(f"{path}: row {line}, column 'rank': {text} is not a rank (1, 2, 3…)")
+    return value
 
 
 WEBMUSHRA_REQUIRED = ("trial_id", "rating_stimulus", "rating_score")

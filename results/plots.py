@@ -278,3 +278,24 @@ def preference_scale(scale: pd.DataFrame, colours: dict[str, str]):
     ax.set_title("log strength, centred; 95 % Wald intervals")
     figure.tight_layout()
     return figure
+
+
+def ranking_means(means: pd.DataFrame, colours: dict[str, str]):
+    """Mean rank per condition (1 = best, at the top) with its 95 % interval, best first."""
+    figure, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(means) + 1.5), 3.2))
+    for i, row in enumerate(means.itertuples()):
+        low, high = float(row.ci_low), float(row.ci_high)
+        err = None
+        if np.isfinite(low) and np.isfinite(high) and high > low:
+            err = [[max(0.0, row.mean_rank - low)], [max(0.0, high - row.mean_rank)]]
+        ax.errorbar([i], [row.mean_rank], yerr=err, fmt="o", color=colours.get(row.condition, OKABE_ITO[0]),
+                    capsize=4, markersize=6)
+    ax.set_xticks(np.arange(len(means)), means["condition"], rotation=30, ha="right")
+    ax.set_ylim(len(means) + 0.3, 0.7)  # rank 1, the best, at the top
+    ax.set_yticks(np.arange(1, len(means) + 1))
+    ax.set_ylabel("mean rank (1 = best)")
+    ax.set_xlabel("condition")
+    ax.set_title("mean over raters (each averaged over items)\nwith 95 % bootstrap interval (raters × items)",
+                 fontsize=9)
+    figure.tight_layout()
+    return figure

@@ -857,3 +857,48 @@ def ab_scale_table(scale: pd.DataFrame) -> Table:
                  "Bradley–Terry scale (log strength, centred to mean 0; a difference of 1 is odds of e : 1 of being "
                  "preferred), maximum likelihood; no preference counts half a win to each side; Wald intervals from "
                  "the observed information, every trial counted as independent", records=records(scale))
+
+
+# ---------------------------------------------------------------------------
+# Ranking tests (results.ranking)
+# ---------------------------------------------------------------------------
+
+RANK_DECIMALS = 2
+
+
+def rank_interval(mean, low, high) -> str:
+    """A mean rank (1 = best) with its interval: ``1.25 [1.00, 1.60]``."""
+    return interval(mean, low, high, RANK_DECIMALS)
+
+
+def ranking_means_table(means: pd.DataFrame) -> Table:
+    """Mean rank per condition, best first; the best in bold."""
+    rows = [[str(r["condition"]), count(r["raters"]), count(r["trials"]),
+             rank_interval(r["mean_rank"], r["ci_low"], r["ci_high"]), f"{count(r['first'])} of {count(r['trials'])}"]
+            for _, r in means.iterrows()]
+    return Table(["condition", "raters", "trials", "mean rank [95 % CI]", "ranked best"], rows,
+                 "ranking, 1 = best: mean over raters of each rater's mean rank over items; 95 % crossed bootstrap "
+                 "interval resampling raters and items together", bold={(0, 3)} if rows else set(),
+                 records=records(means))
+
+
+def ranking_friedman_sentence(friedman: dict) -> str:
+    """The Friedman test of a ranking test in one sentence, or why it was not computed."""
+    if friedman.get("note"):
+        return f"Friedman test not computed: {friedman['note']}"
+    return (f"Friedman test over the {friedman['conditions']} conditions with {friedman['blocks']} trials "
+            f"(rater × item) as blocks: χ² = {statistic(friedman['statistic'])} with "
+            f"{friedman['conditions'] - 1} df, {p_text(friedman['pvalue'])}, "
+            f"Kendall's W = {correlation(friedman['kendalls_w'])}.")
+
+
+def ranking_pairwise_table(pairwise: pd.DataFrame, alpha: float = 0.05) -> Table:
+    """Pairwise Wilcoxon signed-rank tests of a ranking (Holm): a significant pair's ``yes`` in bold."""
+    rows = [[difference(r["a"], r["b"]), count(r["n"]), fixed(r["mean_difference"], RANK_DECIMALS),
+             statistic(r["statistic"]), p_value(r["pvalue"]), p_value(r["p_holm"]), yes_no(r["significant"]),
+             correlation(r["rank_biserial"])] for _, r in pairwise.iterrows()]
+    return Table(["difference", "trials", "mean rank difference", "W", "p", "p (Holm)", "significant",
+                  "r (rank-biserial)"], rows,
+                 f"pairwise Wilcoxon signed-rank tests over the trials, Holm-corrected, α = {alpha:g}; each pair "
+                 "written better-ranked − worse-ranked, so a negative rank difference and r > 0 favour the first",
+                 bold={(i, 6) for i, row in enumerate(rows) if row[6] == "yes"}, records=records(pairwise))
