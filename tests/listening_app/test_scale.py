@@ -1,0 +1,193 @@
+"""``earshot listen serve --processes N``: N app processes over PostgreSQL behind nginx.
+
+Raters go through the proxy as browsers do (the page first, its cookie on the websocket), all
+submit their first trial at the same instant, and the database holds every rating once; each
+browser's requests stay on one process and the processes share the raters; a signal (or
+earshot's own death) leaves no process behind.
+
+The burst's size is set for CI; a measurement run sets it (see docs/performance.md):
+``EARSHOT_SCALE_RATERS=60 EARSHOT_SCALE_PROCESSES=4 pytest -s -k burst tests/listening_app/test_scale.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from earshot.listening_app import store
+from earshot.listening_app.proxy import ROUTE_COOKIE, nginx_config
+from tests.listening_app.conftest import free_port, make_test
+from tests.listening_app.streamlit_client import RaterClient
+from tests.listening_app.test_load import assert_every_rating_once, ms, rater_session
+from tests.listening_app.test_serve import _port_free
+
+EARSHOT = str(Path(sys.executable).with_name("earshot"))
+RATERS = int(os.environ.get("EARSHOT_SCALE_RATERS", "12"))
+PROCESSES = int(os.environ.get("EARSHOT_SCALE_PROCESSES", "2"))
+
+needs_nginx = pytest.mark.skipif(not any(os.access(p, os.X_OK) for p in ("/usr/sbin/nginx", "/usr/bin/nginx")),
+                                 reason="nginx is not installed (apt-get install nginx)")
+postgresql = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok"
+    except OSError:
+        return False
+
+
+class CrowdServer:
+    """``earshot listen serve --processes N`` as a user starts it, with its proxy folder kept."""
+
+    def __init__(self, db_url: str, processes: int, folder: Path):
+        self.port, self.folder, self.processes = free_port(), folder, processes
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [EARSHOT, "listen", "serve", "--db", db_url, "--port", str(self.port), "--address", "127.0.0.1",
+                   "--processes", str(processes)] + (["--proxy-dir", str(folder)] if processes > 1 else [])
+        self.log = folder.with_name("serve.log")
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(command, env=dict(os.environ, EARSHOT_ADMIN_PASSWORD="secret"),
+                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while not _healthy(self.url):
+            if self.process.poll() is not None:
+                raise AssertionError(f"earshot listen serve exited: {self.log.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError("earshot listen serve did not answer within 120 s")
+            time.sleep(0.3)
+
+    def app_ports(self) -> dict[str, int]:
+        """Each process's number (the cookie's value) and local port, from the generated config."""
+        config = (self.folder / "nginx.conf").read_text()
+        return {n: int(p) for n, p in re.findall(r"upstream earshot_(\d+) \{ server 127\.0\.0\.1:(\d+); \}", config)}
+
+    def nginx_pid(self) -> int:
+        return int((self.folder / "nginx.pid").read_text())
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:  # a zombie is gone too (nobody of ours reaps the test's grandchildren)
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+def _assert_nothing_left(server: CrowdServer, ports: dict[str, int], nginx_pid: int) -> None:
+    deadline = time.monotonic() + 15
+    left = lambda: [p for p in [server.port, *ports.values()] if not _port_free(p)] + \
+        ([nginx_pid] if not _gone(nginx_pid) else [])
+    while left():
+        assert time.monotonic() < deadline, f"still held after earshot stopped (ports, nginx pid): {left()}"
+        time.sleep(0.2)
+
+
+def test_several_processes_on_sqlite_are_refused_in_one_line(tmp_path):
+    result = subprocess.run([EARSHOT, "listen", "serve", "--db", str(tmp_path / "db.sqlite"), "--processes", "2"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "--processes 2" in result.stderr and "SQLite" in result.stderr and "postgresql://" in result.stderr
+
+
+def test_the_proxy_config_keeps_each_browser_on_one_process_and_names_no_path_to_it(tmp_path):
+    config = nginx_config(tmp_path, "0.0.0.0", 8501, [41001, 41002, 41003])
+    assert "listen 0.0.0.0:8501;" in config
+    # A cookie names a process by number; an unknown or missing one goes to the next in turn.
+    assert f"map $cookie_{ROUTE_COOKIE} $earshot_backend" in config and "default earshot_any;" in config
+    for n, port in enumerate([41001, 41002, 41003], 1):
+        assert f"upstream earshot_{n} {{ server 127.0.0.1:{port}; }}" in config
+        assert f'"earshot_any 127.0.0.1:{port}" "{ROUTE_COOKIE}={n}; Path=/; HttpOnly; SameSite=Lax";' in config
+    assert "ip_hash" not in config
+    assert "proxy_set_header Upgrade $http_upgrade;" in config and "proxy_http_version 1.1;" in config
+    # Everything nginx writes stays in the folder.
+    for directive in ("pid", "error_log", "access_log", "client_body_temp_path", "proxy_temp_path"):
+        assert re.search(rf"^\s*{directive} {re.escape(str(tmp_path))}/", config, re.M), directive
+    assert "listen [::]:8501;" in nginx_config(tmp_path, "::", 8501, [41001])
+
+
+@needs_nginx
+@pytest.mark.slow
+@postgresql
+def test_a_burst_of_raters_through_the_proxy_loses_nothing_and_every_process_serves(db_url, run_dir, tmp_path):
+    """RATERS raters, each a browser (page, then websocket with the page's cookies), through
+    ``--processes PROCESSES``; all submit their first trial at the same instant, the rest
+    spread out, each submit replayed once. Then SIGTERM, as a supervisor stops it."""
+    test = make_test(db_url, run_dir)
+    tokens = [store.add_rater(db_url, test.name).token for _ in range(RATERS)]
+    server = CrowdServer(db_url, PROCESSES, tmp_path / "proxy")
+    burst: list[float] = []
+    spread: list[float] = []
+    routes: list[str | None] = []
+
+    async def one(number: int, token: str, barrier: asyncio.Barrier) -> str:
+        async with RaterClient(server.url, load_page=True) as client:
+            routes.append(client.cookies.get(ROUTE_COOKIE))
+            return await rater_session(client, number, token, barrier, burst, spread)
+
+    async def everyone() -> list[str]:
+        barrier = asyncio.Barrier(RATERS)
+        return await asyncio.gather(*(one(n, token, barrier) for n, token in enumerate(tokens)))
+
+    try:
+        final_pages = asyncio.run(everyone())
+        if PROCESSES > 1:
+            ports, nginx_pid = server.app_ports(), server.nginx_pid()
+        server.process.send_signal(signal.SIGTERM)  # to earshot's own pid, as systemd does
+        assert server.process.wait(60) == 0
+    finally:
+        server.kill()
+    assert final_pages == ["finished"] * RATERS
+    assert_every_rating_once(db_url, test, RATERS)
+    print(f"\n{PROCESSES} process(es), {RATERS} raters: {len(burst)} submits at the same instant, p95 "
+          f"{ms(burst, 95)} (median {ms(burst, 50)}); {len(spread)} spread out, p95 {ms(spread, 95)} "
+          f"(median {ms(spread, 50)})")
+    if PROCESSES == 1:  # today's single process: no proxy to look at
+        return
+    _assert_nothing_left(server, ports, nginx_pid)
+    # Every browser got a process; each process got raters.
+    assert set(routes) == set(ports), routes
+    # Each browser's websocket (and every request it made with its cookie) went to its own process.
+    log = (server.folder / "access.log").read_text().splitlines()
+    streams = [line for line in log if "/_stcore/stream" in line]
+    assert len(streams) == RATERS, log
+    for line in log:
+        route = re.search(r"route=(\S+)", line).group(1)
+        if route != "-":
+            assert f"upstream=127.0.0.1:{ports[route]} " in line, line
+    assert all(" 101 " in line for line in streams), streams
+
+
+@needs_nginx
+@pytest.mark.slow
+@postgresql
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_a_stopped_earshot_leaves_no_process_behind(db_url, tmp_path, signum):
+    """Ctrl-C stops every app process and nginx; even earshot killed outright takes them along."""
+    server = CrowdServer(db_url, 2, tmp_path / "proxy")
+    try:
+        ports, nginx_pid = server.app_ports(), server.nginx_pid()
+        server.process.send_signal(signum)
+        server.process.wait(60)
+        _assert_nothing_left(server, ports, nginx_pid)
+    finally:
+        server.kill()
