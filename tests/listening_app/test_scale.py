@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from earshot.listening_app import store
+from earshot.listening_app import proxy
 from earshot.listening_app.proxy import ROUTE_COOKIE, nginx_config
 from tests.listening_app.conftest import free_port, make_test
 from tests.listening_app.streamlit_client import RaterClient
@@ -81,6 +82,30 @@ class CrowdServer:
             self.process.wait(10)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and every process below it, from /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:  # gone meanwhile
+        return 0.0
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK") + sum(_cpu_seconds(int(c)) for c in children)
+
+
+class _MeasuredBarrier(asyncio.Barrier):
+    """The raters' barrier, noting the server's and the clients' CPU time as the burst starts."""
+
+    def __init__(self, parties: int, server_pid: int):
+        super().__init__(parties)
+        self.server_pid, self.start = server_pid, None
+
+    async def wait(self) -> int:
+        index = await super().wait()
+        if self.start is None:
+            self.start = (time.perf_counter(), _cpu_seconds(self.server_pid), time.process_time())
+        return index
+
+
 def _gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -107,6 +132,13 @@ def test_several_processes_on_sqlite_are_refused_in_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "--processes 2" in result.stderr and "SQLite" in result.stderr and "postgresql://" in result.stderr
+
+
+def test_without_nginx_several_processes_say_how_to_get_it(monkeypatch):
+    monkeypatch.setattr(proxy.shutil, "which", lambda name: None)
+    monkeypatch.setattr(proxy.os, "access", lambda path, mode: False)
+    with pytest.raises(proxy.ProxyError, match=r"nginx not found: .*apt-get install nginx"):
+        proxy.find_nginx()
 
 
 def test_the_proxy_config_keeps_each_browser_on_one_process_and_names_no_path_to_it(tmp_path):
@@ -144,9 +176,20 @@ def test_a_burst_of_raters_through_the_proxy_loses_nothing_and_every_process_ser
             routes.append(client.cookies.get(ROUTE_COOKIE))
             return await rater_session(client, number, token, barrier, burst, spread)
 
+    burst_cost: list[float] = []
+
+    async def burst_ended(barrier: _MeasuredBarrier) -> None:
+        while len(burst) < RATERS:
+            await asyncio.sleep(0.005)
+        wall, server_cpu, client_cpu = barrier.start
+        burst_cost.extend([time.perf_counter() - wall, _cpu_seconds(server.process.pid) - server_cpu,
+                           time.process_time() - client_cpu])
+
     async def everyone() -> list[str]:
-        barrier = asyncio.Barrier(RATERS)
-        return await asyncio.gather(*(one(n, token, barrier) for n, token in enumerate(tokens)))
+        barrier = _MeasuredBarrier(RATERS, server.process.pid)
+        pages = await asyncio.gather(burst_ended(barrier),
+                                     *(one(n, token, barrier) for n, token in enumerate(tokens)))
+        return pages[1:]
 
     try:
         final_pages = asyncio.run(everyone())
@@ -161,6 +204,9 @@ def test_a_burst_of_raters_through_the_proxy_loses_nothing_and_every_process_ser
     print(f"\n{PROCESSES} process(es), {RATERS} raters: {len(burst)} submits at the same instant, p95 "
           f"{ms(burst, 95)} (median {ms(burst, 50)}); {len(spread)} spread out, p95 {ms(spread, 95)} "
           f"(median {ms(spread, 50)})")
+    wall, server_cpu, client_cpu = burst_cost
+    print(f"the burst took {wall:.2f} s: CPU {server_cpu:.2f} s in the server ({server_cpu / RATERS * 1000:.0f} ms a "
+          f"submit), {client_cpu:.2f} s in the test's clients; load average {os.getloadavg()[0]:.1f}")
     if PROCESSES == 1:  # today's single process: no proxy to look at
         return
     _assert_nothing_left(server, ports, nginx_pid)
