@@ -59,6 +59,21 @@ def free_local_port() -> int:
         return s.getsockname()[1]
 
 
+def check_port(address: str, port: int) -> None:
+    """Fail before starting anything when ``address:port`` cannot be listened on (taken, or not ours)."""
+    try:
+        found = socket.getaddrinfo(address or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise ProxyError(f"--address {address}: {error.strerror}") from None
+    for family, kind, proto, _, where in found:
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nginx binds
+            try:
+                s.bind(where)
+            except OSError as error:
+                raise ProxyError(f"--port {port}: cannot listen on {where[0]}:{port} ({error.strerror})") from None
+
+
 def nginx_config(folder: Path, address: str, port: int, app_ports: list[int]) -> str:
     """nginx's whole config: listen on ``address:port``, each browser kept on one of ``app_ports``."""
     numbers = range(1, len(app_ports) + 1)
@@ -174,8 +189,10 @@ class CrowdServer:
     apps: list[subprocess.Popen] = field(default_factory=list)
     app_ports: list[int] = field(default_factory=list)
     proxy: subprocess.Popen | None = None
+    _errors_from: int = 0
 
     def start(self) -> None:
+        check_port(self.address, self.port)
         for kind in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.folder / "temp" / kind).mkdir(parents=True, exist_ok=True)
         self.app_ports = [free_local_port() for _ in range(self.processes)]
@@ -194,6 +211,8 @@ class CrowdServer:
                     raise ProxyError(f"app process {n} did not start within {START_TIMEOUT:.0f} s")
                 time.sleep(0.3)
         config = self.folder / CONFIG_NAME
+        log = self.folder / ERROR_LOG
+        self._errors_from = log.stat().st_size if log.exists() else 0  # a kept folder's log has older runs
         config.write_text(nginx_config(self.folder, self.address, self.port, self.app_ports))
         self.proxy = subprocess.Popen([self.nginx, "-p", str(self.folder), "-c", str(config),
                                        "-e", str(self.folder / ERROR_LOG)],
@@ -240,12 +259,14 @@ class CrowdServer:
 
     def _nginx_error(self) -> str:
         try:
-            lines = [ln for ln in (self.folder / ERROR_LOG).read_text(errors="replace").splitlines() if "[emerg]" in ln
-                     or "[alert]" in ln or "[crit]" in ln]
+            with open(self.folder / ERROR_LOG, "rb") as log:
+                log.seek(self._errors_from)
+                lines = [ln for ln in log.read().decode(errors="replace").splitlines()
+                         if "[emerg]" in ln or "[alert]" in ln or "[crit]" in ln]
         except OSError:
             lines = []
         # "2026/12/07 05:32:18 [emerg] 6659#6659: unknown log format ..." -> the message
-        return re.sub(r"^.*?\] \d+#\d+: ", "", lines[-1]) if lines else f"see {self.folder / ERROR_LOG}"
+        return re.sub(r"^.*?\] \d+#\d+: ", "", lines[0]) if lines else f"see {self.folder / ERROR_LOG}"
 
 
 def serve_crowd(app_command: Callable[[int], list[str]], env: dict[str, str], processes: int, address: str,

@@ -15,6 +15,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -132,6 +133,21 @@ def test_several_processes_on_sqlite_are_refused_in_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "--processes 2" in result.stderr and "SQLite" in result.stderr and "postgresql://" in result.stderr
+
+
+@needs_nginx
+@postgresql
+def test_a_taken_port_is_named_before_any_process_starts(db_url, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([EARSHOT, "listen", "serve", "--db", db_url, "--processes", "2", "--port", str(port),
+                                 "--address", "127.0.0.1", "--proxy-dir", str(tmp_path / "proxy")],
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: --port {port}: cannot listen on 127.0.0.1:{port} (Address already in use)"
+    assert not (tmp_path / "proxy" / "app-1.log").exists()  # nothing was started
 
 
 def test_without_nginx_several_processes_say_how_to_get_it(monkeypatch):
