@@ -217,7 +217,7 @@ class CrowdServer:
         self.proxy = subprocess.Popen([self.nginx, "-p", str(self.folder), "-c", str(config),
                                        "-e", str(self.folder / ERROR_LOG)],
                                       stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
-        local = "127.0.0.1" if self.address in ("0.0.0.0", "::", "") else self.address
+        local = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.address, self.address)
         host = f"[{local}]" if ":" in local else local
         while not _healthy(f"http://{host}:{self.port}"):
             if self.proxy.poll() is not None:

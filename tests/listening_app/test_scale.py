@@ -242,14 +242,24 @@ def test_a_burst_of_raters_through_the_proxy_loses_nothing_and_every_process_ser
 @needs_nginx
 @pytest.mark.slow
 @postgresql
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
-def test_a_stopped_earshot_leaves_no_process_behind(db_url, tmp_path, signum):
-    """Ctrl-C stops every app process and nginx; even earshot killed outright takes them along."""
+@pytest.mark.parametrize("how", ["SIGINT", "SIGKILL", "an app process dies"])
+def test_a_stopped_earshot_leaves_no_process_behind(db_url, tmp_path, how):
+    """Ctrl-C stops every app process and nginx; even earshot killed outright takes them along;
+    an app process that dies stops the rest, with a line saying so, for a supervisor to restart."""
     server = CrowdServer(db_url, 2, tmp_path / "proxy")
     try:
         ports, nginx_pid = server.app_ports(), server.nginx_pid()
-        server.process.send_signal(signum)
-        server.process.wait(60)
+        if how == "an app process dies":
+            children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+            apps = [int(c) for c in children if b"listening_app.serve" in Path(f"/proc/{c}/cmdline").read_bytes()]
+            assert len(apps) == 2
+            os.kill(apps[1], signal.SIGKILL)
+            assert server.process.wait(60) == 2
+            assert re.search(r"^error: app process [12] stopped \(code -9\); stopping the others$",
+                             server.log.read_text(), re.M), server.log.read_text()[-2000:]
+        else:
+            server.process.send_signal(getattr(signal, how))
+            server.process.wait(60)
         _assert_nothing_left(server, ports, nginx_pid)
     finally:
         server.kill()
