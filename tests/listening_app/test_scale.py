@@ -29,6 +29,8 @@ from earshot.listening_app import proxy
 from earshot.listening_app.proxy import ROUTE_COOKIE, nginx_config
 from tests.listening_app.conftest import free_port, make_test
 from tests.listening_app.streamlit_client import RaterClient
+from tests.listening_app.test_browser import (CHROMIUM, CONNECTED, SHOTS, browser, open_trial,  # noqa: F401
+                                              player, rate_and_submit)
 from tests.listening_app.test_load import assert_every_rating_once, ms, rater_session
 from tests.listening_app.test_serve import _port_free
 
@@ -116,6 +118,16 @@ def _gone(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except OSError:
         return True
+
+
+def _assert_each_request_on_its_process(server: CrowdServer, ports: dict[str, int]) -> list[str]:
+    """Every request that carried the cookie went to the process it names; the log's lines."""
+    log = (server.folder / "access.log").read_text().splitlines()
+    for line in log:
+        route = re.search(r"route=(\S+)", line).group(1)
+        if route != "-":
+            assert f"upstream=127.0.0.1:{ports[route]} " in line, line
+    return log
 
 
 def _assert_nothing_left(server: CrowdServer, ports: dict[str, int], nginx_pid: int) -> None:
@@ -229,14 +241,54 @@ def test_a_burst_of_raters_through_the_proxy_loses_nothing_and_every_process_ser
     # Every browser got a process; each process got raters.
     assert set(routes) == set(ports), routes
     # Each browser's websocket (and every request it made with its cookie) went to its own process.
-    log = (server.folder / "access.log").read_text().splitlines()
+    streams = [line for line in _assert_each_request_on_its_process(server, ports) if "/_stcore/stream" in line]
+    assert len(streams) == RATERS and all(" 101 " in line for line in streams), streams
+
+
+@needs_nginx
+@pytest.mark.slow
+@postgresql
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")
+def test_two_browsers_through_the_proxy_each_stay_on_one_process_rate_and_resume(browser, db_url, run_dir, tmp_path):
+    """Chromium loads the page, its scripts, the player's frame and the websocket through nginx:
+    all on the process its cookie names, the second browser on the other process; a reload
+    comes back to the same process and resumes."""
+    test = make_test(db_url, run_dir)
+    raters = [store.add_rater(db_url, test.name) for _ in range(2)]
+    server = CrowdServer(db_url, 2, tmp_path / "proxy")
+    routes = []
+    try:
+        for n, rater in enumerate(raters, 1):
+            context = browser.new_context(viewport={"width": 1000, "height": 1100})
+            page = context.new_page()
+            open_trial(page, server, rater.token)
+            rate_and_submit(page, player(page))
+            page.get_by_text("Trial 2 of").wait_for(timeout=20_000)
+            page.reload()
+            page.wait_for_selector(CONNECTED)
+            page.get_by_text("Trial 2 of").wait_for(timeout=20_000)
+            player(page)
+            SHOTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(SHOTS / f"proxy-rater-{n}.png"), full_page=True)
+            routes.append({c["name"]: c["value"] for c in context.cookies()}[ROUTE_COOKIE])
+            context.close()
+        ports = server.app_ports()
+        # nginx logs a websocket when it closes: each browser's first and reloaded page.
+        deadline = time.monotonic() + 20
+        while (server.folder / "access.log").read_text().count("/_stcore/stream") < 4:
+            assert time.monotonic() < deadline, "nginx did not log the four websockets"
+            time.sleep(0.2)
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(60) == 0
+    finally:
+        server.kill()
+    assert sorted(routes) == ["1", "2"]
+    log = _assert_each_request_on_its_process(server, ports)
     streams = [line for line in log if "/_stcore/stream" in line]
-    assert len(streams) == RATERS, log
-    for line in log:
-        route = re.search(r"route=(\S+)", line).group(1)
-        if route != "-":
-            assert f"upstream=127.0.0.1:{ports[route]} " in line, line
-    assert all(" 101 " in line for line in streams), streams
+    assert [line.count("route=1") for line in streams].count(1) == 2 and all(" 101 " in line for line in streams)
+    assert any("/component/" in line and "route=1" in line for line in log)  # the player's frame too
+    frame = store.ratings_frame(db_url, test.name)
+    assert frame.groupby("rater")["item"].nunique().tolist() == [1, 1]
 
 
 @needs_nginx
