@@ -30,9 +30,9 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 # The Debian packages the built-in corpus is made from; the tests also need Chromium
-# (browser tests of the listening app), PostgreSQL (its multi-process store) and LaTeX
-# (the report's tables are compiled).
-TEST_DEB_PACKAGES := chromium postgresql texlive-latex-base texlive-latex-recommended
+# (browser tests of the listening app), PostgreSQL (its multi-process store), nginx (the
+# proxy of listen serve --processes N) and LaTeX (the report's tables are compiled).
+TEST_DEB_PACKAGES := chromium postgresql nginx texlive-latex-base texlive-latex-recommended
 # The codecs earshot runs as baselines (earshot baselines, run --baselines): Opus, MP3, Codec 2.
 CODEC_DEB_PACKAGES := opus-tools lame codec2
 define apt_install

@@ -197,7 +197,11 @@ def export(name: Optional[str] = typer.Argument(None, help="a test (default: all
 
 @listen_app.command()
 def serve(db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_database), port: int = typer.Option(8501),
-          address: str = typer.Option("localhost", help="0.0.0.0 to serve other machines")) -> None:
+          address: str = typer.Option("localhost", help="0.0.0.0 to serve other machines"),
+          processes: int = typer.Option(1, min=1, help="app processes; above 1 they share bursts of raters "
+                                                       "behind nginx (each browser kept on one) over PostgreSQL"),
+          proxy_dir: Optional[Path] = typer.Option(None, help="with --processes above 1: keep nginx's config and "
+                                                             "logs here (default: a temporary folder)")) -> None:
     """Run the rater and admin app (Streamlit)."""
     from earshot.listening_app.store import DB_ENV, StoreError, default_db_url, engine_for
 
@@ -205,11 +209,24 @@ def serve(db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_databas
         url = db or default_db_url()
     except StoreError as error:  # a malformed $EARSHOT_DB
         _fail(str(error))
+    if processes > 1 and url.startswith("sqlite"):
+        _fail(f"--processes {processes}: the database is SQLite, one file on one machine; serve several "
+              "processes over PostgreSQL (--db postgresql://user@host/db)")
+    if proxy_dir is not None and processes == 1:
+        _fail("--proxy-dir: one process is served without a proxy; use it with --processes 2 or more")
     try:
         engine_for(url)  # a database that cannot be opened fails here, in one line, not inside the server
     except Exception as error:  # a SQLAlchemy or driver error: unreachable server, unwritable file
         _fail(f"database {url}: cannot open it ({type(error).__name__}: {str(error).splitlines()[0]})")
     env = dict(os.environ, **{DB_ENV: url})
+    if processes > 1:
+        from earshot.listening_app.proxy import ProxyError, serve_crowd
+
+        try:
+            raise typer.Exit(serve_crowd(lambda local_port: server_command(local_port, "127.0.0.1"), env,
+                                         processes, address, port, proxy_dir))
+        except ProxyError as error:
+            _fail(str(error))
     command = server_command(port, address)
     # Become the server rather than its parent: a SIGTERM from systemd, a container runtime or
     # a supervisor then reaches Streamlit itself, which stops and frees the port and database.

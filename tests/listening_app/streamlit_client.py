@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import json
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
@@ -34,7 +35,11 @@ class Page:
 class RaterClient:
     """One rater's browser tab, without the browser."""
 
-    def __init__(self, base_url: str, timeout: float = 60.0):
+    def __init__(self, base_url: str, timeout: float = 60.0, load_page: bool = False):
+        """``load_page``: first load the page over HTTP, as a browser does, and send the cookies it
+        sets (a proxy's stickiness cookie) with the websocket."""
+        self.load_page = load_page
+        self.cookies: dict[str, str] = {}
         self.ws_url = base_url.replace("http://", "ws://").rstrip("/") + "/_stcore/stream"
         self.origin = base_url.rstrip("/")
         self.timeout = timeout
@@ -46,9 +51,19 @@ class RaterClient:
         self._last_submit: bytes | None = None
 
     async def __aenter__(self) -> "RaterClient":
+        if self.load_page:
+            self.cookies = await asyncio.to_thread(self._page_cookies)
+        cookie = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
         self.ws = await websockets.connect(self.ws_url, subprotocols=["streamlit"], origin=self.origin,
-                                           max_size=None, open_timeout=self.timeout)
+                                           max_size=None, open_timeout=self.timeout,
+                                           additional_headers={"Cookie": cookie} if cookie else None)
         return self
+
+    def _page_cookies(self) -> dict[str, str]:
+        with urllib.request.urlopen(self.origin + "/", timeout=self.timeout) as response:
+            response.read()
+            return dict(header.split(";", 1)[0].strip().split("=", 1)
+                        for header in response.headers.get_all("Set-Cookie") or ())
 
     async def __aexit__(self, *exc) -> None:
         await self.ws.close()

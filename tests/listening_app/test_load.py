@@ -69,6 +69,46 @@ def _answer(args: dict, hidden_reference_first: bool = True) -> dict:
             "seconds": {k: 3.0 for k in keys}, "plays": {k: 1 for k in keys}}
 
 
+async def rater_session(client: RaterClient, number: int, token: str, barrier: asyncio.Barrier,
+                        burst: list[float], spread: list[float]) -> str:
+    """One rater from the start page to the end: the first trial's submit at the barrier (its
+    latency into ``burst``), the others after 0.5–3 s of "listening" (into ``spread``), each
+    submit replayed once. Returns the page the rater ends on."""
+    rng = np.random.default_rng(number)
+    page = await client.open("", {"token": token})
+    page = await client.rerun({"start_consent": True}, triggers=("start_go",))
+    assert page.page == "training", page.texts
+    page = await client.rerun(triggers=("training_done",))
+    await barrier.wait()  # everyone submits the first trial at the same instant
+    latencies = burst
+    while page.page == "test":
+        answer = _answer(page.components[0][1])
+        start = time.perf_counter()
+        following = await client.submit_player(answer)
+        latencies.append(time.perf_counter() - start)
+        assert following.page == "finished" or following.components[0][1]["nonce"] != answer["nonce"], \
+            following.texts
+        # The same submit again, as a retry sends it: ignored or refused, never written twice.
+        replayed = await client.replay_player()
+        assert replayed.page == following.page
+        page, latencies = following, spread
+        await asyncio.sleep(rng.uniform(0.5, 3.0))
+    return page.page
+
+
+def assert_every_rating_once(db_url: str, test: store.TestInfo, raters: int) -> None:
+    frame = store.ratings_frame(db_url, test.name)
+    items = [i for i in store.test_items(db_url, test.id) if not i.training]
+    stimuli = len(store.item_stimuli(db_url, items[0].id))
+    assert len(frame) == raters * len(items) * stimuli
+    assert not frame.duplicated(["rater", "item", "condition"]).any()
+    assert (frame.groupby(["rater", "item"])["score"].max() == 100).all()
+
+
+def ms(values: list[float], q: float) -> str:
+    return f"{np.percentile(values, q) * 1000:.0f} ms"
+
+
 def test_thirty_raters_against_the_running_server_lose_and_duplicate_nothing(db_url, run_dir):
     """30 raters, each on its own websocket session of one ``earshot listen serve`` process.
 
@@ -84,47 +124,20 @@ def test_thirty_raters_against_the_running_server_lose_and_duplicate_nothing(db_
     burst: list[float] = []
     spread: list[float] = []
 
-    async def rater_session(number: int, token: str, barrier: asyncio.Barrier) -> str:
-        rng = np.random.default_rng(number)
+    async def one(number: int, token: str, barrier: asyncio.Barrier) -> str:
         async with RaterClient(server.url) as client:
-            page = await client.open("", {"token": token})
-            page = await client.rerun({"start_consent": True}, triggers=("start_go",))
-            assert page.page == "training", page.texts
-            page = await client.rerun(triggers=("training_done",))
-            await barrier.wait()  # everyone submits the first trial at the same instant
-            latencies = burst
-            while page.page == "test":
-                answer = _answer(page.components[0][1])
-                start = time.perf_counter()
-                following = await client.submit_player(answer)
-                latencies.append(time.perf_counter() - start)
-                assert following.page == "finished" or following.components[0][1]["nonce"] != answer["nonce"], \
-                    following.texts
-                # The same submit again, as a retry sends it: ignored or refused, never written twice.
-                replayed = await client.replay_player()
-                assert replayed.page == following.page
-                page, latencies = following, spread
-                await asyncio.sleep(rng.uniform(0.5, 3.0))
-            return page.page
+            return await rater_session(client, number, token, barrier, burst, spread)
 
     async def everyone() -> list[str]:
         barrier = asyncio.Barrier(RATERS)
-        return await asyncio.gather(*(rater_session(n, token, barrier) for n, token in enumerate(tokens)))
+        return await asyncio.gather(*(one(n, token, barrier) for n, token in enumerate(tokens)))
 
     try:
         final_pages = asyncio.run(everyone())
     finally:
         server.kill()
     assert final_pages == ["finished"] * RATERS
-    frame = store.ratings_frame(db_url, test.name)
-    items = [i for i in store.test_items(db_url, test.id) if not i.training]
-    stimuli = len(store.item_stimuli(db_url, items[0].id))
-    assert len(frame) == RATERS * len(items) * stimuli
-    assert not frame.duplicated(["rater", "item", "condition"]).any()
-    assert (frame.groupby(["rater", "item"])["score"].max() == 100).all()
-
-    def ms(values: list[float], q: float) -> str:
-        return f"{np.percentile(values, q) * 1000:.0f} ms"
+    assert_every_rating_once(db_url, test, RATERS)
 
     print(f"\n{db_url.split(':')[0]} via the Streamlit server, submit to next trial drawn: {len(spread)} submits "
           f"at ~17/s, p95 {ms(spread, 95)} (median {ms(spread, 50)}); {len(burst)} at the same instant, "
