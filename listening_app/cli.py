@@ -54,7 +54,8 @@ def _split(text: str | None) -> list[str] | None:
 def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: reference/ and recon/)"),
             test_type: str = typer.Option("mushra", "--type",
                                           help="the kind of test: mushra (every condition rated against the "
-                                               "reference), abx (every pair of conditions: is X A or B?); the README "
+                                               "reference), abx (every pair of conditions: is X A or B?), mos (one "
+                                               "recording per page, rated Excellent to Bad); the README "
                                                "says when to use which"),
             items: int = typer.Option(8, min=1, help="number of items (excerpts; ABX makes one trial per item and pair), "
                                                      "spread across categories"),

@@ -11,6 +11,7 @@ is copied into the database, so nothing a test plays lies in any folder a web se
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -118,12 +119,14 @@ def _read(path: Path, samples: int) -> tuple[np.ndarray, int]:
 def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, conditions: list[str] | None = None,
                  seed: int = 0, seconds: float | None = None, name: str | None = None,
                  settings: TestSettings | None = None, loudness: str = "bs1770",
-                 training_item: str | None = None, test_type: str = "mushra") -> Prepared:
+                 training_item: str | None = None, test_type: str = "mushra", attention: int = 0) -> Prepared:
     """Make a test from a run and store it (closed); ``earshot listen open`` opens it.
 
     ``loudness``: match every stimulus to the reference's BS.1770-4 integrated loudness
     (``bs1770``) or its RMS (``rms``). ``training_item``: the run's item the training page
     plays (see :func:`split_training_item`); refused when the test has no training page.
+    ``attention``: that many trials with a known answer (the type's ``make_attention``), taken over the
+    chosen excerpts in turn and mixed into every rater's order like any trial.
     """
     run = RunDir(run_dir)
     if loudness not in LOUDNESS_METHODS:
@@ -156,7 +159,9 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
     low_hz, mid_hz = anchor_cutoffs(rate)
     samples = int(round(settings.seconds * rate))
 
-    new_items, gains_report = [], {}
+    if attention and kind.make_attention is None:
+        raise PrepareError(f"--attention: a {kind.title} test has no attention trials")
+    new_items, gains_report, checks = [], {}, []
     for excerpt in chosen + ([training] if training else []):
         new_stimuli = _stimuli(run, excerpt["item"], jobs, rate, samples, loudness, low_hz, mid_hz)
         gains_report[excerpt["item"]] = {s.condition: s.gain_db for s in new_stimuli}
@@ -164,6 +169,10 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
             new_items.append(store.NewItem(excerpt["item"], excerpt["category"], new_stimuli, training=True))
         else:
             new_items.extend(kind.make_items(excerpt, new_stimuli, jobs))
+            if attention:
+                checks.append(kind.make_attention(excerpt, new_stimuli, jobs))
+    # The first excerpt's checks (for MOS: a high and a low gold question), then the next's, until there are enough.
+    new_items.extend(list(itertools.chain.from_iterable(checks))[:attention])
     problems = kind.check_items([ItemPlan(i.name, [s.condition for s in i.stimuli], [s.kind for s in i.stimuli],
                                           [s.samples for s in i.stimuli]) for i in new_items if not i.training],
                                 rate, low_hz, mid_hz)
@@ -173,7 +182,8 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
         digest = hashlib.sha256(json.dumps([run_id, jobs, [c["item"] for c in chosen],
                                             training["item"] if training else None,
                                             settings.model_dump(), loudness]
-                                           + ([test_type] if test_type != "mushra" else [])).encode()).hexdigest()[:6]
+                                           + ([test_type] if test_type != "mushra" else [])
+                                           + ([attention] if attention else [])).encode()).hexdigest()[:6]
         name = f"{run_id}-{test_type if test_type != 'mushra' else 'listen'}-{digest}"
     store.create_test(db_url, name, run.path, run_id, settings, rate, low_hz, mid_hz, new_items, loudness, test_type)
     return Prepared(name, [c["item"] for c in chosen], jobs, low_hz, mid_hz, loudness, gains_report,

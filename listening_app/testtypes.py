@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from earshot.listening_app import abx, mushra
+from earshot.listening_app import abx, mos, mushra
 from earshot.listening_app.trial import TestType
 
-TYPES: dict[str, TestType] = {t.name: t for t in (mushra.TYPE, abx.TYPE)}
+TYPES: dict[str, TestType] = {t.name: t for t in (mushra.TYPE, abx.TYPE, mos.TYPE)}
 
 
 def get(name: str) -> TestType:
