@@ -14,7 +14,7 @@ from typing import Callable
 
 import pandas as pd
 
-from earshot.results import abx, present
+from earshot.results import abx, mos, present
 from earshot.results.present import Table
 
 Part = tuple[str, "Table | str"]  # (key under --json, a table or a sentence)
@@ -50,8 +50,20 @@ def _abx(frame: pd.DataFrame, name: str, order: list[str] | None = None) -> Test
                         found.notes, parts)
 
 
+def _mos(frame: pd.DataFrame, name: str, order: list[str] | None = None) -> TestAnalysis:
+    found = mos.analyze_mos(frame, name, order)
+    parts: list[Part] = []
+    if len(found.summary):
+        parts = [("mos-conditions", present.mos_table(found.summary, found.gold)),
+                 ("mos-raters", present.mos_raters_table(found.raters, mos.GOLD_HIGH, mos.GOLD_LOW))]
+    return TestAnalysis(name, "mos", "MOS (ACR)", "Live summary (mean opinion score per condition, gold questions)",
+                        found.notes, parts, numbers={"flagged": found.raters.loc[found.raters["flagged"], "rater"]
+                                                     .tolist()},
+                        scores=found.scores if len(found.scores) else None)
+
+
 #: type name -> (ratings table, test name, systems in the run's order) -> its analysis
-ANALYSES: dict[str, Callable[..., TestAnalysis]] = {"abx": _abx}
+ANALYSES: dict[str, Callable[..., TestAnalysis]] = {"abx": _abx, "mos": _mos}
 
 
 def test_type(frame: pd.DataFrame) -> str:
