@@ -614,7 +614,7 @@ def correlation_table(table: pd.DataFrame) -> Table | None:
              p_value(r["kendall_p"])]
             for _, r in table.iterrows()]
     return Table(["metric", "better", "level", "n", "Spearman ρ [95 % CI]", "p", "Kendall τ [95 % CI]", "p"], rows,
-                 "rank correlation of each metric with MUSHRA scores: system level = per condition means, item "
+                 "rank correlation of each metric with the listeners' scores (MUSHRA or MOS): system level = per condition means, item "
                  "level = per condition × item; 95 % Fisher-z intervals (none below n = 5). A good ↓ "
                  "metric correlates negatively.", records=records(table))
 
@@ -852,15 +852,16 @@ def mos_table(summary: pd.DataFrame, gold: bool) -> Table:
                     mos_interval(r["screened_mos"], r["screened_ci_low"], r["screened_ci_high"],
                                  bool(r["screened_clipped"]))]
         rows.append(row)
-    columns = ["condition", "raters", "items", "ratings", "MOS [95 % CI], all raters"]
+    columns = ["condition", "raters", "items", "ratings", "MOS [95 % CI]"]
     if gold:
-        columns += ["raters not flagged", "MOS [95 % CI], flagged raters left out"]
+        columns += ["unflagged raters", "MOS of unflagged [95 % CI]"]
     clipped = (f"; {CLIPPED_MARK}: the interval reached past the 1–5 scale and is cut at its end"
                if summary[["clipped", "screened_clipped"]].astype(bool).any().any() else "") if len(summary) else ""
+    unflagged = "; beside it, the MOS of the raters whom the gold questions did not flag" if gold else ""
     return Table(columns, rows,
                  "mean opinion score (ITU-T P.800 ACR: 5 Excellent, 4 Good, 3 Fair, 2 Poor, 1 Bad) per condition; "
                  "the 95 % interval counts raters and items as samples (two-way cluster-robust standard error, "
-                 f"t with min(raters, items) − 1 degrees of freedom){clipped}", records=records(summary))
+                 f"t with min(raters, items) − 1 degrees of freedom){unflagged}{clipped}", records=records(summary))
 
 
 def mos_raters_table(raters: pd.DataFrame, high: float, low: float) -> Table:

@@ -21,6 +21,8 @@
     first: 1, submits: true,
     hint: "Keys: Space play/pause, Esc stop, ←/→ move 1 s, 5 to 1 choose a rating (5 Excellent … 1 Bad).",
     build(args, {answers}) {
+      // No waveform: the recording's own shape could hint at its quality, and a rater judges it by ear.
+      document.getElementById("wave").style.display = "none";
       const box = document.createElement("fieldset"); box.className = "acr";
       const legend = document.createElement("legend"); legend.textContent = "How good does the recording sound?";
       box.appendChild(legend);
@@ -28,7 +30,7 @@
         const row = document.createElement("label"), input = document.createElement("input");
         input.type = "radio"; input.name = "acr"; input.value = value;
         input.addEventListener("change", () => rate(value));
-        const text = document.createElement("span"); text.textContent = `${value}  ${label}`;
+        const text = document.createElement("span"); text.textContent = `${value} ${label}`;
         row.append(input, text); box.appendChild(row);
         return input;
       });

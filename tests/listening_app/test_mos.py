@@ -228,7 +228,7 @@ def test_the_admin_page_shows_the_mos_and_the_gold_questions(sqlite_url, run_dir
     frames = {tuple(df.value.columns[:2]): df.value for df in at.dataframe}
     means = frames["condition", "raters"]
     assert means["condition"].tolist() == CONDITIONS
-    assert means["MOS [95 % CI], flagged raters left out"].tolist() == ["4.00", "2.00"]
+    assert means["MOS of unflagged [95 % CI]"].tolist() == ["4.00", "2.00"]
     gold = frames["rater", "ratings"]
     assert gold.values.tolist() == [["ann", "4", "2 of 2", "no"], ["bob", "4", "1 of 2", "yes"]]
     assert "rater bob failed 1 of 2 gold questions" in " ".join(c.value for c in at.caption)

@@ -118,7 +118,7 @@ def test_the_report_door_shows_the_mos_table_and_the_gold_questions():
     assert (found.type, found.title) == ("mos", "MOS (ACR)")
     tables = dict(found.parts)
     conditions, raters = tables["mos-conditions"], tables["mos-raters"]
-    assert conditions.columns[-1] == "MOS [95 % CI], flagged raters left out"
+    assert conditions.columns[-1] == "MOS of unflagged [95 % CI]"
     assert conditions.rows[0][:4] == ["mse", "4", "3", "12"]
     assert conditions.rows[0][-1] == "3.00 [1.00, 5.00]*"
     assert raters.rows[3] == ["r4", "6", "1 of 2", "yes"] and (3, 3) in raters.bold
@@ -128,7 +128,7 @@ def test_the_report_door_shows_the_mos_table_and_the_gold_questions():
 def test_without_gold_questions_the_table_has_one_mos_and_says_nobody_could_be_screened():
     found = analyze_test(grid_rows(), "t")
     tables = dict(found.parts)
-    assert tables["mos-conditions"].columns[-1] == "MOS [95 % CI], all raters"
+    assert tables["mos-conditions"].columns[-1] == "MOS [95 % CI]"
     assert any("no gold questions" in n for n in found.notes)
     empty = mos.analyze_mos(grid_rows().iloc[:0], "t")
     assert empty.summary.empty and empty.notes == ["t: no ratings yet"]
