@@ -144,4 +144,8 @@ TYPE = TestType(
     check_conditions=lambda conditions: None if conditions else "MOS rates conditions: choose at least 1",
     describe=_describe,
     make_attention=make_attention,
+    introduction=("You will hear short recordings of audio, **one per page** (a *trial*). Listen to each and rate "
+                  "how good it sounds: **5 Excellent, 4 Good, 3 Fair, 2 Poor, 1 Bad**. There is no reference to "
+                  "compare with: judge each recording as it is, by its own sound. Play it before you rate it; you "
+                  "may play it again. Use headphones in a quiet room."),
 )

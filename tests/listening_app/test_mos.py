@@ -259,3 +259,13 @@ def test_an_exported_csv_is_analysed_as_the_database_is(sqlite_url, run_dir, tmp
     from_file, from_db = analyze_mos(read_ratings(tmp_path / "mos.csv"), "t"), analyze_mos(exported, "t")
     assert from_file.summary.equals(from_db.summary) and from_file.raters.equals(from_db.raters)
     assert from_db.raters["flagged"].tolist() == [True]
+
+
+def test_the_start_page_explains_the_acr_task_not_mushras(sqlite_url, run_dir, monkeypatch):
+    monkeypatch.setenv("EARSHOT_DB", sqlite_url)
+    test = make_mos(sqlite_url, run_dir)
+    at = app(store.add_rater(sqlite_url, test.name).token)
+    assert not at.exception
+    shown = texts(at)
+    assert "5 Excellent, 4 Good, 3 Fair, 2 Poor, 1 Bad" in shown and "no reference" in shown
+    assert "0–100" not in shown and "hidden reference" not in shown and not at.table

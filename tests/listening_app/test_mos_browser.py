@@ -43,6 +43,10 @@ def take_test(page, server, db, test, rater, answers: dict[str, str], shot: str 
     """Consent, training, then every trial: play the recording, choose a rating, submit."""
     page.goto(f"{server.url}/?token={rater.token}")
     page.wait_for_selector(CONNECTED)
+    page.get_by_text("5 Excellent, 4 Good, 3 Fair, 2 Poor, 1 Bad").wait_for()
+    if shot:
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"start-{shot}"), full_page=True)
     page.get_by_text("I agree").click()
     page.get_by_role("button", name="Start").click()
     training = player(page)
