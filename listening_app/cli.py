@@ -75,6 +75,9 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
             training: bool = typer.Option(True, help="show the labelled training page first"),
             training_item: Optional[str] = typer.Option(
                 None, help="the run's item the training page plays, never a trial (default: one no trial uses)"),
+            attention: int = typer.Option(0, min=0, help="trials with a known answer mixed into every rater's order "
+                                                          "(MOS: P.808 gold questions, the reference and the low "
+                                                          "anchor alone, in turn)"),
             open_test: bool = typer.Option(False, "--open", help="open the test right away"),
             loudness: str = typer.Option("bs1770", help="level matching: bs1770 (ITU-R BS.1770-4 loudness) or rms"),
             db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_database)) -> None:
@@ -97,7 +100,8 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
         _fail(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
     try:
         made = prepare_test(run, db, items=items, conditions=_split(conditions), seed=seed, name=name,
-                            settings=settings, loudness=loudness, training_item=training_item, test_type=test_type)
+                            settings=settings, loudness=loudness, training_item=training_item, test_type=test_type,
+                            attention=attention)
         if open_test:
             set_status(db, made.name, "open")
     except _user_errors() as error:

@@ -122,8 +122,10 @@ def make_attention(excerpt: dict, stimuli: list[store.NewStimulus], conditions: 
 
 
 def _describe(conditions: list[str], items: int, trials: int) -> str:
+    gold = trials - items * len(conditions)  # the attention trials prepare added
     return (f"{trials} trials ({items} items × {len(conditions)} condition{'s' if len(conditions) != 1 else ''}: "
-            f"{', '.join(conditions)}), one recording per page rated from Excellent to Bad")
+            f"{', '.join(conditions)}" + (f"; {gold} gold question{'s' if gold != 1 else ''}" if gold else "")
+            + "), one recording per page rated from Excellent to Bad")
 
 
 TYPE = TestType(

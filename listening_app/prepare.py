@@ -160,7 +160,7 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
     samples = int(round(settings.seconds * rate))
 
     if attention and kind.make_attention is None:
-        raise PrepareError(f"--attention: a {kind.title} test has no attention trials")
+        raise PrepareError(f"--attention: {kind.title} tests have no attention trials")
     new_items, gains_report, checks = [], {}, []
     for excerpt in chosen + ([training] if training else []):
         new_stimuli = _stimuli(run, excerpt["item"], jobs, rate, samples, loudness, low_hz, mid_hz)

@@ -54,7 +54,7 @@ def test_prepare_makes_one_trial_per_excerpt_and_condition_and_gold_questions_of
     # The training page plays every version of an excerpt no trial uses, labelled.
     training = {s.condition for s in store.item_stimuli(sqlite_url, test.training_item_id)}
     assert {"reference", "anchor-low", *CONDITIONS} <= training
-    with pytest.raises(PrepareError, match="ABX test has no attention trials"):
+    with pytest.raises(PrepareError, match="ABX tests have no attention trials"):
         prepare_test(run_dir, sqlite_url, items=2, seconds=2.0, name="x", test_type="abx", attention=1)
 
 
@@ -192,13 +192,13 @@ def rate_all(db_url: str, test: store.TestInfo, rater: store.RaterInfo, careless
 def test_prepare_and_analyze_from_the_command_line(sqlite_url, run_dir):
     runner = CliRunner()
     made = runner.invoke(listen_app, ["prepare", str(run_dir), "--type", "mos", "--items", "2", "--seconds", "2",
-                                      "--name", "cli-mos", "--open", "--db", sqlite_url])
+                                      "--name", "cli-mos", "--attention", "2", "--open", "--db", sqlite_url])
     assert made.exit_code == 0, made.output
-    assert ("MOS (ACR) test cli-mos: 4 trials (2 items × 2 conditions: mse-seed0, bark-seed0), one recording per "
-            "page rated from Excellent to Bad") in " ".join(made.output.split())
+    assert ("MOS (ACR) test cli-mos: 6 trials (2 items × 2 conditions: mse-seed0, bark-seed0; 2 gold questions), one "
+            "recording per page rated from Excellent to Bad") in " ".join(made.output.split())
     test = store.get_test(sqlite_url, "cli-mos")
     for name in ("r1", "r2"):
-        rate_all(sqlite_url, test, store.add_rater(sqlite_url, test.name, name))
+        rate_all(sqlite_url, test, store.add_rater(sqlite_url, test.name, name), careless=name == "r2")
     listed = runner.invoke(listen_app, ["list", "--db", sqlite_url])
     assert "cli-mos\tMOS\topen" in listed.output
     from earshot.benchmark.cli.app import app as earshot_app
@@ -209,7 +209,16 @@ def test_prepare_and_analyze_from_the_command_line(sqlite_url, run_dir):
     (conditions,) = [t for t in document["tables"] if t["key"] == "mos-conditions"]
     assert [r[:5] for r in conditions["rows"]] == [["mse-seed0", "2", "2", "4", "4.00"],
                                                     ["bark-seed0", "2", "2", "4", "2.00"]]
-    assert any("no gold questions" in n for n in document["tests"]["cli-mos"]["notes"])
+    assert document["tests"]["cli-mos"]["flagged"] == ["r2"]
+    (gold,) = [t for t in document["tables"] if t["key"] == "mos-raters"]
+    assert gold["rows"] == [["r1", "4", "2 of 2", "no"], ["r2", "4", "1 of 2", "yes"]]
+    plain = runner.invoke(listen_app, ["prepare", str(run_dir), "--type", "mos", "--items", "2", "--seconds", "2",
+                                       "--name", "plain", "--db", sqlite_url])
+    assert "4 trials (2 items × 2 conditions: mse-seed0, bark-seed0)," in " ".join(plain.output.split())
+    refused = runner.invoke(listen_app, ["prepare", str(run_dir), "--type", "abx", "--attention", "1", "--db",
+                                         sqlite_url])
+    assert refused.exit_code != 0 and "ABX tests have no attention trials" in " ".join(refused.output.split())
+    assert "Traceback" not in refused.output
 
 
 def test_the_admin_page_shows_the_mos_and_the_gold_questions(sqlite_url, run_dir, monkeypatch):
