@@ -50,15 +50,23 @@ def _abx(frame: pd.DataFrame, name: str, order: list[str] | None = None) -> Test
                         found.notes, parts)
 
 
+def _mos_figure(summary: pd.DataFrame, colours: dict):
+    from earshot.results import plots  # matplotlib: the report draws figures, the admin page never does
+
+    return plots.mos_means(summary, colours)
+
+
 def _mos(frame: pd.DataFrame, name: str, order: list[str] | None = None) -> TestAnalysis:
     found = mos.analyze_mos(frame, name, order)
     parts: list[Part] = []
     if len(found.summary):
         parts = [("mos-conditions", present.mos_table(found.summary, found.gold)),
                  ("mos-raters", present.mos_raters_table(found.raters, mos.GOLD_HIGH, mos.GOLD_LOW))]
+    figures = [("mos-means", lambda colours: _mos_figure(found.summary, colours),
+                "MOS per condition with 95 % intervals over raters and items")] if len(found.summary) else []
     return TestAnalysis(name, "mos", "MOS (ACR)", "Live summary (mean opinion score per condition, gold questions)",
-                        found.notes, parts, numbers={"flagged": found.raters.loc[found.raters["flagged"], "rater"]
-                                                     .tolist()},
+                        found.notes, parts, figures,
+                        numbers={"flagged": found.raters.loc[found.raters["flagged"], "rater"].tolist()},
                         scores=found.scores if len(found.scores) else None)
 
 

@@ -141,3 +141,12 @@ def test_a_mos_csv_is_read_back_with_its_type(tmp_path):
     assert set(back["type"]) == {"mos"}
     from_file, direct = mos.analyze_mos(back, "t"), mos.analyze_mos(frame, "t")
     assert from_file.summary.equals(direct.summary) and from_file.raters.equals(direct.raters)
+
+
+def test_the_report_figure_draws_both_means_where_a_rater_was_flagged():
+    found = analyze_test(screened_table(), "t", ["mse", "bark"])
+    ((slug, draw, caption),) = found.figures
+    figure = draw({"mse": "#000000", "bark": "#111111"})
+    (ax,) = figure.axes
+    assert slug == "mos-means" and "flagged raters left out" in ax.get_title()
+    assert len(ax.containers) == 4  # a point per condition, for all raters and for the unflagged ones
