@@ -72,10 +72,10 @@ def check_submission(view: TrialView, value, settings) -> tuple[list[store.Ratin
     if played is None or isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 100_000:
         return [], ["the play record of the recording is not valid"]
     messages, problems = rule_messages(settings.must_play_all), []
+    if "unplayed" in messages and count == 0:  # first, as the page says it: play, then rate
+        problems.append(messages["unplayed"])
     if score is None:
         problems.append(messages["unrated"])
-    if "unplayed" in messages and count == 0:
-        problems.append(messages["unplayed"])
     if problems:
         return [], problems
     return [store.Rating(view.stimulus_ids[key], float(score), count, played)], []

@@ -9,10 +9,14 @@
     fieldset.acr label { display: flex; align-items: center; gap: 10px; font-size: 17px; padding: 6px 10px;
                          border-radius: 6px; cursor: pointer; width: 240px; }
     fieldset.acr label:hover { background: #f0f2f6; }
-    fieldset.acr input { width: 18px; height: 18px; margin: 0; cursor: pointer; }`;
+    fieldset.acr input { width: 18px; height: 18px; margin: 0; cursor: pointer; }
+    fieldset.acr input:disabled, fieldset.acr input:disabled + span { color: #999; cursor: not-allowed; }`;
   document.head.appendChild(style);
   let radios = [];
+  // With the test's must-play rule, the choices open once the recording has been played.
+  const locked = () => Boolean(rules.unplayed) && !(plays[keys[0]] > 0);
   const rate = value => {
+    if (locked()) return;
     scores[keys[0]] = value;
     radios.forEach(r => { r.checked = Number(r.value) === value; });
     render();
@@ -36,8 +40,9 @@
       });
       answers.appendChild(box);
     },
-    missing(which) {
-      return (scores[keys[0]] === undefined && rules.unrated ? [rules.unrated] : []).concat(unplayedRule(which));
+    missing(which) {  // called on every redraw: the choices follow the play record here
+      radios.forEach(r => { r.disabled = locked(); });
+      return unplayedRule(which).concat(scores[keys[0]] === undefined && rules.unrated ? [rules.unrated] : []);
     },
     fill(value) { value.scores = scores; },
     key(key) {

@@ -65,16 +65,18 @@ def take_test(page, server, db, test, rater, answers: dict[str, str], shot: str 
         assert radios.count() == 5
         assert frame.locator("fieldset.acr label").all_inner_texts() == [
             "5 Excellent", "4 Good", "3 Fair", "2 Poor", "1 Bad"]
+        assert all(radios.nth(k).is_disabled() for k in range(5))  # play first, then rate
         if number == 1:  # nothing played or rated: the player says what is missing and sends nothing
             frame.get_by_role("button", name="Submit and continue").click()
-            assert missing(frame) == ["Choose how good the recording sounds, from Excellent to Bad.",
-                                      "Play the recording before you rate it."]
+            assert missing(frame) == ["Play the recording before you rate it.",
+                                      "Choose how good the recording sounds, from Excellent to Bad."]
             if shot:
                 SHOTS.mkdir(exist_ok=True)
                 page.screenshot(path=str(SHOTS / f"missing-{shot}"), full_page=True)
         frame.get_by_role("button", name="Play").click()
         page.wait_for_timeout(300)
         frame.get_by_role("button", name="Pause").click()
+        assert not radios.first.is_disabled()
         said = answers[playing_condition(db, test, rater)]
         frame.get_by_role("radio", name=said).check()
         assert missing(frame) == []
