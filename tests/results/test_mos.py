@@ -42,9 +42,11 @@ def test_the_interval_is_the_two_way_cluster_robust_one_computed_by_hand():
 
 def test_the_interval_matches_statsmodels_two_way_clustered_ols_on_an_unbalanced_table():
     rng = np.random.default_rng(3)
+    # A strict, a lenient and a neutral rater type, items of four qualities; each rater hears 6 of 10 items.
     rows = pd.DataFrame([{"rater": f"r{r}", "item": f"i{i}",
-                          "score": float(np.clip(round(3 + rng.normal() + (r % 3 - 1) * 0.7 + (i % 4 - 1.5) * 0.5), 1, 5))}
-                         for r in range(7) for i in rng.choice(10, 6, replace=False)])  # each rater 6 of 10 items
+                          "score": float(np.clip(round(3 + rng.normal() + (r % 3 - 1) * 0.7 + (i % 4 - 1.5) * 0.5),
+                                                 1, 5))}
+                         for r in range(7) for i in rng.choice(10, 6, replace=False)])
     found = mos.cluster_interval(rows)
     groups = np.column_stack([pd.factorize(rows["rater"])[0], pd.factorize(rows["item"])[0]])
     fit = sm.OLS(rows["score"].to_numpy(), np.ones((len(rows), 1))).fit(cov_type="cluster", cov_kwds={"groups": groups})
