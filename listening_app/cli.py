@@ -76,8 +76,8 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
             training_item: Optional[str] = typer.Option(
                 None, help="the run's item the training page plays, never a trial (default: one no trial uses)"),
             attention: int = typer.Option(0, min=0, help="trials with a known answer mixed into every rater's order "
-                                                          "(MOS: P.808 gold questions, the reference and the low "
-                                                          "anchor alone, in turn)"),
+                                                          "(at most one per item; MOS: P.808 gold questions, the "
+                                                          "reference and the low anchor alone, in turn)"),
             open_test: bool = typer.Option(False, "--open", help="open the test right away"),
             loudness: str = typer.Option("bs1770", help="level matching: bs1770 (ITU-R BS.1770-4 loudness) or rms"),
             db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_database)) -> None:

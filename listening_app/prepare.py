@@ -11,7 +11,6 @@ is copied into the database, so nothing a test plays lies in any folder a web se
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -125,8 +124,8 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
     ``loudness``: match every stimulus to the reference's BS.1770-4 integrated loudness
     (``bs1770``) or its RMS (``rms``). ``training_item``: the run's item the training page
     plays (see :func:`split_training_item`); refused when the test has no training page.
-    ``attention``: that many trials with a known answer (the type's ``make_attention``), taken over the
-    chosen excerpts in turn and mixed into every rater's order like any trial.
+    ``attention``: that many trials with a known answer (the type's ``make_attention``), one on each of the
+    first items, mixed into every rater's order like any trial.
     """
     run = RunDir(run_dir)
     if loudness not in LOUDNESS_METHODS:
@@ -161,6 +160,8 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
 
     if attention and kind.make_attention is None:
         raise PrepareError(f"--attention: {kind.title} tests have no attention trials")
+    if attention > len(chosen):
+        raise PrepareError(f"--attention {attention}: at most {len(chosen)}, one per item of the test")
     new_items, gains_report, checks = [], {}, []
     for excerpt in chosen + ([training] if training else []):
         new_stimuli = _stimuli(run, excerpt["item"], jobs, rate, samples, loudness, low_hz, mid_hz)
@@ -169,10 +170,10 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
             new_items.append(store.NewItem(excerpt["item"], excerpt["category"], new_stimuli, training=True))
         else:
             new_items.extend(kind.make_items(excerpt, new_stimuli, jobs))
-            if attention:
-                checks.append(kind.make_attention(excerpt, new_stimuli, jobs))
-    # The first excerpt's checks (for MOS: a high and a low gold question), then the next's, until there are enough.
-    new_items.extend(list(itertools.chain.from_iterable(checks))[:attention])
+            if len(checks) < attention:  # one check on each of the first items, taking the type's kinds in turn
+                made = kind.make_attention(excerpt, new_stimuli, jobs)  # (MOS: a high, a low gold question)
+                checks.append(made[len(checks) % len(made)])
+    new_items.extend(checks)
     problems = kind.check_items([ItemPlan(i.name, [s.condition for s in i.stimuli], [s.kind for s in i.stimuli],
                                           [s.samples for s in i.stimuli]) for i in new_items if not i.training],
                                 rate, low_hz, mid_hz)

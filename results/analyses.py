@@ -60,8 +60,9 @@ def _mos(frame: pd.DataFrame, name: str, order: list[str] | None = None) -> Test
     found = mos.analyze_mos(frame, name, order)
     parts: list[Part] = []
     if len(found.summary):
-        parts = [("mos-conditions", present.mos_table(found.summary, found.gold)),
-                 ("mos-raters", present.mos_raters_table(found.raters, mos.GOLD_HIGH, mos.GOLD_LOW))]
+        parts = [("mos-conditions", present.mos_table(found.summary, found.gold))]
+        if found.gold:  # a test without gold questions has no one to screen
+            parts.append(("mos-raters", present.mos_raters_table(found.raters, mos.GOLD_HIGH, mos.GOLD_LOW)))
     figures = [("mos-means", lambda colours: _mos_figure(found.summary, colours),
                 "MOS per condition with 95 % intervals over raters and items")] if len(found.summary) else []
     return TestAnalysis(name, "mos", "MOS (ACR)", "Live summary (mean opinion score per condition, gold questions)",

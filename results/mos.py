@@ -27,7 +27,8 @@ three raters and three items.
 **Gold questions** (P.808 §6.3.8): trials of the clean reference alone, which a rater who listens
 rates at least Good (4), and of the low anchor alone, rated at most Poor (2). A rater who fails any
 is flagged; the table shows every condition's MOS with and without the flagged raters, and nobody is
-dropped silently. Gold trials never enter the MOS.
+dropped silently. Gold trials never enter the MOS; a table without them (a test prepared without
+``--attention``) shows the MOS alone.
 """
 
 from __future__ import annotations
@@ -193,9 +194,6 @@ def analyze_mos(frame: pd.DataFrame, name: str = "MOS test", order: list[str] | 
     table = pd.DataFrame(summary, columns=SUMMARY_COLUMNS)
     notes = []
     has_gold = bool(len(gold_rows))
-    if not has_gold:
-        notes.append(f"{name}: no gold questions, so no rater can be screened (prepare the test with attention "
-                     "trials: --attention K)")
     for _, r in raters[raters["flagged"]].iterrows():
         notes.append(f"rater {r['rater']} failed {r['gold'] - r['gold_passed']} of {r['gold']} gold questions: "
                      "flagged (the MOS is shown with and without the flagged raters)")

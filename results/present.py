@@ -614,7 +614,7 @@ def correlation_table(table: pd.DataFrame) -> Table | None:
              p_value(r["kendall_p"])]
             for _, r in table.iterrows()]
     return Table(["metric", "better", "level", "n", "Spearman ρ [95 % CI]", "p", "Kendall τ [95 % CI]", "p"], rows,
-                 "rank correlation of each metric with the listeners' scores (MUSHRA or MOS): system level = per condition means, item "
+                 "rank correlation of each metric with MUSHRA scores: system level = per condition means, item "
                  "level = per condition × item; 95 % Fisher-z intervals (none below n = 5). A good ↓ "
                  "metric correlates negatively.", records=records(table))
 
