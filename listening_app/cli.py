@@ -56,7 +56,8 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
                                           help="the kind of test: mushra (every condition rated against the "
                                                "reference), abx (every pair of conditions: is X A or B?), ab (every "
                                                "pair: which do you prefer?), ranking (every condition of an excerpt "
-                                               "put in order, best first); the README says when to use which"),
+                                               "put in order, best first), mos (one recording per page, rated "
+                                               "Excellent to Bad); the README says when to use which"),
             items: int = typer.Option(8, min=1, help="number of items (excerpts; ABX makes one trial per item and pair), "
                                                      "spread across categories"),
             conditions: Optional[str] = typer.Option(None, help="losses or other systems of the run (pca-<k>, a codec such as "
@@ -78,6 +79,9 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
                 help="A/B preference: offer 'no preference' (default), or make the rater choose A or B"),
             training_item: Optional[str] = typer.Option(
                 None, help="the run's item the training page plays, never a trial (default: one no trial uses)"),
+            attention: int = typer.Option(0, min=0, help="trials with a known answer mixed into every rater's order "
+                                                          "(at most one per item; MOS: P.808 gold questions, the "
+                                                          "reference and the low anchor alone, in turn)"),
             open_test: bool = typer.Option(False, "--open", help="open the test right away"),
             loudness: str = typer.Option("bs1770", help="level matching: bs1770 (ITU-R BS.1770-4 loudness) or rms"),
             db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_database)) -> None:
@@ -100,7 +104,8 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
         _fail(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
     try:
         made = prepare_test(run, db, items=items, conditions=_split(conditions), seed=seed, name=name,
-                            settings=settings, loudness=loudness, training_item=training_item, test_type=test_type)
+                            settings=settings, loudness=loudness, training_item=training_item, test_type=test_type,
+                            attention=attention)
         if open_test:
             set_status(db, made.name, "open")
     except _user_errors() as error:

@@ -118,12 +118,14 @@ def _read(path: Path, samples: int) -> tuple[np.ndarray, int]:
 def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, conditions: list[str] | None = None,
                  seed: int = 0, seconds: float | None = None, name: str | None = None,
                  settings: TestSettings | None = None, loudness: str = "bs1770",
-                 training_item: str | None = None, test_type: str = "mushra") -> Prepared:
+                 training_item: str | None = None, test_type: str = "mushra", attention: int = 0) -> Prepared:
     """Make a test from a run and store it (closed); ``earshot listen open`` opens it.
 
     ``loudness``: match every stimulus to the reference's BS.1770-4 integrated loudness
     (``bs1770``) or its RMS (``rms``). ``training_item``: the run's item the training page
     plays (see :func:`split_training_item`); refused when the test has no training page.
+    ``attention``: that many trials with a known answer (the type's ``make_attention``), one on each of the
+    first items, mixed into every rater's order like any trial.
     """
     run = RunDir(run_dir)
     if loudness not in LOUDNESS_METHODS:
@@ -156,7 +158,11 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
     low_hz, mid_hz = anchor_cutoffs(rate)
     samples = int(round(settings.seconds * rate))
 
-    new_items, gains_report = [], {}
+    if attention and kind.make_attention is None:
+        raise PrepareError(f"--attention: {kind.title} tests have no attention trials")
+    if attention > len(chosen):
+        raise PrepareError(f"--attention {attention}: at most {len(chosen)}, one per item of the test")
+    new_items, gains_report, checks = [], {}, []
     for excerpt in chosen + ([training] if training else []):
         new_stimuli = _stimuli(run, excerpt["item"], jobs, rate, samples, loudness, low_hz, mid_hz)
         gains_report[excerpt["item"]] = {s.condition: s.gain_db for s in new_stimuli}
@@ -164,6 +170,10 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
             new_items.append(store.NewItem(excerpt["item"], excerpt["category"], new_stimuli, training=True))
         else:
             new_items.extend(kind.make_items(excerpt, new_stimuli, jobs))
+            if len(checks) < attention:  # one check on each of the first items, taking the type's kinds in turn
+                made = kind.make_attention(excerpt, new_stimuli, jobs)  # (MOS: a high, a low gold question)
+                checks.append(made[len(checks) % len(made)])
+    new_items.extend(checks)
     problems = kind.check_items([ItemPlan(i.name, [s.condition for s in i.stimuli], [s.kind for s in i.stimuli],
                                           [s.samples for s in i.stimuli]) for i in new_items if not i.training],
                                 rate, low_hz, mid_hz)
@@ -173,7 +183,8 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
         digest = hashlib.sha256(json.dumps([run_id, jobs, [c["item"] for c in chosen],
                                             training["item"] if training else None,
                                             settings.model_dump(), loudness]
-                                           + ([test_type] if test_type != "mushra" else [])).encode()).hexdigest()[:6]
+                                           + ([test_type] if test_type != "mushra" else [])
+                                           + ([attention] if attention else [])).encode()).hexdigest()[:6]
         name = f"{run_id}-{test_type if test_type != 'mushra' else 'listen'}-{digest}"
     store.create_test(db_url, name, run.path, run_id, settings, rate, low_hz, mid_hz, new_items, loudness, test_type)
     return Prepared(name, [c["item"] for c in chosen], jobs, low_hz, mid_hz, loudness, gains_report,

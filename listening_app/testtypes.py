@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from earshot.listening_app import ab, abx, mushra, ranking
+from earshot.listening_app import ab, abx, mos, mushra, ranking
 from earshot.listening_app.trial import TestType
 
-TYPES: dict[str, TestType] = {t.name: t for t in (mushra.TYPE, abx.TYPE, ab.TYPE, ranking.TYPE)}
+TYPES: dict[str, TestType] = {t.name: t for t in (mushra.TYPE, abx.TYPE, ab.TYPE, ranking.TYPE, mos.TYPE)}
 
 
 def get(name: str) -> TestType:

@@ -107,6 +107,7 @@ class TestType:
     # whose answer is known (NewItem.attention): the clean reference against the low anchor, which a
     # rater who listens cannot get wrong; None where the type has none yet
     make_attention: Callable[[dict, list[store.NewStimulus], list[str]], list[store.NewItem]] | None = None
+    introduction: str | None = None  # the start page's account of the task; None: MUSHRA's, with its scale
 
 
 @dataclass

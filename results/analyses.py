@@ -14,7 +14,7 @@ from typing import Callable
 
 import pandas as pd
 
-from earshot.results import ab, abx, present, ranking
+from earshot.results import ab, abx, mos, present, ranking
 from earshot.results.present import Table
 
 Part = tuple[str, "Table | str"]  # (key under --json, a table or a sentence)
@@ -81,8 +81,30 @@ def _ranking(frame: pd.DataFrame, name: str, order: list[str] | None = None) -> 
                         scale="ranks (k + 1 − rank: higher is better)")
 
 
+def _mos_figure(summary: pd.DataFrame, colours: dict):
+    from earshot.results import plots  # matplotlib: the report draws figures, the admin page never does
+
+    return plots.mos_means(summary, colours)
+
+
+def _mos(frame: pd.DataFrame, name: str, order: list[str] | None = None) -> TestAnalysis:
+    found = mos.analyze_mos(frame, name, order)
+    parts: list[Part] = []
+    if len(found.summary):
+        parts = [("mos-conditions", present.mos_table(found.summary, found.gold))]
+        if found.gold:  # a test without gold questions has no one to screen
+            parts.append(("mos-raters", present.mos_raters_table(found.raters, mos.GOLD_HIGH, mos.GOLD_LOW)))
+    figures = [("mos-means", lambda colours: _mos_figure(found.summary, colours),
+                "MOS per condition with 95 % intervals over raters and items")] if len(found.summary) else []
+    return TestAnalysis(name, "mos", "MOS (ACR)", "Live summary (mean opinion score per condition, gold questions)",
+                        found.notes, parts, figures,
+                        numbers={"flagged": found.raters.loc[found.raters["flagged"], "rater"].tolist()},
+                        scores=found.scores if len(found.scores) else None, scale="mean opinion scores (1–5)")
+
+
 #: type name -> (ratings table, test name, systems in the run's order) -> its analysis
-ANALYSES: dict[str, Callable[..., TestAnalysis]] = {"abx": _abx, "ab": ab.analysis, "ranking": _ranking}
+ANALYSES: dict[str, Callable[..., TestAnalysis]] = {"abx": _abx, "ab": ab.analysis, "ranking": _ranking,
+                                                   "mos": _mos}
 
 
 def test_type(frame: pd.DataFrame) -> str:

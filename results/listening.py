@@ -62,15 +62,16 @@ RATING_COLUMNS = ["rater", "item", "condition", "score", "kind"]  # what the sta
 #: submitted rating. It is what ``earshot listen export`` writes and what the CLI hands the
 #: report and ``listen analyze``; ``results`` never reads the listening database itself.
 #:
-#: - ``test``: the listening test's name; ``type``: ``mushra`` (one row per rating) or ``abx`` (one
-#:   row per trial: ``score`` is empty and ``condition`` is X's);
+#: - ``test``: the listening test's name; ``type``: ``mushra`` (one row per rating), ``abx`` (one
+#:   row per trial: ``score`` is empty and ``condition`` is X's) or ``mos`` (one row per trial: its one
+#:   stimulus' ACR score, 1-5; a trial of the reference or the low anchor is a gold question);
 #: - ``rater``: the rater's name (or an anonymous id); ``self_registered``: true when the rater
 #:   joined under a typed name on the start page, false for an invitation link;
 #: - ``item``: the excerpt (the run's item name, e.g. ``speech-0``); ``category``: its category;
 #: - ``condition``: the run's job for a system (``mse-seed0``), ``reference`` for the hidden
 #:   reference, ``anchor-low`` / ``anchor-mid`` for the anchors; ``kind``: ``system``,
 #:   ``reference`` or ``anchor``;
-#: - ``score``: the MUSHRA score, 0–100;
+#: - ``score``: the MUSHRA score, 0–100 (MOS: 1–5);
 #: - ``play_count``, ``play_seconds``: how often and how long the rater played this stimulus;
 #: - ``gain_db``: the level-matching gain applied to the stimulus;
 #: - ``seconds_spent``, ``submitted_at``, ``submissions``: the trial's time on page, its last
@@ -211,13 +212,15 @@ def read_long_csv(path: str | Path) -> pd.DataFrame:
                           rank=_rank(path, number, _cell(path, number, header, row, "rank")))
         else:
             record["score"] = _score(path, number, _cell(path, number, header, row, "score"), "score")
-            if abx:
-                record["type"] = "mushra"
+            if abx:  # a type whose rows are scores (MOS: 1-5) keeps its name; anything else is MUSHRA
+                record["type"] = "mos" if _cell(path, number, header, row, "type") == "mos" else "mushra"
         records.append(record)
     columns = required + (["type", *ABX_COLUMNS, "kind", "rank"] if abx else [])
     frame = pd.DataFrame(records, columns=columns)
     if abx and frame["type"].isin([*ANSWER_TYPES, "ranking"]).any():
         return frame.drop(columns=[c for c in ("kind", "rank") if frame[c].isna().all()])
+    if abx and (frame["type"] == "mos").any():
+        return normalise_ratings(frame[[*required, "type"]])
     return normalise_ratings(frame[required])
 
 

@@ -299,3 +299,39 @@ def ranking_means(means: pd.DataFrame, colours: dict[str, str]):
                  fontsize=9)
     figure.tight_layout()
     return figure
+
+
+def mos_means(summary: pd.DataFrame, colours: dict[str, str]):
+    """MOS per condition with its 95 % interval (``results.mos`` summary): every rater (filled) and, where
+    the gold questions flagged someone, the unflagged raters (hollow) beside it."""
+    figure, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(summary) + 1.5), 3.2))
+    screened = bool((summary["screened_raters"] < summary["raters"]).any())
+    for i, row in enumerate(summary.itertuples()):
+        colour = _condition_colour(row.condition, "system", colours)
+        for shift, mean, low, high, fill in ((-0.12 if screened else 0.0, row.mos, row.ci_low, row.ci_high, colour),
+                                             (0.12, row.screened_mos, row.screened_ci_low, row.screened_ci_high,
+                                              "white")):
+            if not np.isfinite(float(mean)):
+                continue
+            err = None
+            if np.isfinite(float(low)) and np.isfinite(float(high)) and high > low:
+                err = [[max(0.0, mean - low)], [max(0.0, high - mean)]]
+            ax.errorbar([i + shift], [mean], yerr=err, fmt="o", color=colour, markerfacecolor=fill, capsize=4,
+                        markersize=6)
+            if not screened:
+                break
+    ax.set_xticks(np.arange(len(summary)), summary["condition"], rotation=30, ha="right")
+    ax.set_ylim(0.8, 5.2)
+    ax.set_yticks([1, 2, 3, 4, 5], ["1 Bad", "2 Poor", "3 Fair", "4 Good", "5 Excellent"], fontsize=7)
+    ax.grid(axis="y", color="#dddddd", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.set_xlim(-0.6, len(summary) - 0.4)
+    ax.set_ylabel("MOS (ACR)")
+    ax.set_xlabel("condition")
+    notes = ["hollow: flagged raters left out"] if screened else []
+    if (~np.isfinite(summary["ci_low"].astype(float))).any():
+        notes.append("no bar: too few raters or items")
+    ax.set_title("MOS, 95 % interval over raters and items"
+                 + ("\n(" + "; ".join(notes) + ")" if notes else ""), fontsize=9)
+    figure.tight_layout()
+    return figure

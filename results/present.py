@@ -902,3 +902,49 @@ def ranking_pairwise_table(pairwise: pd.DataFrame, alpha: float = 0.05) -> Table
                  f"pairwise Wilcoxon signed-rank tests over the trials, Holm-corrected, α = {alpha:g}; each pair "
                  "written better-ranked − worse-ranked, so a negative rank difference and r > 0 favour the first",
                  bold={(i, 6) for i, row in enumerate(rows) if row[6] == "yes"}, records=records(pairwise))
+
+
+# ---------------------------------------------------------------------------
+# MOS / ACR (results.mos)
+# ---------------------------------------------------------------------------
+
+MOS_DECIMALS = 2
+
+
+def mos_interval(mean, low, high, clipped: bool = False) -> str:
+    """A MOS with its interval (the MOS alone without one), marked ``*`` when cut at an end of the 1–5 scale."""
+    return interval(mean, low, high, MOS_DECIMALS) + (CLIPPED_MARK if clipped and _finite(low) is not None else "")
+
+
+def mos_table(summary: pd.DataFrame, gold: bool) -> Table:
+    """MOS per system condition with its 95 % interval over raters and items, for every rater and, when the
+    test had gold questions, without the raters they flagged."""
+    rows = []
+    for _, r in summary.iterrows():
+        row = [str(r["condition"]), count(r["raters"]), count(r["items"]), count(r["ratings"]),
+               mos_interval(r["mos"], r["ci_low"], r["ci_high"], bool(r["clipped"]))]
+        if gold:
+            row += [count(r["screened_raters"]),
+                    mos_interval(r["screened_mos"], r["screened_ci_low"], r["screened_ci_high"],
+                                 bool(r["screened_clipped"]))]
+        rows.append(row)
+    columns = ["condition", "raters", "items", "ratings", "MOS [95 % CI]"]
+    if gold:
+        columns += ["unflagged raters", "MOS of unflagged [95 % CI]"]
+    clipped = (f"; {CLIPPED_MARK}: the interval reached past the 1–5 scale and is cut at its end"
+               if summary[["clipped", "screened_clipped"]].astype(bool).any().any() else "") if len(summary) else ""
+    unflagged = "; beside it, the MOS of the raters whom the gold questions did not flag" if gold else ""
+    return Table(columns, rows,
+                 "mean opinion score (ITU-T P.800 ACR: 5 Excellent, 4 Good, 3 Fair, 2 Poor, 1 Bad) per condition; "
+                 "the 95 % interval counts raters and items as samples (two-way cluster-robust standard error, "
+                 f"t with min(raters, items) − 1 degrees of freedom){unflagged}{clipped}", records=records(summary))
+
+
+def mos_raters_table(raters: pd.DataFrame, high: float, low: float) -> Table:
+    """Gold questions per rater: passed of asked, flagged (bold when yes)."""
+    rows = [[str(r["rater"]), count(r["ratings"]), _of(r["gold_passed"], r["gold"]), yes_no(r["flagged"])]
+            for _, r in raters.iterrows()]
+    return Table(["rater", "ratings", "gold questions passed", "flagged"], rows,
+                 f"gold questions per rater (ITU-T P.808): the clean reference must be rated at least {high:g} and "
+                 f"the low anchor at most {low:g}; a rater who fails any is flagged, never dropped",
+                 bold={(i, 3) for i, row in enumerate(rows) if row[3] == "yes"}, records=records(raters))

@@ -2,19 +2,21 @@
 
 import streamlit as st
 
-from earshot.listening_app import flow, store
+from earshot.listening_app import flow, store, testtypes
 from earshot.listening_app.audio import calibration_tone
 from earshot.listening_app.state import db_url
 from earshot.listening_app.ui import SCALE, go, token_from_url
 
 st.title("Listening test")
-st.markdown(
-    "You will hear short excerpts of audio processed in several ways. Each page (a *trial*) has an "
-    "open **Reference** and several versions labelled **A, B, C…**; one of them is the reference "
-    "itself, hidden. Rate how close each version sounds to the reference on a 0–100 scale: rate "
-    "the hidden reference 100. Play every version; you can switch between them while playing (they "
-    "stay in sync), and drag over the waveform to loop a passage. Use headphones in a quiet room.")
-st.table({"Rating": [s for s, _ in SCALE], "Range": [r for _, r in SCALE]})
+intro = st.empty()  # MUSHRA's account of the task, until the test is known to be of a type with its own
+with intro.container():
+    st.markdown(
+        "You will hear short excerpts of audio processed in several ways. Each page (a *trial*) has an "
+        "open **Reference** and several versions labelled **A, B, C…**; one of them is the reference "
+        "itself, hidden. Rate how close each version sounds to the reference on a 0–100 scale: rate "
+        "the hidden reference 100. Play every version; you can switch between them while playing (they "
+        "stay in sync), and drag over the waveform to loop a passage. Use headphones in a quiet room.")
+    st.table({"Rating": [s for s, _ in SCALE], "Range": [r for _, r in SCALE]})
 
 token = token_from_url()
 position = flow.locate(db_url(), token)
@@ -34,6 +36,8 @@ else:
     test = candidates[0]
     st.text_input("Your name or participant id", key="start_name", max_chars=200)
 
+if testtypes.get(test.type).introduction:
+    intro.markdown(testtypes.get(test.type).introduction)
 if test.status != "open":
     st.warning("This test is closed.")
     st.stop()
