@@ -158,5 +158,9 @@ TYPE = TestType(
     check_conditions=check_conditions,
     describe=_describe,
     training_systems_only=True,
+    introduction=("You will hear short excerpts of audio processed in different ways. Each page (a *trial*) has "
+                  "two versions, **A** and **B**, and no reference: listen to both, as often as you like, and say "
+                  "which one you **prefer**. There are no right answers; trust your ears. Use headphones in a "
+                  "quiet room."),
     make_attention=make_attention,
 )

@@ -134,4 +134,8 @@ TYPE = TestType(
                                          f"(has {len(conditions)})"),
     describe=_describe,
     training_systems_only=True,
+    introduction=("You will hear short excerpts of audio processed in different ways. Each page (a *trial*) has "
+                  "three versions: **A**, **B** and **X**. X is the same as either A or B: listen to all three, as "
+                  "often as you like, and say which one X is. Some differences are very small; when you cannot "
+                  "tell, make your best guess. Use headphones in a quiet room."),
 )

@@ -191,5 +191,9 @@ TYPE = TestType(
     describe=lambda conditions, items, trials: (f"{trials} trials, each ranking {', '.join(conditions)} best first "
                                                 "against the labelled reference"),
     training_systems_only=True,
+    introduction=("You will hear short excerpts of audio processed in different ways. Each page (a *trial*) has "
+                  "an open **Reference** and several versions labelled **A, B, C…**: listen to each and put them "
+                  "in order, **best first**, the best being the one that sounds most like the reference. Drag "
+                  "the rows, or use their buttons. Use headphones in a quiet room."),
     make_attention=make_attention,
 )

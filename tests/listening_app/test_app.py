@@ -327,3 +327,18 @@ def test_a_window_left_behind_says_what_became_of_its_answers(sqlite_url, run_di
     assert len(kept) == 5 and set(kept["score"]) == {100, 30 if resubmit == "refuse" else 70}
     behind.run()  # said once
     assert not behind.warning
+
+
+@pytest.mark.parametrize("kind, phrase", [("abx", "X is the same as either A or B"),
+                                          ("ab", "There are no right answers"),
+                                          ("ranking", "put them in order")])
+def test_the_start_page_explains_each_types_own_task_not_mushras(kind, phrase, sqlite_url, run_dir, monkeypatch):
+    from earshot.listening_app.prepare import prepare_test
+
+    monkeypatch.setenv("EARSHOT_DB", sqlite_url)
+    prepare_test(run_dir, sqlite_url, items=2, seconds=2.0, name=f"intro-{kind}", test_type=kind)
+    store.set_status(sqlite_url, f"intro-{kind}", "open")
+    at = app(store.add_rater(sqlite_url, f"intro-{kind}").token)
+    assert not at.exception
+    shown = texts(at)
+    assert phrase in shown and "0–100" not in shown and "hidden reference" not in shown and not at.table
