@@ -158,12 +158,13 @@ def close(name: str, db: Optional[str] = typer.Option(None, help=DB_HELP, callba
 @listen_app.command("list")
 def list_(db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_database)) -> None:
     """Tests in the database, their type, status and how many ratings (ABX: answers) they have."""
+    from earshot.listening_app import testtypes
     from earshot.listening_app.store import export_frame, list_tests
     from earshot.results.present import tests_table
 
     frame = export_frame(db)
-    print_table(tests_table([{"name": t.name, "type": t.type, "status": t.status, "run_id": t.run_id,
-                              "loudness": t.loudness, "anchor_low_hz": t.anchor_low_hz,
+    print_table(tests_table([{"name": t.name, "type": t.type, "title": testtypes.get(t.type).title,
+                              "status": t.status, "run_id": t.run_id, "loudness": t.loudness, "anchor_low_hz": t.anchor_low_hz,
                               "anchor_mid_hz": t.anchor_mid_hz, "ratings": int((frame["test"] == t.name).sum())}
                              for t in list_tests(db)]))
 

@@ -655,10 +655,10 @@ def settings_table(settings: list[tuple[str, object]]) -> Table:
 
 
 def tests_table(tests: list[dict]) -> Table:
-    """The listening tests of a database: name, type, status, run, anchors (MUSHRA's), loudness matching,
+    """The listening tests of a database: name, type (its ``title`` where given), status, run, anchors (MUSHRA's), loudness matching,
     and the ratings (ABX: answers) stored where a test's dict has ``ratings``."""
     with_ratings = any("ratings" in t for t in tests)
-    rows = [[str(t["name"]), str(t.get("type", "mushra")).upper(), str(t["status"]), str(t["run_id"]),
+    rows = [[str(t["name"]), str(t.get("title") or t.get("type", "mushra").upper()), str(t["status"]), str(t["run_id"]),
              f"{number(t['anchor_low_hz'])} / {number(t['anchor_mid_hz'])}" if t.get("type", "mushra") == "mushra"
              else MISSING, str(t["loudness"]), *([count(t.get("ratings"))] if with_ratings else [])] for t in tests]
     return Table(["test", "type", "status", "run", "anchors (Hz)", "loudness matched by",

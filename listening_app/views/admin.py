@@ -9,7 +9,7 @@ import math
 
 import streamlit as st
 
-from earshot.listening_app import store
+from earshot.listening_app import store, testtypes
 from earshot.listening_app.links import app_address, invitation_link
 from earshot.listening_app.login import GUARD
 from earshot.listening_app.state import admin_password, app_state, db_url
@@ -46,7 +46,8 @@ all_tests = store.list_tests(db_url())
 if not all_tests:
     st.info("No tests yet: make one with `earshot listen prepare RUN`.")
     st.stop()
-st.dataframe(present.tests_table([{"name": t.name, "type": t.type, "status": t.status, "run_id": t.run_id,
+st.dataframe(present.tests_table([{"name": t.name, "type": t.type, "title": testtypes.get(t.type).title,
+                                    "status": t.status, "run_id": t.run_id,
                                     "loudness": t.loudness,
                                     "anchor_low_hz": t.anchor_low_hz, "anchor_mid_hz": t.anchor_mid_hz}
                                    for t in all_tests]).frame(), hide_index=True, key="admin_tests")
