@@ -17,6 +17,7 @@ import numpy as np
 
 from earshot.listening_app import store
 from earshot.listening_app.audio import blinded_wav
+from earshot.listening_app.mushra import attention_items
 from earshot.listening_app.rules import ItemPlan, timing_problems
 from earshot.listening_app.trial import (MAX_PLAY_SECONDS, MAX_VALUE_BYTES, TestType, TrialView, bounded_number,
                                          seeded_rng)
@@ -134,4 +135,6 @@ TYPE = TestType(
                                          f"(has {len(conditions)})"),
     describe=_describe,
     training_systems_only=True,
+    # A and B the reference and the low anchor: told apart by anyone who listens.
+    make_attention=attention_items,
 )

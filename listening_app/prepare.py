@@ -44,7 +44,9 @@ class Prepared:
     training_item: str | None = None  # played on the training page only, never a trial
     note: str = ""  # what the user should know about the choice of items (one trial fewer than asked)
     type: str = "mushra"
-    trials: int = 0  # per rater: the items, or for ABX the items × pairs
+    trials: int = 0  # the items, or for ABX the items × pairs (attention checks apart)
+    attention: int = 0  # attention checks, in every rater's order
+    items_per_rater: int | None = None  # each rater's balanced subset of the trials; None: every trial
 
 
 def select_items(excerpts: list[dict], count: int) -> list[dict]:
@@ -156,7 +158,12 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
     low_hz, mid_hz = anchor_cutoffs(rate)
     samples = int(round(settings.seconds * rate))
 
-    new_items, gains_report = [], {}
+    if settings.attention and kind.make_attention is None:
+        raise PrepareError(f"--attention: {kind.title} tests have no attention checks yet")
+    if settings.attention > len(chosen):
+        raise PrepareError(f"--attention {settings.attention}: at most {len(chosen)}, one per item of the test")
+
+    new_items, gains_report, checks = [], {}, []
     for excerpt in chosen + ([training] if training else []):
         new_stimuli = _stimuli(run, excerpt["item"], jobs, rate, samples, loudness, low_hz, mid_hz)
         gains_report[excerpt["item"]] = {s.condition: s.gain_db for s in new_stimuli}
@@ -164,11 +171,17 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
             new_items.append(store.NewItem(excerpt["item"], excerpt["category"], new_stimuli, training=True))
         else:
             new_items.extend(kind.make_items(excerpt, new_stimuli, jobs))
+            if len(checks) < settings.attention:  # one check on each of the first items
+                checks.extend(kind.make_attention(excerpt, new_stimuli, jobs)[:1])
     problems = kind.check_items([ItemPlan(i.name, [s.condition for s in i.stimuli], [s.kind for s in i.stimuli],
                                           [s.samples for s in i.stimuli]) for i in new_items if not i.training],
                                 rate, low_hz, mid_hz)
     if problems:
         raise PrepareError("; ".join(problems))
+    trials = len([i for i in new_items if not i.training])
+    if settings.items_per_rater is not None and settings.items_per_rater > trials:
+        raise PrepareError(f"--items-per-rater {settings.items_per_rater}: the test has {trials} trials")
+    new_items.extend(checks)
     if name is None:
         digest = hashlib.sha256(json.dumps([run_id, jobs, [c["item"] for c in chosen],
                                             training["item"] if training else None,
@@ -177,8 +190,8 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
         name = f"{run_id}-{test_type if test_type != 'mushra' else 'listen'}-{digest}"
     store.create_test(db_url, name, run.path, run_id, settings, rate, low_hz, mid_hz, new_items, loudness, test_type)
     return Prepared(name, [c["item"] for c in chosen], jobs, low_hz, mid_hz, loudness, gains_report,
-                    training["item"] if training else None, note, test_type,
-                    len([i for i in new_items if not i.training]))
+                    training["item"] if training else None, note, test_type, trials, len(checks),
+                    settings.items_per_rater)
 
 
 def _stimuli(run: RunDir, item: str, jobs: list[str], rate: int, samples: int, loudness: str, low_hz: float,

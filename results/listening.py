@@ -77,12 +77,17 @@ RATING_COLUMNS = ["rater", "item", "condition", "score", "kind"]  # what the sta
 #:   submission (UTC) and how many times it was submitted;
 #: - ABX only (empty for MUSHRA): ``a``, ``b``: the conditions played as A and as B; ``x``: the one X
 #:   was; ``answer``: the one the rater said X was; ``correct``: whether they were right.
+#: - Crowd sessions: ``attention``: the trial was an attention check (a known answer, judged by
+#:   ``results.attention``, never part of the test's analysis); ``participant_id``: the id a crowd
+#:   platform passed in the start page's URL; ``completion_code``: the code the rater was shown at the
+#:   end; ``sample_rate``, ``user_agent``: the rater's browser audio output rate (Hz) and user agent.
 #:
 #: Only ``rater, item, condition, score`` are required by the statistics (``kind`` is derived
 #: from the condition's name when absent), so a hand-made long CSV works too.
 RATINGS_TABLE_COLUMNS = ["test", "type", "rater", "self_registered", "item", "category", "condition", "kind", "score",
                          "play_count", "play_seconds", "gain_db", "seconds_spent", "submitted_at", "submissions",
-                         "a", "b", "x", "answer", "correct"]
+                         "a", "b", "x", "answer", "correct",
+                         "attention", "participant_id", "completion_code", "sample_rate", "user_agent"]
 ABX_COLUMNS = ["a", "b", "x", "answer"]  # what an ABX row adds; ``correct`` is derived from them
 KIND_ORDER = {"system": 0, "reference": 1, "anchor": 2}
 

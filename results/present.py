@@ -651,11 +651,14 @@ def tests_table(tests: list[dict]) -> Table:
     """The listening tests of a database: name, type, status, run, anchors (MUSHRA's), loudness matching,
     and the ratings (ABX: answers) stored where a test's dict has ``ratings``."""
     with_ratings = any("ratings" in t for t in tests)
+    with_crowd = any(t.get("per_rater") for t in tests)  # a crowd design: subsets, attention checks
     rows = [[str(t["name"]), str(t.get("type", "mushra")).upper(), str(t["status"]), str(t["run_id"]),
              f"{number(t['anchor_low_hz'])} / {number(t['anchor_mid_hz'])}" if t.get("type", "mushra") == "mushra"
-             else MISSING, str(t["loudness"]), *([count(t.get("ratings"))] if with_ratings else [])] for t in tests]
+             else MISSING, str(t["loudness"]), *([count(t.get("ratings"))] if with_ratings else []),
+             *([t.get("per_rater") or "every trial"] if with_crowd else [])] for t in tests]
     return Table(["test", "type", "status", "run", "anchors (Hz)", "loudness matched by",
-                  *(["ratings"] if with_ratings else [])], rows, "listening tests", records=json_value(tests))
+                  *(["ratings"] if with_ratings else []), *(["each rater"] if with_crowd else [])], rows,
+                 "listening tests", records=json_value(tests))
 
 
 RATER_COLUMNS = {"name": "rater", "created": "invited (UTC)", "consented": "consented (UTC)"}
