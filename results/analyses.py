@@ -14,7 +14,7 @@ from typing import Callable
 
 import pandas as pd
 
-from earshot.results import abx, present
+from earshot.results import abx, attention, present
 from earshot.results.present import Table
 
 Part = tuple[str, "Table | str"]  # (key under --json, a table or a sentence)
@@ -69,4 +69,22 @@ def analyze_test(frame: pd.DataFrame, name: str, order: list[str] | None = None)
         return None
     if kind not in ANALYSES:
         raise ValueError(f"test {name}: no analysis for test type {kind!r} (known: mushra, {', '.join(ANALYSES)})")
-    return ANALYSES[kind](frame, name, order)
+    main, check_rows = attention.split(frame)  # attention checks never enter the analysis
+    result = ANALYSES[kind](main, name, order)
+    checks = attention.attention_raters(check_rows)
+    if checks.empty:
+        return result
+    failed = [str(r) for r in checks.loc[checks["failed"].astype(bool), "rater"]]
+    result.parts.insert(0, ("attention", present.attention_table(checks)))
+    result.numbers["attention"] = {"failed": failed}
+    if failed:
+        # Flagged, never silently dropped: the test as answered, then its first table without them.
+        kept = main[~main["rater"].astype(str).isin(failed)]
+        result.notes.append(present.attention_sentence(failed))
+        without = ANALYSES[kind](kept, name, order) if len(kept) else None
+        first = next(((key, part) for key, part in without.parts if isinstance(part, Table)), None) if without else None
+        if first is not None:
+            key, table = first
+            at = next(i for i, (k, _) in enumerate(result.parts) if k == key) + 1
+            result.parts.insert(at, (f"{key}-attentive", present.without_raters(table, failed)))
+    return result

@@ -445,6 +445,7 @@ def screening_sentence(screening) -> str:
 
 
 SCREENING_COLUMNS = ["rater", "items rated", "hidden reference low", "mid anchor high", "excluded", "reason"]
+ATTENTION_COLUMN = "attention checks passed"
 
 
 def _of(part, whole) -> str:
@@ -456,12 +457,19 @@ def screening_table(screening) -> Table:
     """Post-screening per rater: on how many items the hidden reference was rated low and the mid
     anchor high (thresholds in the caption), excluded (bold when yes) and why."""
     raters = screening.raters
+    checked = "attention_checks" in raters.columns  # a crowd test with attention checks
     rows = [[str(r["rater"]), count(r["items"]), _of(r["reference_below"], r["reference_items"]),
-             _of(r["mid_anchor_above"], r["mid_anchor_items"]), yes_no(r["excluded"]), str(r["reason"]) or MISSING]
+             _of(r["mid_anchor_above"], r["mid_anchor_items"]),
+             *([_of(r["attention_passed"], r["attention_checks"])] if checked else []),
+             yes_no(r["excluded"]), str(r["reason"]) or MISSING]
             for _, r in raters.iterrows()]
-    return Table(SCREENING_COLUMNS, rows, "post-screening per rater (ITU-R BS.1534-3 §4.1.2): items whose hidden "
-                 "reference was rated below the threshold, and whose mid anchor above it, of the items that had one",
-                 bold={(i, 4) for i, row in enumerate(rows) if row[4] == "yes"}, records=records(raters))
+    columns = SCREENING_COLUMNS[:4] + ([ATTENTION_COLUMN] if checked else []) + SCREENING_COLUMNS[4:]
+    excluded = columns.index("excluded")
+    caption = ("post-screening per rater (ITU-R BS.1534-3 §4.1.2): items whose hidden reference was rated below the "
+               "threshold, and whose mid anchor above it, of the items that had one"
+               + ("; attention checks passed of those answered" if checked else ""))
+    return Table(columns, rows, caption, bold={(i, excluded) for i, row in enumerate(rows) if row[excluded] == "yes"},
+                 records=records(raters))
 
 
 MUSHRA_GROUPS = ((("system",), "systems"), (("reference", "anchor"), "hidden reference and anchors"))
@@ -829,3 +837,28 @@ def pack_bench_table(result: dict) -> Table:
                  [[name.replace("_", " "), fixed(rate, 1), fixed(rate / base, 2)]
                   for name, rate in result["windows_per_s"].items()],
                  f"{result['jobs']} jobs of {result['preset']} on {result['device_name']}, batch {result['batch']}")
+
+
+# --- attention checks (results.attention): every test type ----------------------------------------
+
+
+def attention_table(checks: pd.DataFrame) -> Table:
+    """Per rater, the attention checks passed of those answered, and whether they are flagged (failed any)."""
+    rows = [[str(r["rater"]), f"{count(r['passed'])} of {count(r['checks'])}", yes_no(bool(r["failed"]))]
+            for _, r in checks.iterrows()]
+    return Table(["rater", ATTENTION_COLUMN, "flagged"], rows,
+                 "attention checks per rater (trials with a known answer, not part of the analysis); a rater who "
+                 "failed any is flagged", bold={(i, 2) for i, row in enumerate(rows) if row[2] == "yes"},
+                 records=records(checks))
+
+
+def attention_sentence(failed: list[str]) -> str:
+    """Who failed an attention check, and that they are flagged, not dropped."""
+    return (f"flagged: {', '.join(failed)} failed an attention check; the tables show every rater, and the first "
+            "again without them")
+
+
+def without_raters(table: Table, raters: list[str]) -> Table:
+    """``table`` recomputed without ``raters``, its caption saying so."""
+    return Table(table.columns, table.rows, f"{table.caption}, without the raters who failed an attention check "
+                 f"({', '.join(raters)})", table.bold, table.main, table.align_numbers, table.collapsed, table.records)
