@@ -669,21 +669,35 @@ MAX_USER_AGENT = 1000
 SAMPLE_RATE_RANGE = (8000, 768000)
 
 
-def record_level(db_url: str | None, rater_id: int, sample_rate: int, user_agent: str) -> None:
-    """The rater confirmed their level: when, and what their browser reported (once; a repeat keeps the first).
-
-    Raises:
-        StoreError: a sample rate that is not a plausible integer, or a user agent that is not text.
-    """
+def _device(sample_rate: object, user_agent: object) -> dict:
+    """What a browser reported about itself, checked (it comes from the browser)."""
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or not (
             SAMPLE_RATE_RANGE[0] <= sample_rate <= SAMPLE_RATE_RANGE[1]):
         raise StoreError(f"sample rate {sample_rate!r} is not an integer from {SAMPLE_RATE_RANGE[0]} to "
                          f"{SAMPLE_RATE_RANGE[1]} Hz")
     if not isinstance(user_agent, str):
         raise StoreError("the browser's user agent is not text")
+    return {"sample_rate": sample_rate, "user_agent": user_agent[:MAX_USER_AGENT]}
+
+
+def record_level(db_url: str | None, rater_id: int, sample_rate: int, user_agent: str) -> None:
+    """The rater confirmed their level: when, and what their browser reported (once; a repeat keeps the first).
+
+    Raises:
+        StoreError: a sample rate that is not a plausible integer, or a user agent that is not text.
+    """
+    device = _device(sample_rate, user_agent)
     with _writing(engine_for(db_url)) as conn:
         conn.execute(raters.update().where(raters.c.id == rater_id, raters.c.level_set.is_(None))
-                     .values(level_set=_now(), sample_rate=sample_rate, user_agent=user_agent[:MAX_USER_AGENT]))
+                     .values(level_set=_now(), **device))
+
+
+def record_device(db_url: str | None, rater_id: int, sample_rate: int, user_agent: str) -> None:
+    """What the rater's browser reported with their first trial, in a test without a level check: kept
+    only where nothing was recorded yet. Raises StoreError as :func:`record_level`."""
+    device = _device(sample_rate, user_agent)
+    with _writing(engine_for(db_url)) as conn:
+        conn.execute(raters.update().where(raters.c.id == rater_id, raters.c.sample_rate.is_(None)).values(**device))
 
 
 def rater_by_token(db_url: str | None, token: str | None) -> RaterInfo | None:

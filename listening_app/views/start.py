@@ -21,8 +21,10 @@ position = flow.locate(db_url(), token)
 if position.rater is None and token:
     st.error("This invitation link is not valid. Check that you copied all of it, or ask for a new one.")
     st.stop()
+participant = None  # a crowd platform's id, from the URL parameter the test names
 if position.rater is not None:
     rater, test = position.rater, position.test
+    participant = store.clean_participant_id(st.query_params.get(test.settings.participant_param))
     st.info(f"You are taking part as **{rater.name}**.")
 else:
     wanted = st.query_params.get("test")
@@ -32,7 +34,14 @@ else:
         st.warning("This test is by invitation: open it with the link from your invitation.")
         st.stop()
     test = candidates[0]
-    st.text_input("Your name or participant id", key="start_name", max_chars=200)
+    participant = store.clean_participant_id(st.query_params.get(test.settings.participant_param))
+    if participant is not None:
+        back = store.rater_by_participant(db_url(), test.id, participant)
+        if back is not None:  # the platform's link again: resume where they left off
+            go(flow.current(flow.locate(db_url(), back.token)).page, back.token)
+        st.info(f"You are taking part as participant **{participant}**.")
+    else:
+        st.text_input("Your name or participant id", key="start_name", max_chars=200)
 
 if test.status != "open":
     st.warning("This test is closed.")
@@ -51,9 +60,12 @@ if st.button("Start", key="start_go", type="primary"):
         st.stop()
     if position.rater is None:
         try:
-            rater = store.add_rater(db_url(), test.name, st.session_state.get("start_name") or "", self_registered=True)
+            rater = store.add_rater(db_url(), test.name, participant or st.session_state.get("start_name") or "",
+                                    self_registered=True, participant_id=participant)
         except store.StoreError as error:
             st.error(str(error))
             st.stop()
+    else:
+        store.record_participant(db_url(), rater.id, participant)
     store.record_consent(db_url(), rater.id)
     go(flow.after("calibration", flow.Position(rater, test)).page, rater.token)
