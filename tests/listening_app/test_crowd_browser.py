@@ -115,5 +115,15 @@ def test_two_crowd_raters_one_inattentive_are_exported_and_the_inattentive_one_i
     assert analysed.exit_code == 0, analysed.output
     out = " ".join(analysed.output.split())
     assert "failed an attention check (0 of 1 passed)" in out and "excluded: P-bob-62" in out
+    admin = browser.new_page(viewport={"width": 1200, "height": 1600})
+    admin.goto(f"{server.url}/admin")
+    admin.wait_for_selector(CONNECTED)
+    admin.get_by_label("Password", exact=True).fill(server.password)
+    admin.get_by_role("button", name="Log in").click()
+    admin.get_by_text("Post-screening (ITU-R BS.1534-3)").wait_for(timeout=20_000)
+    admin.get_by_text("excluded: P-bob-62").wait_for()
+    admin.wait_for_function("document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0")
+    admin.screenshot(path=str(SHOTS / "crowd-admin.png"), full_page=True)
+    admin.close()
     found = sorted({n for blob in seen for n in leaks(blob, secrets_of(run_dir, db, test))})
     assert found == [], f"the browser received {found}"
