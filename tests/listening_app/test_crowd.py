@@ -158,3 +158,27 @@ def test_crowd_settings_are_refused_with_the_options_name(db_url):
     for bad in ({"items_per_rater": 0}, {"attention": -1}, {"participant_param": "a b"}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             TestSettings(**bad)
+
+
+def test_prepare_and_list_say_what_each_rater_is_given(sqlite_url, run_dir):
+    from typer.testing import CliRunner
+
+    from earshot.listening_app.cli import listen_app
+
+    runner = CliRunner()
+    made = runner.invoke(listen_app, ["prepare", str(run_dir), "--items", "8", "--seconds", "2", "--name", "crowd",
+                                      "--no-training", "--items-per-rater", "2", "--attention", "1", "--level-check",
+                                      "--completion-code", "PLAT-9", "--db", sqlite_url, "--open"])
+    assert made.exit_code == 0, made.output
+    assert "each rater: 2 of 3 trials (a balanced subset) + 1 attention check" in " ".join(made.output.split())
+    listed = runner.invoke(listen_app, ["list", "--db", sqlite_url])
+    assert "2 of 3 trials (a balanced subset) + 1 attention check" in " ".join(listed.output.split())
+    settings = dict(store.get_test(sqlite_url, "crowd").settings.readable())
+    assert settings["Items per rater"] == 2 and settings["Attention checks per rater"] == 1
+    assert settings["Level check page"] is True and settings["Completion code"] == "PLAT-9"
+    rater = store.add_rater(sqlite_url, "crowd")
+    assert rater.completion_code == "PLAT-9"
+    progress = store.progress_frame(sqlite_url, "crowd")
+    assert progress["trials"].tolist() == [3]  # the rater's 2 trials and the check
+    refused = runner.invoke(listen_app, ["prepare", str(run_dir), "--participant-param", "a b", "--db", sqlite_url])
+    assert refused.exit_code == 2 and "--participant-param" in refused.output and "Traceback" not in refused.output
