@@ -182,3 +182,24 @@ def test_prepare_and_list_say_what_each_rater_is_given(sqlite_url, run_dir):
     assert progress["trials"].tolist() == [3]  # the rater's 2 trials and the check
     refused = runner.invoke(listen_app, ["prepare", str(run_dir), "--participant-param", "a b", "--db", sqlite_url])
     assert refused.exit_code == 2 and "--participant-param" in refused.output and "Traceback" not in refused.output
+
+
+def test_without_a_level_check_the_first_trial_records_the_browser_once(sqlite_url, run_dir, monkeypatch):
+    from tests.listening_app.test_app import app, player_value, send, trial_view
+
+    monkeypatch.setenv("EARSHOT_DB", sqlite_url)
+    test = make_test(sqlite_url, run_dir, training=False)
+    rater = store.add_rater(sqlite_url, test.name)
+    store.record_consent(sqlite_url, rater.id)
+    at = app(rater.token, "views/trial.py")
+    send(at, player_value(trial_view(at), device={"sample_rate": 48000, "user_agent": "Firefox/121"}))
+    assert not at.exception and not at.error
+    send(at, player_value(trial_view(at), submit_id=2, device={"sample_rate": 44100, "user_agent": "other"}))
+    frame = store.export_frame(sqlite_url, test.name)
+    assert len(frame) == 10 and set(frame["sample_rate"]) == {48000} and set(frame["user_agent"]) == {"Firefox/121"}
+    other = store.add_rater(sqlite_url, test.name)  # a forged report is left unrecorded; the answer is kept
+    store.record_consent(sqlite_url, other.id)
+    at = app(other.token, "views/trial.py")
+    send(at, player_value(trial_view(at), device={"sample_rate": "48k", "user_agent": 7}))
+    assert not at.error and len(store.export_frame(sqlite_url, test.name)) == 15
+    assert store.export_frame(sqlite_url, test.name)["sample_rate"].isna().sum() == 5
