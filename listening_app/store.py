@@ -898,14 +898,15 @@ def export_frame(db_url: str | None, test: str | None = None) -> pd.DataFrame:
 
 
 def ratings_frame(db_url: str, test: str | None = None) -> pd.DataFrame:
-    """Every submitted MUSHRA rating: columns ``test, rater, item, condition, score, kind``.
+    """Every submitted MUSHRA rating of the tests' own trials (attention checks apart): columns
+    ``test, rater, item, condition, score, kind``.
 
     ``condition`` is the run's job name (``mse-seed0``) for a system, ``reference`` for the
     hidden reference, ``anchor-low`` / ``anchor-mid`` for the anchors; ``kind`` is one of
     ``system``, ``reference``, ``anchor``. ``test=None`` gives every test.
     """
     frame = export_frame(db_url, test)
-    frame = frame[frame["type"] == "mushra"][RATINGS_COLUMNS].copy()
+    frame = frame[(frame["type"] == "mushra") & ~frame["attention"]][RATINGS_COLUMNS].copy()
     frame["score"] = frame["score"].astype(float)
     return frame.reset_index(drop=True)
 

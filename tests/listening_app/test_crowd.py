@@ -80,6 +80,7 @@ def test_attention_checks_are_in_every_raters_order_beside_their_subset(db_url, 
     store.submit_trial(db_url, rater.token, check.id, full_ratings(db_url, check.id, score=10.0), 1.0)
     frame = store.export_frame(db_url, test.name)
     assert frame["attention"].tolist() == [True, True]
+    assert store.ratings_frame(db_url, test.name).empty  # the test's own ratings only
     assert set(frame["condition"]) == {store.REFERENCE, store.ANCHOR_LOW}
 
 
