@@ -47,12 +47,17 @@ if test.status != "open":
     st.warning("This test is closed.")
     st.stop()
 
-with st.expander("Set a comfortable level (calibration tone)"):
-    st.caption("A steady 1 kHz tone: set your volume so it is clearly audible but comfortable, then keep it.")
-    st.audio(calibration_tone(test.sample_rate), format="audio/wav")
+if not test.settings.level_check:  # with it, the next page sets the level and asks to keep it
+    with st.expander("Set a comfortable level (calibration tone)"):
+        st.caption("A steady 1 kHz tone: set your volume so it is clearly audible but comfortable, then keep it.")
+        st.audio(calibration_tone(test.sample_rate), format="audio/wav")
 
-consent = ("I agree to take part; my ratings are stored with the name or id I give." if position.rater is None else
-           "I agree to take part; my ratings are stored under this invitation.")
+if position.rater is not None:
+    consent = "I agree to take part; my ratings are stored under this invitation."
+elif participant is not None:
+    consent = "I agree to take part; my ratings are stored with my participant id."
+else:
+    consent = "I agree to take part; my ratings are stored with the name or id I give."
 st.checkbox(consent, key="start_consent")
 if st.button("Start", key="start_go", type="primary"):
     if not st.session_state.start_consent:

@@ -48,6 +48,9 @@ def take_test(page, server, db, test, participant: str, attentive: bool, shots: 
     page.goto(f"{server.url}/?PROLIFIC_PID={participant}")
     page.wait_for_selector(CONNECTED)
     page.get_by_text(f"You are taking part as participant {participant}").wait_for()
+    if shots:
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SHOTS / "crowd-start.png"), full_page=True)
     page.get_by_text("I agree").click()
     page.get_by_role("button", name="Start").click()
     page.get_by_text("Set your listening level").wait_for(timeout=20_000)
@@ -124,6 +127,7 @@ def test_two_crowd_raters_one_inattentive_are_exported_and_the_inattentive_one_i
     admin.get_by_text("excluded: P-bob-62").wait_for()
     admin.wait_for_function("document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0")
     admin.screenshot(path=str(SHOTS / "crowd-admin.png"), full_page=True)
+    admin.locator('[data-testid="stDataFrame"]').last.screenshot(path=str(SHOTS / "crowd-admin-screening.png"))
     admin.close()
     found = sorted({n for blob in seen for n in leaks(blob, secrets_of(run_dir, db, test))})
     assert found == [], f"the browser received {found}"
