@@ -888,7 +888,7 @@ def export_frame(db_url: str | None, test: str | None = None) -> pd.DataFrame:
     frame = frame.sort_values(["_test", "_rater", "_position", "_stimulus"], kind="stable")
     frame = frame[RATINGS_TABLE_COLUMNS].reset_index(drop=True)
     frame["self_registered"] = frame["self_registered"].astype(bool)
-    frame["attention"] = frame["attention"].astype(bool)
+    frame["attention"] = frame["attention"].fillna(False).astype(bool)  # NULL would read as True
     frame["sample_rate"] = frame["sample_rate"].astype("Int64")
     frame["score"] = frame["score"].astype(float)
     abx_rows = frame["type"] == "abx"
