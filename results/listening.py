@@ -208,7 +208,8 @@ def read_long_csv(path: str | Path) -> pd.DataFrame:
             if abx:
                 record["type"] = "mushra"
         if checks:  # an attention check's answer, which the analysis keeps apart
-            record["attention"] = row[header.index("attention")].strip().lower() in ("true", "1", "yes")
+            at = header.index("attention")
+            record["attention"] = at < len(row) and row[at].strip().lower() in ("true", "1", "yes")
         records.append(record)
     columns = required + (["type", *ABX_COLUMNS] if abx else []) + (["attention"] if checks else [])
     frame = pd.DataFrame(records, columns=columns)
