@@ -27,6 +27,7 @@ if isinstance(value, dict) and value.get("nonce") == state.level_nonce and value
     except store.StoreError as error:
         st.error(f"Your browser did not report its audio settings ({error}): reload the page and try again.")
     else:
+        state.level_nonce = ""  # handled: a visit back draws a fresh player rather than confirming again
         go(flow.after("level", position).page, rater.token)
 
 st.title("Set your listening level")
