@@ -204,3 +204,29 @@ def test_without_a_level_check_the_first_trial_records_the_browser_once(sqlite_u
     send(at, player_value(trial_view(at), device={"sample_rate": "48k", "user_agent": 7}))
     assert not at.error and len(store.export_frame(sqlite_url, test.name)) == 15
     assert store.export_frame(sqlite_url, test.name)["sample_rate"].isna().sum() == 5
+
+
+def test_the_level_page_records_the_confirmation_and_refuses_a_forged_device(sqlite_url, run_dir, monkeypatch):
+    from tests.listening_app.test_app import app, texts
+
+    monkeypatch.setenv("EARSHOT_DB", sqlite_url)
+    test = make_test(sqlite_url, run_dir, level_check=True)
+    rater = store.add_rater(sqlite_url, test.name)
+    store.record_consent(sqlite_url, rater.id)
+    # The flow sends a rater who has not set their level back to the level page.
+    assert app(rater.token, "views/training.py").title[0].value == "Set your listening level"
+    at = app(rater.token, "views/level.py")
+    nonce = at.session_state["earshot"].level_nonce
+    at.session_state[f"player-{nonce}"] = {"nonce": nonce, "confirmed": True,
+                                           "device": {"sample_rate": "loud", "user_agent": "x"}}
+    at.run()
+    assert "did not report its audio settings" in texts(at)
+    assert not store.rater_by_token(sqlite_url, rater.token).level_set
+    at.session_state[f"player-{nonce}"] = {"nonce": "another", "confirmed": True,
+                                           "device": {"sample_rate": 48000, "user_agent": "x"}}
+    at.run()  # another session's confirmation is not this one's
+    assert not store.rater_by_token(sqlite_url, rater.token).level_set
+    at.session_state[f"player-{nonce}"] = {"nonce": nonce, "confirmed": True,
+                                           "device": {"sample_rate": 48000, "user_agent": "Chrome/120"}}
+    at.run()
+    assert store.rater_by_token(sqlite_url, rater.token).level_set and at.title[0].value == "Training"
