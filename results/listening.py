@@ -615,6 +615,18 @@ def completeness_notes(ratings: pd.DataFrame) -> list[str]:
     conditions = ratings["condition"].nunique()
     expected = items * conditions
     notes = []
+    per_rater = ratings.groupby("rater")["item"].nunique()
+    if per_rater.max() < items:
+        # Nobody rated every item: a design that gives each rater a subset (a crowd test). Said once;
+        # a rater is noted only where they skipped conditions of their own items.
+        notes.append(f"each rater rated a subset of the {items} items ({per_rater.min()} to {per_rater.max()}); "
+                     "their means use what they rated")
+        for rater, rows in ratings.groupby("rater"):
+            have = len(rows[["item", "condition"]].drop_duplicates())
+            if have < rows["item"].nunique() * conditions:
+                notes.append(f"rater {rater}: {have} of {rows['item'].nunique() * conditions} ratings of their "
+                             f"{rows['item'].nunique()} items")
+        return notes
     for rater, rows in ratings.groupby("rater"):
         have = len(rows[["item", "condition"]].drop_duplicates())
         if have < expected:

@@ -95,3 +95,18 @@ def test_the_attention_column_survives_a_csv_round_trip(tmp_path):
     back = read_long_csv(path)
     assert back["attention"].tolist() == [False] * 4 + [True, True]
     assert attention.failed_raters(back) == ["ann"]
+
+
+def test_a_subset_design_is_noted_once_not_once_per_rater():
+    from earshot.results.listening import completeness_notes, normalise_ratings
+
+    full = {"reference": 100, "anchor-low": 20, "mse": 70}
+    subsets = pd.DataFrame(_mushra("ann", full, ("e1", "e2")) + _mushra("bob", full, ("e2", "e3"))
+                           + _mushra("cat", {"reference": 100, "mse": 60}, ("e3", "e1")))
+    assert completeness_notes(normalise_ratings(subsets)) == [
+        "each rater rated a subset of the 3 items (2 to 2); their means use what they rated",
+        "rater cat: 4 of 6 ratings of their 2 items"]
+    # Someone rated every item: the others are unfinished, each said so.
+    everyone = pd.concat([subsets, pd.DataFrame(_mushra("dan", full, ("e1", "e2", "e3")))])
+    notes = completeness_notes(normalise_ratings(everyone))
+    assert len(notes) == 3 and notes[0].startswith("rater ann: 6 of 9 ratings (2 of 3 items)")
