@@ -120,12 +120,14 @@ def _read(path: Path, samples: int) -> tuple[np.ndarray, int]:
 def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, conditions: list[str] | None = None,
                  seed: int = 0, seconds: float | None = None, name: str | None = None,
                  settings: TestSettings | None = None, loudness: str = "bs1770",
-                 training_item: str | None = None, test_type: str = "mushra") -> Prepared:
+                 training_item: str | None = None, test_type: str = "mushra", attention: int | None = None) -> Prepared:
     """Make a test from a run and store it (closed); ``earshot listen open`` opens it.
 
     ``loudness``: match every stimulus to the reference's BS.1770-4 integrated loudness
     (``bs1770``) or its RMS (``rms``). ``training_item``: the run's item the training page
     plays (see :func:`split_training_item`); refused when the test has no training page.
+    ``attention``: that many trials with a known answer (the type's ``make_attention``), one on each of
+    the first items, mixed into every rater's order; None: as ``settings.attention`` says.
     """
     run = RunDir(run_dir)
     if loudness not in LOUDNESS_METHODS:
@@ -133,6 +135,9 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
     if not run.excerpts_file.exists():
         raise PrepareError(f"{run.path}: no {run.excerpts_file.name}: evaluate the run first (earshot eval {run.path})")
     settings = settings or TestSettings()
+    if attention is not None:
+        settings = settings.model_copy(update={"attention": attention})
+        TestSettings.model_validate(settings.model_dump())  # the range check
     if seconds is not None:
         settings = settings.model_copy(update={"seconds": seconds})
         TestSettings.model_validate(settings.model_dump())  # the range check
@@ -171,8 +176,9 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
             new_items.append(store.NewItem(excerpt["item"], excerpt["category"], new_stimuli, training=True))
         else:
             new_items.extend(kind.make_items(excerpt, new_stimuli, jobs))
-            if len(checks) < settings.attention:  # one check on each of the first items
-                checks.extend(kind.make_attention(excerpt, new_stimuli, jobs)[:1])
+            if len(checks) < settings.attention:  # one check on each of the first items, the type's kinds in turn
+                made = kind.make_attention(excerpt, new_stimuli, jobs)  # (MOS: a high and a low gold question)
+                checks.append(made[len(checks) % len(made)])
     problems = kind.check_items([ItemPlan(i.name, [s.condition for s in i.stimuli], [s.kind for s in i.stimuli],
                                           [s.samples for s in i.stimuli]) for i in new_items if not i.training],
                                 rate, low_hz, mid_hz)

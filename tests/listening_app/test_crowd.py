@@ -85,11 +85,11 @@ def test_attention_checks_are_in_every_raters_order_beside_their_subset(db_url, 
 
 
 def test_an_abx_attention_check_plays_the_reference_against_the_low_anchor(db_url, run_dir):
-    made = prepare_test(run_dir, db_url, items=2, seconds=2.0, name="abx-crowd", test_type="abx",
-                        conditions=["mse", "bark"], settings=TestSettings(attention=1, must_play_all=False))
+    made = prepare_test(run_dir, db_url, items=2, seconds=2.0, name="abx-crowd", test_type="abx", attention=1,
+                        conditions=["mse", "bark"], settings=TestSettings(must_play_all=False))
     store.set_status(db_url, made.name, "open")
     test = store.get_test(db_url, made.name)
-    assert made.attention == 1
+    assert made.attention == 1 and test.settings.attention == 1  # recorded in the design
     rater = store.add_rater(db_url, test.name)
     check = next(i for i in rater_order(db_url, rater, test) if i.attention)
     view = abx_view(db_url, rater, test, check, 0.0)
