@@ -52,6 +52,10 @@ def _abx(frame: pd.DataFrame, name: str, order: list[str] | None = None) -> Test
 
 #: type name -> (ratings table, test name, systems in the run's order) -> its analysis
 ANALYSES: dict[str, Callable[..., TestAnalysis]] = {"abx": _abx}
+#: Types whose analysis screens raters by the attention checks itself (it is handed them, and shows
+#: them its own way); every other type's analysis sees the test's own trials only, and the checks are
+#: shown for it here (:func:`analyze_test`).
+SCREENS_ITSELF: set[str] = set()
 
 
 def test_type(frame: pd.DataFrame) -> str:
@@ -69,6 +73,8 @@ def analyze_test(frame: pd.DataFrame, name: str, order: list[str] | None = None)
         return None
     if kind not in ANALYSES:
         raise ValueError(f"test {name}: no analysis for test type {kind!r} (known: mushra, {', '.join(ANALYSES)})")
+    if kind in SCREENS_ITSELF:
+        return ANALYSES[kind](frame, name, order)
     main, check_rows = attention.split(frame)  # attention checks never enter the analysis
     result = ANALYSES[kind](main, name, order)
     checks = attention.attention_raters(check_rows)
