@@ -17,6 +17,7 @@ import numpy as np
 
 from earshot.listening_app import store
 from earshot.listening_app.audio import blinded_wav
+from earshot.listening_app.mushra import attention_items
 from earshot.listening_app.rules import ItemPlan, timing_problems
 from earshot.listening_app.trial import (MAX_PLAY_SECONDS, MAX_VALUE_BYTES, TestType, TrialView, bounded_number,
                                          seeded_rng)
@@ -138,4 +139,6 @@ TYPE = TestType(
                   "three versions: **A**, **B** and **X**. X is the same as either A or B: listen to all three, as "
                   "often as you like, and say which one X is. Some differences are very small; when you cannot "
                   "tell, make your best guess. Use headphones in a quiet room."),
+    # A and B the reference and the low anchor: told apart by anyone who listens.
+    make_attention=attention_items,
 )

@@ -72,16 +72,27 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
             must_play_all: bool = typer.Option(True, help="every stimulus must be played before submit"),
             require_100: bool = typer.Option(True, help="at least one stimulus must be rated 100"),
             resubmit: str = typer.Option("refuse", help="a second submit of a trial: refuse or overwrite"),
-            completion_code: Optional[str] = typer.Option(None, help="shown on the last page"),
+            completion_code: Optional[str] = typer.Option(
+                None, help="one code shown to every rater on the last page, as a crowd platform issues it "
+                           "(default: a random code per rater)"),
+            items_per_rater: Optional[int] = typer.Option(
+                None, min=1, help="each rater rates this many trials: a random subset, balanced so every trial is "
+                                  "rated about equally often (default: every trial)"),
+            attention: int = typer.Option(0, min=0, help="attention checks mixed into every rater's trials: the "
+                                                         "reference against the low anchor, a known answer (MOS: "
+                                                         "P.808 gold questions, the reference and the low anchor "
+                                                         "alone, in turn)"),
+            participant_param: str = typer.Option(
+                "PROLIFIC_PID", help="the URL parameter that carries a crowd platform's participant id"),
+            level_check: bool = typer.Option(
+                False, "--level-check/--no-level-check",
+                help="before the test, a page where the rater sets a comfortable level and confirms it"),
             training: bool = typer.Option(True, help="show the labelled training page first"),
             no_preference: bool = typer.Option(
                 True, "--no-preference/--forced-choice",
                 help="A/B preference: offer 'no preference' (default), or make the rater choose A or B"),
             training_item: Optional[str] = typer.Option(
                 None, help="the run's item the training page plays, never a trial (default: one no trial uses)"),
-            attention: int = typer.Option(0, min=0, help="trials with a known answer mixed into every rater's order "
-                                                          "(at most one per item; MOS: P.808 gold questions, the "
-                                                          "reference and the low anchor alone, in turn)"),
             open_test: bool = typer.Option(False, "--open", help="open the test right away"),
             loudness: str = typer.Option("bs1770", help="level matching: bs1770 (ITU-R BS.1770-4 loudness) or rms"),
             db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_database)) -> None:
@@ -98,14 +109,14 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
     try:
         settings = TestSettings(self_registration=self_registration, must_play_all=must_play_all,
                                 require_100=require_100, resubmit=resubmit, completion_code=completion_code, training=training,
-                                seconds=seconds, no_preference=no_preference)
+                                seconds=seconds, no_preference=no_preference, items_per_rater=items_per_rater,
+                                attention=attention, participant_param=participant_param, level_check=level_check)
     except ValidationError as error:
         first = error.errors()[0]
         _fail(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
     try:
         made = prepare_test(run, db, items=items, conditions=_split(conditions), seed=seed, name=name,
-                            settings=settings, loudness=loudness, training_item=training_item, test_type=test_type,
-                            attention=attention)
+                            settings=settings, loudness=loudness, training_item=training_item, test_type=test_type)
         if open_test:
             set_status(db, made.name, "open")
     except _user_errors() as error:
@@ -121,6 +132,8 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
         console.print(f"training page: {made.training_item}, an item no trial uses (--training-item to choose)")
     if made.note:
         console.print(made.note)
+    if made.items_per_rater is not None or made.attention:
+        console.print(crowd_design(made.trials, made.items_per_rater, made.attention))
     console.print("raters join by invitation link only (earshot listen invite)" if not self_registration else
                   "raters join by invitation link, or under a typed name on the start page (--self-registration)")
     conditions = sorted(next(iter(made.gains_db.values())))
@@ -129,6 +142,12 @@ def prepare(run: Path = typer.Argument(..., help="a run directory (evaluated: re
                         *[f"{gains[c]:+.2f}" for c in conditions]] for item, gains in made.gains_db.items()],
                       "gain applied (dB)"))
     console.print("open it with: earshot listen open " + made.name if not open_test else "the test is open")
+
+
+def crowd_design(trials: int, items_per_rater: int | None, attention: int) -> str:
+    """What each rater is given, in words: ``3 of 8 trials (a balanced subset) + 2 attention checks``."""
+    share = f"{trials} trials" if items_per_rater is None else f"{items_per_rater} of {trials} trials (a balanced subset)"
+    return f"each rater: {share}" + (f" + {attention} attention check{'s' if attention != 1 else ''}" if attention else "")
 
 
 @listen_app.command("open")
@@ -164,9 +183,20 @@ def list_(db: Optional[str] = typer.Option(None, help=DB_HELP, callback=_databas
 
     frame = export_frame(db)
     print_table(tests_table([{"name": t.name, "type": t.type, "title": testtypes.get(t.type).title,
-                              "status": t.status, "run_id": t.run_id, "loudness": t.loudness, "anchor_low_hz": t.anchor_low_hz,
-                              "anchor_mid_hz": t.anchor_mid_hz, "ratings": int((frame["test"] == t.name).sum())}
+                              "status": t.status, "run_id": t.run_id, "loudness": t.loudness,
+                              "anchor_low_hz": t.anchor_low_hz, "anchor_mid_hz": t.anchor_mid_hz,
+                              "ratings": int((frame["test"] == t.name).sum()), "per_rater": _per_rater(db, t)}
                              for t in list_tests(db)]))
+
+
+def _per_rater(db: str | None, test) -> str:
+    """A test's crowd design for ``listen list``: empty for a test where every rater rates every trial."""
+    from earshot.listening_app.store import test_items
+
+    if test.settings.items_per_rater is None and not test.settings.attention:
+        return ""
+    trials = sum(not i.training and not i.attention for i in test_items(db, test.id))
+    return crowd_design(trials, test.settings.items_per_rater, test.settings.attention).removeprefix("each rater: ")
 
 
 @listen_app.command()

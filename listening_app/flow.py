@@ -1,4 +1,5 @@
-"""A rater's way through a test, declared once: start → consent → calibration → training → trials → done.
+"""A rater's way through a test, declared once: start → consent → calibration → (level check) → training →
+trials → done.
 
 Each step names the page that shows it and says, from what the database holds about the
 rater, whether they are past it; session state never decides it. The pages ask
@@ -46,6 +47,10 @@ STEPS: tuple[Step, ...] = (
     Step("consent", "start", passed=lambda p: p.consented, revisit=True),
     # The tone is offered above the consent box; the Start button confirms both.
     Step("calibration", "start", passed=lambda p: p.consented, revisit=True),
+    # A crowd rater sets their level on the calibration signal and confirms they will keep it; the
+    # player reports the browser's output sample rate and user agent with the confirmation.
+    Step("level", "level", passed=lambda p: p.rater is not None and p.rater.level_set, revisit=True,
+         applies=lambda p: p.test is not None and p.test.settings.level_check),
     # Practice, never recorded: a rater who may rate is past it, so resuming never sends them back.
     # It plays the test's training item; a test stored without one (made before there was one) has none.
     Step("training", "training", passed=lambda p: p.consented, revisit=True,
@@ -57,6 +62,7 @@ STEPS: tuple[Step, ...] = (
 #: Each rater page in the flow's order: (title, url path) for st.Page.
 PAGES: dict[str, tuple[str, str]] = {
     "start": ("Start", "start"),
+    "level": ("Level check", "level"),
     "training": ("Training", "training"),
     "trial": ("Test", "test"),
     "done": ("Finished", "finished"),

@@ -14,6 +14,16 @@ def _items(excerpt: dict, stimuli: list[store.NewStimulus], conditions: list[str
     return [store.NewItem(excerpt["item"], excerpt["category"], stimuli)]
 
 
+def attention_items(excerpt: dict, stimuli: list[store.NewStimulus], conditions: list[str]) -> list[store.NewItem]:
+    """An attention check of an excerpt: the hidden reference and the low anchor rated against the
+    reference (a rater who listens rates one 100 and the other far lower); the same for every type
+    that compares two stimuli."""
+    by_condition = {s.condition: s for s in stimuli}
+    return [store.NewItem(f"{excerpt['item']}: attention", excerpt["category"],
+                          [by_condition[store.REFERENCE], by_condition[store.ANCHOR_LOW]],
+                          excerpt=excerpt["item"], attention=True)]
+
+
 def _check(view, value, settings):
     checked = check_submission(view, value, settings)
     return checked.ratings, checked.problems
@@ -42,4 +52,5 @@ TYPE = TestType(
     check_conditions=_conditions,
     describe=lambda conditions, items, trials: (f"{items} trials, conditions {', '.join(conditions)} + hidden "
                                                 "reference + two anchors"),
+    make_attention=attention_items,
 )

@@ -44,7 +44,9 @@ class Prepared:
     training_item: str | None = None  # played on the training page only, never a trial
     note: str = ""  # what the user should know about the choice of items (one trial fewer than asked)
     type: str = "mushra"
-    trials: int = 0  # per rater: the items, or for ABX the items × pairs
+    trials: int = 0  # the items, or for ABX the items × pairs (attention checks apart)
+    attention: int = 0  # attention checks, in every rater's order
+    items_per_rater: int | None = None  # each rater's balanced subset of the trials; None: every trial
 
 
 def select_items(excerpts: list[dict], count: int) -> list[dict]:
@@ -118,14 +120,14 @@ def _read(path: Path, samples: int) -> tuple[np.ndarray, int]:
 def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, conditions: list[str] | None = None,
                  seed: int = 0, seconds: float | None = None, name: str | None = None,
                  settings: TestSettings | None = None, loudness: str = "bs1770",
-                 training_item: str | None = None, test_type: str = "mushra", attention: int = 0) -> Prepared:
+                 training_item: str | None = None, test_type: str = "mushra", attention: int | None = None) -> Prepared:
     """Make a test from a run and store it (closed); ``earshot listen open`` opens it.
 
     ``loudness``: match every stimulus to the reference's BS.1770-4 integrated loudness
     (``bs1770``) or its RMS (``rms``). ``training_item``: the run's item the training page
     plays (see :func:`split_training_item`); refused when the test has no training page.
-    ``attention``: that many trials with a known answer (the type's ``make_attention``), one on each of the
-    first items, mixed into every rater's order like any trial.
+    ``attention``: that many trials with a known answer (the type's ``make_attention``), one on each of
+    the first items, mixed into every rater's order; None: as ``settings.attention`` says.
     """
     run = RunDir(run_dir)
     if loudness not in LOUDNESS_METHODS:
@@ -133,6 +135,9 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
     if not run.excerpts_file.exists():
         raise PrepareError(f"{run.path}: no {run.excerpts_file.name}: evaluate the run first (earshot eval {run.path})")
     settings = settings or TestSettings()
+    if attention is not None:
+        settings = settings.model_copy(update={"attention": attention})
+        TestSettings.model_validate(settings.model_dump())  # the range check
     if seconds is not None:
         settings = settings.model_copy(update={"seconds": seconds})
         TestSettings.model_validate(settings.model_dump())  # the range check
@@ -158,10 +163,11 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
     low_hz, mid_hz = anchor_cutoffs(rate)
     samples = int(round(settings.seconds * rate))
 
-    if attention and kind.make_attention is None:
-        raise PrepareError(f"--attention: {kind.title} tests have no attention trials")
-    if attention > len(chosen):
-        raise PrepareError(f"--attention {attention}: at most {len(chosen)}, one per item of the test")
+    if settings.attention and kind.make_attention is None:
+        raise PrepareError(f"--attention: {kind.title} tests have no attention checks yet")
+    if settings.attention > len(chosen):
+        raise PrepareError(f"--attention {settings.attention}: at most {len(chosen)}, one per item of the test")
+
     new_items, gains_report, checks = [], {}, []
     for excerpt in chosen + ([training] if training else []):
         new_stimuli = _stimuli(run, excerpt["item"], jobs, rate, samples, loudness, low_hz, mid_hz)
@@ -170,26 +176,28 @@ def prepare_test(run_dir: Path, db_url: str | None = None, items: int = 8, condi
             new_items.append(store.NewItem(excerpt["item"], excerpt["category"], new_stimuli, training=True))
         else:
             new_items.extend(kind.make_items(excerpt, new_stimuli, jobs))
-            if len(checks) < attention:  # one check on each of the first items, taking the type's kinds in turn
-                made = kind.make_attention(excerpt, new_stimuli, jobs)  # (MOS: a high, a low gold question)
+            if len(checks) < settings.attention:  # one check on each of the first items, the type's kinds in turn
+                made = kind.make_attention(excerpt, new_stimuli, jobs)  # (MOS: a high and a low gold question)
                 checks.append(made[len(checks) % len(made)])
-    new_items.extend(checks)
     problems = kind.check_items([ItemPlan(i.name, [s.condition for s in i.stimuli], [s.kind for s in i.stimuli],
                                           [s.samples for s in i.stimuli]) for i in new_items if not i.training],
                                 rate, low_hz, mid_hz)
     if problems:
         raise PrepareError("; ".join(problems))
+    trials = len([i for i in new_items if not i.training])
+    if settings.items_per_rater is not None and settings.items_per_rater > trials:
+        raise PrepareError(f"--items-per-rater {settings.items_per_rater}: the test has {trials} trials")
+    new_items.extend(checks)
     if name is None:
         digest = hashlib.sha256(json.dumps([run_id, jobs, [c["item"] for c in chosen],
                                             training["item"] if training else None,
                                             settings.model_dump(), loudness]
-                                           + ([test_type] if test_type != "mushra" else [])
-                                           + ([attention] if attention else [])).encode()).hexdigest()[:6]
+                                           + ([test_type] if test_type != "mushra" else [])).encode()).hexdigest()[:6]
         name = f"{run_id}-{test_type if test_type != 'mushra' else 'listen'}-{digest}"
     store.create_test(db_url, name, run.path, run_id, settings, rate, low_hz, mid_hz, new_items, loudness, test_type)
     return Prepared(name, [c["item"] for c in chosen], jobs, low_hz, mid_hz, loudness, gains_report,
-                    training["item"] if training else None, note, test_type,
-                    len([i for i in new_items if not i.training]))
+                    training["item"] if training else None, note, test_type, trials, len(checks),
+                    settings.items_per_rater)
 
 
 def _stimuli(run: RunDir, item: str, jobs: list[str], rate: int, samples: int, loudness: str, low_hz: float,

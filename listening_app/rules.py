@@ -63,7 +63,7 @@ def check_test(db_url: str | None, name: str) -> list[str]:
     info = store.get_test(db_url, name)
     plans = []
     for item in store.test_items(db_url, info.id):
-        if item.training:
+        if item.training or item.attention:  # an attention check is built to its own rule (TestType.make_attention)
             continue
         found = store.item_stimuli(db_url, item.id)
         plans.append(ItemPlan(item.name, [s.condition for s in found], [s.kind for s in found],

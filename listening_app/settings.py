@@ -33,13 +33,27 @@ class TestSettings(BaseModel):
     require_100: bool = Field(True, title="One stimulus per trial must be rated 100", description="at least one stimulus of a trial must be rated 100")
     resubmit: Literal["refuse", "overwrite"] = Field(
         "refuse", title="A second submit of a trial", description="a second submit of the same trial: refused, or it replaces the first")
-    completion_code: str | None = Field(None, max_length=64, title="Completion code", description="shown on the last page (e.g. for Prolific)")
+    completion_code: str | None = Field(
+        None, max_length=40, title="Completion code",
+        description="one code shown to every rater on the last page (as a crowd platform issues it); none: a random code per rater")
     training: bool = Field(True, title="Training page", description="show a training page with every stimulus of one item, labelled")
     seconds: float = Field(8.0, gt=0, le=MAX_STIMULUS_SECONDS, title="Stimulus length (s)", description="stimulus length, seconds")
     order_seed: int = Field(0, title="Order seed", description="mixed into every rater's random order, so a test can be re-randomised")
     no_preference: bool = Field(
         True, title="'No preference' offered (A/B tests)",
         description="an A/B preference trial may be answered 'no preference'; otherwise the rater must choose")
+    # Crowd sessions: a subset per rater, attention trials, the platform's participant id, a level check.
+    items_per_rater: int | None = Field(
+        None, ge=1, title="Items per rater",
+        description="each rater rates this many of the items, a balanced subset (none: every item)")
+    attention: int = Field(0, ge=0, title="Attention checks per rater",
+                           description="trials with a known answer mixed into every rater's order")
+    participant_param: str = Field(
+        "PROLIFIC_PID", pattern=r"^[A-Za-z0-9_.\-]{1,64}$", title="Participant id URL parameter",
+        description="the start page reads a crowd platform's participant id from this URL parameter")
+    level_check: bool = Field(False, title="Level check page",
+                              description="before the test the rater sets a comfortable level on the calibration "
+                                          "signal and confirms they will keep it")
 
     def readable(self) -> list[tuple[str, object]]:
         """Each setting as (label, value) for people: a field's title (its name, spaced, when it has
@@ -54,4 +68,6 @@ class TestSettings(BaseModel):
 #: The choices of the ``Literal`` settings, as the admin page says them.
 CHOICE_WORDS: dict[str, dict[str, str]] = {
     "resubmit": {"refuse": "refused", "overwrite": "replaces the first"},
+    "completion_code": {None: "a random code per rater"},
+    "items_per_rater": {None: "every item"},
 }

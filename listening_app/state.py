@@ -26,6 +26,7 @@ class AppState:
     last_error: list[str] = field(default_factory=list)
     notice: str = ""  # said once on the next page drawn (a submit from a window that was behind)
     admin: bool = False
+    level_nonce: str = ""  # the level-check page's player, made once per session
 
 
 def app_state() -> AppState:

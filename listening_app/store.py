@@ -13,6 +13,7 @@ database applies the missing ones, each in its own transaction.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import secrets
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -547,10 +549,16 @@ class RaterInfo:
     name: str
     consented: bool
     self_registered: bool = False
+    participant_id: str | None = None  # a crowd platform's id, from the start page's URL
+    completion_code: str | None = None  # shown on the finished page
+    level_set: bool = False  # confirmed a comfortable level on the level-check page
+    items: tuple[int, ...] | None = None  # the rater's subset of the test's items; None: every item
 
 
 def _rater_info(row) -> RaterInfo:
-    return RaterInfo(row.id, row.test_id, row.token, row.name, row.consented is not None, bool(row.self_registered))
+    subset = tuple(json.loads(row._mapping["items"])) if row._mapping["items"] else None
+    return RaterInfo(row.id, row.test_id, row.token, row.name, row.consented is not None, bool(row.self_registered),
+                     row.participant_id, row.completion_code, row.level_set is not None, subset)
 
 
 def new_token() -> str:
@@ -558,18 +566,56 @@ def new_token() -> str:
     return secrets.token_urlsafe(16)
 
 
-def add_rater(db_url: str | None, test: str, name: str | None = None, self_registered: bool = False) -> RaterInfo:
+#: Completion codes are read off a screen and typed: no 0/O, 1/I/L.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+MAX_PARTICIPANT_ID = 200
+
+
+def new_completion_code() -> str:
+    """A random per-rater completion code (10 characters, about 50 bits)."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
+
+
+def balanced_subset(item_ids: list[int], k: int, per_rater: int, seed: object) -> list[int]:
+    """The ``k``-th rater's (0-based) ``per_rater`` items: the next window of one shuffled cycle through
+    ``item_ids``, so after any number of raters every item has been handed out equally often, give or
+    take one. ``seed`` fixes the shuffle (the test's), so the cycle is the same for every rater."""
+    if per_rater >= len(item_ids):
+        return list(item_ids)
+    digest = hashlib.sha256(json.dumps(["subset", str(seed)]).encode()).digest()
+    cycle = [item_ids[i] for i in np.random.default_rng(int.from_bytes(digest[:8], "little")).permutation(len(item_ids))]
+    start = k * per_rater
+    return [cycle[(start + j) % len(cycle)] for j in range(per_rater)]
+
+
+def clean_participant_id(value: object) -> str | None:
+    """A participant id from a URL, stripped; None when absent, empty, too long or not printable."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if not value or len(value) > MAX_PARTICIPANT_ID or not value.isprintable():
+        return None
+    return value
+
+
+def add_rater(db_url: str | None, test: str, name: str | None = None, self_registered: bool = False,
+              participant_id: str | None = None) -> RaterInfo:
     """A new rater of a test with a fresh token; a name in use in that test is refused.
 
     ``self_registered``: the rater joined on the start page under a typed name, which only an
-    open test with self-registration on accepts; otherwise it is an invitation.
+    open test with self-registration on accepts; otherwise it is an invitation. The rater gets a
+    completion code (the test's fixed one, else a random one) and, when the test gives each rater
+    a subset of its items, the next balanced subset (:func:`balanced_subset`), chosen here once.
     """
     info = get_test(db_url, test)
     token = new_token()
     with _writing(engine_for(db_url)) as conn:
+        # Locked (PostgreSQL) so that two raters joining at once count each other for their subsets.
+        row = conn.execute(sa.select(tests.c.status, tests.c.settings).where(tests.c.id == info.id)
+                           .with_for_update()).first()
+        settings = TestSettings.model_validate_json(row.settings)
         if self_registered:
-            row = conn.execute(sa.select(tests.c.status, tests.c.settings).where(tests.c.id == info.id)).first()
-            if not TestSettings.model_validate_json(row.settings).self_registration or row.status != "open":
+            if not settings.self_registration or row.status != "open":
                 raise StoreError("this test takes invited raters only: open it with the link from your invitation")
             if name is None:
                 raise StoreError("give your name or participant id")
@@ -579,12 +625,79 @@ def add_rater(db_url: str | None, test: str, name: str | None = None, self_regis
                 raise StoreError("a rater name must be 1 to 200 characters")
             if conn.execute(sa.select(raters.c.id).where(raters.c.test_id == info.id, raters.c.name == name)).first():
                 raise StoreError(f"the name {name!r} is taken in this test: use your invitation link, or another name")
-        rater_id = conn.execute(raters.insert().values(test_id=info.id, token=token, name=name or f"pending-{token[:8]}",
-                                                       created=_now(), self_registered=self_registered)
-                                ).inserted_primary_key[0]
+        rater_id = conn.execute(raters.insert().values(
+            test_id=info.id, token=token, name=name or f"pending-{token[:8]}", created=_now(),
+            self_registered=self_registered, participant_id=clean_participant_id(participant_id),
+            completion_code=settings.completion_code or new_completion_code())).inserted_primary_key[0]
         if name is None:
             conn.execute(raters.update().where(raters.c.id == rater_id).values(name=f"rater-{rater_id:03d}"))
+        if settings.items_per_rater is not None:
+            rated = [r.id for r in conn.execute(
+                sa.select(items.c.id).where(items.c.test_id == info.id, items.c.training.is_(False),
+                                            items.c.attention.is_(False)).order_by(items.c.position))]
+            before = conn.execute(sa.select(sa.func.count(raters.c.id)).where(
+                raters.c.test_id == info.id, raters.c.id < rater_id)).scalar_one()
+            subset = balanced_subset(rated, before, settings.items_per_rater, (info.id, settings.order_seed))
+            conn.execute(raters.update().where(raters.c.id == rater_id).values(items=json.dumps(subset)))
     return rater_by_token(db_url, token)
+
+
+def rater_by_participant(db_url: str | None, test_id: int, participant_id: str | None) -> RaterInfo | None:
+    """The rater of a test who joined with this participant id (they come back through the platform's link)."""
+    participant_id = clean_participant_id(participant_id)
+    if participant_id is None:
+        return None
+    with engine_for(db_url).connect() as conn:
+        row = conn.execute(sa.select(raters).where(raters.c.test_id == test_id,
+                                                   raters.c.participant_id == participant_id)
+                           .order_by(raters.c.id)).first()
+    return None if row is None else _rater_info(row)
+
+
+def record_participant(db_url: str | None, rater_id: int, participant_id: str | None) -> None:
+    """Store the participant id an invited rater's URL carried; a rater's first id is kept."""
+    participant_id = clean_participant_id(participant_id)
+    if participant_id is None:
+        return
+    with _writing(engine_for(db_url)) as conn:
+        conn.execute(raters.update().where(raters.c.id == rater_id, raters.c.participant_id.is_(None))
+                     .values(participant_id=participant_id))
+
+
+MAX_USER_AGENT = 1000
+#: Output sample rates a browser's AudioContext may plausibly report.
+SAMPLE_RATE_RANGE = (8000, 768000)
+
+
+def _device(sample_rate: object, user_agent: object) -> dict:
+    """What a browser reported about itself, checked (it comes from the browser)."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or not (
+            SAMPLE_RATE_RANGE[0] <= sample_rate <= SAMPLE_RATE_RANGE[1]):
+        raise StoreError(f"sample rate {sample_rate!r} is not an integer from {SAMPLE_RATE_RANGE[0]} to "
+                         f"{SAMPLE_RATE_RANGE[1]} Hz")
+    if not isinstance(user_agent, str):
+        raise StoreError("the browser's user agent is not text")
+    return {"sample_rate": sample_rate, "user_agent": user_agent[:MAX_USER_AGENT]}
+
+
+def record_level(db_url: str | None, rater_id: int, sample_rate: int, user_agent: str) -> None:
+    """The rater confirmed their level: when, and what their browser reported (once; a repeat keeps the first).
+
+    Raises:
+        StoreError: a sample rate that is not a plausible integer, or a user agent that is not text.
+    """
+    device = _device(sample_rate, user_agent)
+    with _writing(engine_for(db_url)) as conn:
+        conn.execute(raters.update().where(raters.c.id == rater_id, raters.c.level_set.is_(None))
+                     .values(level_set=_now(), **device))
+
+
+def record_device(db_url: str | None, rater_id: int, sample_rate: int, user_agent: str) -> None:
+    """What the rater's browser reported with their first trial, in a test without a level check: kept
+    only where nothing was recorded yet. Raises StoreError as :func:`record_level`."""
+    device = _device(sample_rate, user_agent)
+    with _writing(engine_for(db_url)) as conn:
+        conn.execute(raters.update().where(raters.c.id == rater_id, raters.c.sample_rate.is_(None)).values(**device))
 
 
 def rater_by_token(db_url: str | None, token: str | None) -> RaterInfo | None:
@@ -663,6 +776,8 @@ def _open_trial(conn: Connection, token: str, item_id: int, test_type: str):
     item = conn.execute(sa.select(items).where(items.c.id == item_id)).first()
     if item is None or item.test_id != test.id or item.training:
         raise StoreError("this trial does not belong to your test")
+    if rater._mapping["items"] and not item.attention and item.id not in json.loads(rater._mapping["items"]):
+        raise StoreError("this trial is not one of yours")
     return test, rater
 
 
@@ -755,6 +870,13 @@ def submit_pair(db_url: str | None, token: str, item_id: int, answer: PairAnswer
 # --------------------------------------------------------------------------- exports
 
 
+def _crowd_columns() -> list:
+    """What the export says about a crowd session: whether the trial was an attention check, and the
+    rater's participant id, completion code and browser (the same on each of the rater's rows)."""
+    return [items.c.attention, raters.c.participant_id, raters.c.completion_code, raters.c.sample_rate,
+            raters.c.user_agent]
+
+
 def export_frame(db_url: str | None, test: str | None = None) -> pd.DataFrame:
     """Every submitted rating with everything recorded about it, one row per rating.
 
@@ -769,7 +891,7 @@ def export_frame(db_url: str | None, test: str | None = None) -> pd.DataFrame:
     query = (sa.select(tests.c.name.label("test"), tests.c.type, raters.c.name.label("rater"), raters.c.self_registered,
                        item_name, items.c.category, stimuli.c.condition, stimuli.c.kind, ratings.c.score,
                        ratings.c.play_count, ratings.c.play_seconds, stimuli.c.gain_db, trials.c.seconds_spent,
-                       trials.c.submitted_at, trials.c.submissions,
+                       trials.c.submitted_at, trials.c.submissions, *_crowd_columns(),
                        tests.c.id.label("_test"), raters.c.id.label("_rater"), items.c.position.label("_position"),
                        stimuli.c.id.label("_stimulus"))
              .select_from(ratings.join(trials, ratings.c.trial_id == trials.c.id)
@@ -784,7 +906,7 @@ def export_frame(db_url: str | None, test: str | None = None) -> pd.DataFrame:
                      item_name, items.c.category, x.c.condition, x.c.kind, sa.null().label("score"),
                      abx_answers.c.play_count, abx_answers.c.play_seconds, x.c.gain_db, trials.c.seconds_spent,
                      trials.c.submitted_at, trials.c.submissions, a.c.condition.label("a"), b.c.condition.label("b"),
-                     x.c.condition.label("x"), said.label("answer"),
+                     x.c.condition.label("x"), said.label("answer"), *_crowd_columns(),
                      tests.c.id.label("_test"), raters.c.id.label("_rater"), items.c.position.label("_position"),
                      x.c.id.label("_stimulus"))
            .select_from(abx_answers.join(trials, abx_answers.c.trial_id == trials.c.id)
@@ -822,6 +944,8 @@ def export_frame(db_url: str | None, test: str | None = None) -> pd.DataFrame:
     frame = frame.sort_values(["_test", "_rater", "_position", "_stimulus"], kind="stable")
     frame = frame[RATINGS_TABLE_COLUMNS].reset_index(drop=True)
     frame["self_registered"] = frame["self_registered"].astype(bool)
+    frame["attention"] = frame["attention"].fillna(False).astype(bool)  # NULL would read as True
+    frame["sample_rate"] = frame["sample_rate"].astype("Int64")
     frame["score"] = frame["score"].astype(float)
     abx_rows = frame["type"] == "abx"
     frame["correct"] = pd.Series(pd.NA, index=frame.index, dtype="boolean")
@@ -834,29 +958,37 @@ def export_frame(db_url: str | None, test: str | None = None) -> pd.DataFrame:
 
 
 def ratings_frame(db_url: str, test: str | None = None) -> pd.DataFrame:
-    """Every submitted MUSHRA rating: columns ``test, rater, item, condition, score, kind``.
+    """Every submitted MUSHRA rating of the tests' own trials (attention checks apart): columns
+    ``test, rater, item, condition, score, kind``.
 
     ``condition`` is the run's job name (``mse-seed0``) for a system, ``reference`` for the
     hidden reference, ``anchor-low`` / ``anchor-mid`` for the anchors; ``kind`` is one of
     ``system``, ``reference``, ``anchor``. ``test=None`` gives every test.
     """
     frame = export_frame(db_url, test)
-    frame = frame[frame["type"] == "mushra"][RATINGS_COLUMNS].copy()
+    frame = frame[(frame["type"] == "mushra") & ~frame["attention"]][RATINGS_COLUMNS].copy()
     frame["score"] = frame["score"].astype(float)
     return frame.reset_index(drop=True)
 
 
 def progress_frame(db_url: str | None, test: str) -> pd.DataFrame:
-    """One row per rater of a test: trials submitted out of the test's trials, and whether the
-    rater joined through an invitation or registered themselves."""
+    """One row per rater of a test: trials submitted out of the rater's trials (their subset of the items
+    and the attention checks), whether the rater joined through an invitation or registered themselves,
+    and their participant id and browser sample rate where a crowd session recorded them."""
     info = get_test(db_url, test)
-    total = sum(not i.training for i in test_items(db_url, info.id))
+    listed = [i for i in test_items(db_url, info.id) if not i.training]
+    checks = sum(i.attention for i in listed)
     done = sa.select(sa.func.count(trials.c.id)).where(trials.c.rater_id == raters.c.id).scalar_subquery()
     with engine_for(db_url).connect() as conn:
         rows = conn.execute(sa.select(raters.c.name, raters.c.token, raters.c.self_registered, raters.c.created,
-                                      raters.c.consented, done.label("submitted"))
+                                      raters.c.consented, done.label("submitted"), raters.c["items"],
+                                      raters.c.participant_id, raters.c.sample_rate)
                             .where(raters.c.test_id == info.id).order_by(raters.c.id)).mappings().all()
-    frame = pd.DataFrame(rows, columns=["name", "token", "self_registered", "created", "consented", "submitted"])
+    frame = pd.DataFrame(rows, columns=["name", "token", "self_registered", "created", "consented", "submitted",
+                                        "items", "participant_id", "sample_rate"])
     frame["self_registered"] = frame["self_registered"].astype(bool)
-    frame["trials"] = total
+    frame["trials"] = [len(listed) if subset is None else len(json.loads(subset)) + checks
+                       for subset in frame.pop("items")]
+    if frame["participant_id"].isna().all() and frame["sample_rate"].isna().all():
+        frame = frame.drop(columns=["participant_id", "sample_rate"])  # not a crowd session: nothing to show
     return frame

@@ -37,11 +37,21 @@ def seeded_rng(*parts: object) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def trial_order(items: list[store.ItemInfo], token: str, order_seed: int) -> list[store.ItemInfo]:
-    """The rater's order of the test's (non-training) items: random per rater, stable per token."""
-    rated = [i for i in items if not i.training]
+def trial_order(items: list[store.ItemInfo], token: str, order_seed: int,
+                subset: tuple[int, ...] | None = None) -> list[store.ItemInfo]:
+    """The rater's order of the test's (non-training) items: random per rater, stable per token.
+
+    ``subset``: the rater's own items (``RaterInfo.items``) when the test gives each rater some of
+    them; the attention checks are every rater's, mixed in at random places.
+    """
+    rated = [i for i in items if not i.training and (subset is None or i.attention or i.id in subset)]
     order = seeded_rng("items", order_seed, token).permutation(len(rated))
     return [rated[k] for k in order]
+
+
+def rater_order(db_url: str | None, rater: store.RaterInfo, test: store.TestInfo) -> list[store.ItemInfo]:
+    """The trials of ``rater`` in their order."""
+    return trial_order(store.test_items(db_url, test.id), rater.token, test.settings.order_seed, rater.items)
 
 
 def stimulus_order(found: list[store.StimulusInfo], token: str, order_seed: int, item_id: int) -> list[store.StimulusInfo]:
@@ -51,8 +61,7 @@ def stimulus_order(found: list[store.StimulusInfo], token: str, order_seed: int,
 
 def trial_number(db_url: str | None, rater: store.RaterInfo, test: store.TestInfo, item_id: int) -> int:
     """The 1-based place of an item in the rater's order of trials."""
-    order = trial_order(store.test_items(db_url, test.id), rater.token, test.settings.order_seed)
-    return [i.id for i in order].index(item_id) + 1
+    return [i.id for i in rater_order(db_url, rater, test)].index(item_id) + 1
 
 
 def rule_messages(settings: TestSettings) -> dict[str, str]:
@@ -68,7 +77,7 @@ def rule_messages(settings: TestSettings) -> dict[str, str]:
 
 def next_trial(db_url: str | None, rater: store.RaterInfo, test: store.TestInfo) -> tuple[store.ItemInfo | None, int, int]:
     """(first unsubmitted item in the rater's order or None, trials submitted, trials in all)."""
-    order = trial_order(store.test_items(db_url, test.id), rater.token, test.settings.order_seed)
+    order = rater_order(db_url, rater, test)
     done = store.submitted_items(db_url, rater.id)
     remaining = [i for i in order if i.id not in done]
     return (remaining[0] if remaining else None), len(order) - len(remaining), len(order)

@@ -93,3 +93,9 @@ def analyze_abx(frame: pd.DataFrame, name: str = "ABX test", confidence: float =
                        "trials": trials, "correct": correct, **result, "told_apart": bool(result["pvalue"] < alpha)})
     pairs = pd.DataFrame(pooled, columns=PAIR_COLUMNS)
     return AbxAnalysis(name, pairs, raters, alpha)
+
+
+def attention_passed(rows: pd.DataFrame) -> bool:
+    """Whether one rater passed one ABX attention check (its one row: A and B the reference and the low
+    anchor): X named right."""
+    return len(rows) == 1 and str(rows["answer"].iloc[0]) == str(rows["x"].iloc[0])

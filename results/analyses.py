@@ -14,7 +14,7 @@ from typing import Callable
 
 import pandas as pd
 
-from earshot.results import ab, abx, mos, present, ranking
+from earshot.results import ab, abx, attention, mos, present, ranking
 from earshot.results.present import Table
 
 Part = tuple[str, "Table | str"]  # (key under --json, a table or a sentence)
@@ -105,6 +105,10 @@ def _mos(frame: pd.DataFrame, name: str, order: list[str] | None = None) -> Test
 #: type name -> (ratings table, test name, systems in the run's order) -> its analysis
 ANALYSES: dict[str, Callable[..., TestAnalysis]] = {"abx": _abx, "ab": ab.analysis, "ranking": _ranking,
                                                    "mos": _mos}
+#: Types whose analysis screens raters by the attention checks itself (it is handed them, and shows
+#: them its own way); every other type's analysis sees the test's own trials only, and the checks are
+#: shown for it here (:func:`analyze_test`).
+SCREENS_ITSELF: set[str] = {"mos"}  # its gold questions: MOS with and without the raters who fail them
 
 
 def test_type(frame: pd.DataFrame) -> str:
@@ -122,5 +126,24 @@ def analyze_test(frame: pd.DataFrame, name: str, order: list[str] | None = None)
         return None
     if kind not in ANALYSES:
         raise ValueError(f"test {name}: no analysis for test type {kind!r} (known: mushra, {', '.join(ANALYSES)})")
-    return ANALYSES[kind](frame, name, order)
-
+    if kind in SCREENS_ITSELF:
+        return ANALYSES[kind](frame, name, order)
+    main, check_rows = attention.split(frame)  # attention checks never enter the analysis
+    result = ANALYSES[kind](main, name, order)
+    checks = attention.attention_raters(check_rows)
+    if checks.empty:
+        return result
+    failed = [str(r) for r in checks.loc[checks["failed"].astype(bool), "rater"]]
+    result.parts.insert(0, ("attention", present.attention_table(checks)))
+    result.numbers["attention"] = {"failed": failed}
+    if failed:
+        # Flagged, never silently dropped: the test as answered, then its first table without them.
+        kept = main[~main["rater"].astype(str).isin(failed)]
+        result.notes.append(present.attention_sentence(failed))
+        without = ANALYSES[kind](kept, name, order) if len(kept) else None
+        first = next(((key, part) for key, part in without.parts if isinstance(part, Table)), None) if without else None
+        if first is not None:
+            key, table = first
+            at = next(i for i, (k, _) in enumerate(result.parts) if k == key) + 1
+            result.parts.insert(at, (f"{key}-attentive", present.without_raters(table, failed)))
+    return result

@@ -54,6 +54,10 @@ REFERENCE_THRESHOLD = 90.0  # score: the hidden reference rated below this count
 REFERENCE_MAX_FRACTION = 0.15  # of a rater's items; more than this excludes the rater
 ANCHOR_THRESHOLD = 90.0  # score: the mid anchor rated above this counts against a rater
 ANCHOR_MAX_FRACTION = 0.15
+# An attention check (the hidden reference against the low anchor, nothing else): the reference
+# must reach the post-screening threshold and the anchor lie at least this far below it, a grade and
+# a half of the five-grade scale, which the 3.5 kHz anchor always does for a rater who listens.
+ATTENTION_GAP = 30.0
 FRACTION_TOLERANCE = 1e-9  # so that 3/20 is "exactly 15 %", whatever the float rounding
 
 RATING_COLUMNS = ["rater", "item", "condition", "score", "kind"]  # what the statistics here use
@@ -82,12 +86,17 @@ RATING_COLUMNS = ["rater", "item", "condition", "score", "kind"]  # what the sta
 #:   ``a``, ``b`` as for ABX; ``answer``: the condition preferred, or ``none`` for no preference.
 #: - ranking only: ``rank``, the stimulus' place in the rater's order of the trial, 1 = best
 #:   (``score`` is empty; the labelled reference has no row, except in an attention trial).
+#: - Crowd sessions: ``attention``: the trial was an attention check (a known answer, judged by
+#:   ``results.attention``, never part of the test's analysis); ``participant_id``: the id a crowd
+#:   platform passed in the start page's URL; ``completion_code``: the code the rater was shown at the
+#:   end; ``sample_rate``, ``user_agent``: the rater's browser audio output rate (Hz) and user agent.
 #:
 #: Only ``rater, item, condition, score`` are required by the statistics (``kind`` is derived
 #: from the condition's name when absent), so a hand-made long CSV works too.
 RATINGS_TABLE_COLUMNS = ["test", "type", "rater", "self_registered", "item", "category", "condition", "kind", "score",
                          "play_count", "play_seconds", "gain_db", "seconds_spent", "submitted_at", "submissions",
-                         "a", "b", "x", "answer", "correct", "rank"]
+                         "a", "b", "x", "answer", "correct", "rank",
+                         "attention", "participant_id", "completion_code", "sample_rate", "user_agent"]
 ABX_COLUMNS = ["a", "b", "x", "answer"]  # what an ABX row adds; ``correct`` is derived from them
 PAIR_COLUMNS = ["a", "b", "answer"]  # what an A/B preference row adds
 ANSWER_TYPES = {"abx": ABX_COLUMNS, "ab": PAIR_COLUMNS}  # rows with an answer and no score, by type
@@ -191,6 +200,7 @@ def read_long_csv(path: str | Path) -> pd.DataFrame:
                            f"(a long ratings CSV has rater, item, condition, score)")
     records = []
     abx = "type" in header
+    checks = "attention" in header
     for number, row in enumerate(rows, start=2):
         if not any(cell.strip() for cell in row):
             continue  # blank lines, e.g. a trailing newline twice
@@ -214,14 +224,18 @@ def read_long_csv(path: str | Path) -> pd.DataFrame:
             record["score"] = _score(path, number, _cell(path, number, header, row, "score"), "score")
             if abx:  # a type whose rows are scores (MOS: 1-5) keeps its name; anything else is MUSHRA
                 record["type"] = "mos" if _cell(path, number, header, row, "type") == "mos" else "mushra"
+        if checks:  # an attention check's answer, which the analysis keeps apart
+            at = header.index("attention")
+            record["attention"] = at < len(row) and row[at].strip().lower() in ("true", "1", "yes")
         records.append(record)
-    columns = required + (["type", *ABX_COLUMNS, "kind", "rank"] if abx else [])
+    flags = ["attention"] if checks else []
+    columns = required + (["type", *ABX_COLUMNS, "kind", "rank"] if abx else []) + flags
     frame = pd.DataFrame(records, columns=columns)
     if abx and frame["type"].isin([*ANSWER_TYPES, "ranking"]).any():
         return frame.drop(columns=[c for c in ("kind", "rank") if frame[c].isna().all()])
     if abx and (frame["type"] == "mos").any():
-        return normalise_ratings(frame[[*required, "type"]])
-    return normalise_ratings(frame[required])
+        return normalise_ratings(frame[[*required, "type", *flags]])
+    return normalise_ratings(frame[required + flags])
 
 
 def _rank(path: Path, line: int, text: str) -> int:
@@ -286,6 +300,19 @@ def read_ratings(path: str | Path) -> pd.DataFrame:
     return read_long_csv(path)
 
 
+def attention_passed(rows: pd.DataFrame) -> bool:
+    """Whether one rater passed one MUSHRA attention check (its rows: the hidden reference and the low
+    anchor): the reference at least :data:`REFERENCE_THRESHOLD` and the anchor at least
+    :data:`ATTENTION_GAP` below it."""
+    scores = pd.to_numeric(rows["score"], errors="coerce")
+    conditions = rows["condition"].astype(str)
+    reference = scores[conditions == REFERENCE]
+    anchors = scores[conditions.str.lower().str.startswith(ANCHOR_PREFIX)]
+    if reference.empty or anchors.empty or reference.isna().any() or anchors.isna().any():
+        return False
+    return bool(reference.min() >= REFERENCE_THRESHOLD and anchors.max() <= reference.min() - ATTENTION_GAP)
+
+
 # ---------------------------------------------------------------------------
 # Post-screening
 # ---------------------------------------------------------------------------
@@ -317,7 +344,8 @@ def post_screen(ratings: pd.DataFrame, reference_threshold: float = REFERENCE_TH
                 reference_max_fraction: float = REFERENCE_MAX_FRACTION,
                 anchor_threshold: float | None = ANCHOR_THRESHOLD,
                 anchor_max_fraction: float = ANCHOR_MAX_FRACTION,
-                mid_anchor: str | tuple[str, ...] = MID_ANCHORS) -> Screening:
+                mid_anchor: str | tuple[str, ...] = MID_ANCHORS,
+                attention: pd.DataFrame | None = None) -> Screening:
     """Exclude raters per ITU-R BS.1534-3 §4.1.2.
 
     A rater is excluded who rates the hidden reference below ``reference_threshold`` for
@@ -325,6 +353,9 @@ def post_screen(ratings: pd.DataFrame, reference_threshold: float = REFERENCE_TH
     ``anchor_threshold`` is None) the mid anchor above ``anchor_threshold`` for more than
     ``anchor_max_fraction`` of theirs. A fraction exactly at the limit is kept. A rater
     who never rated the hidden reference cannot be screened and is kept, with a note.
+
+    ``attention``: the raters' attention checks (``results.attention.attention_raters``); a rater who
+    failed any is excluded too, and the table says how many they passed.
     """
     ratings = normalise_ratings(ratings)
     raters = sorted(ratings["rater"].unique())
@@ -358,8 +389,20 @@ def post_screen(ratings: pd.DataFrame, reference_threshold: float = REFERENCE_TH
                        f"{int(row['mid_anchor_items'])} items ({100 * row['mid_anchor_above_fraction']:.0f} % > "
                        f"{100 * anchor_max_fraction:g} %)")
         reasons.append("; ".join(why))
+    failed: set[str] = set()
+    if attention is not None and len(attention):
+        checks = attention.set_index("rater")
+        table["attention_checks"] = checks["checks"].reindex(table.index)
+        table["attention_passed"] = checks["passed"].reindex(table.index)
+        for i, rater in enumerate(table.index):
+            if rater in checks.index and checks.loc[rater, "failed"]:
+                failed.add(rater)
+                row = checks.loc[rater]
+                note = f"failed an attention check ({int(row['passed'])} of {int(row['checks'])} passed)"
+                reasons[i] = "; ".join([r for r in [reasons[i]] if r and not r.startswith("not screened")] + [note])
     table["reason"] = reasons
-    table["excluded"] = [bool(r) and not r.startswith("not screened") for r in reasons]
+    table["excluded"] = [(bool(r) and not r.startswith("not screened")) or rater in failed
+                         for rater, r in zip(table.index, reasons)]
     excluded = [str(r) for r in table.index[table["excluded"]]]
     kept = ratings[~ratings["rater"].isin(excluded)].reset_index(drop=True)
     rules = (f"excluded: hidden reference < {reference_threshold:g} on more than "
@@ -367,6 +410,9 @@ def post_screen(ratings: pd.DataFrame, reference_threshold: float = REFERENCE_TH
     if anchor_threshold is not None:
         rules += f", or mid anchor > {anchor_threshold:g} on more than {100 * anchor_max_fraction:g} % of items"
     rules += " (ITU-R BS.1534-3 §4.1.2)"
+    if attention is not None and len(attention):
+        rules += (f"; and every rater who failed an attention check (hidden reference < {REFERENCE_THRESHOLD:g}, "
+                  f"or the low anchor less than {ATTENTION_GAP:g} below it)")
     return Screening(ratings=kept, raters=table.reset_index(), n_before=len(raters),
                      n_after=len(raters) - len(excluded), excluded=excluded, rules=rules)
 
@@ -599,6 +645,18 @@ def completeness_notes(ratings: pd.DataFrame) -> list[str]:
     conditions = ratings["condition"].nunique()
     expected = items * conditions
     notes = []
+    per_rater = ratings.groupby("rater")["item"].nunique()
+    if per_rater.max() < items:
+        # Nobody rated every item: a design that gives each rater a subset (a crowd test). Said once;
+        # a rater is noted only where they skipped conditions of their own items.
+        notes.append(f"each rater rated a subset of the {items} items ({per_rater.min()} to {per_rater.max()}); "
+                     "their means use what they rated")
+        for rater, rows in ratings.groupby("rater"):
+            have = len(rows[["item", "condition"]].drop_duplicates())
+            if have < rows["item"].nunique() * conditions:
+                notes.append(f"rater {rater}: {have} of {rows['item'].nunique() * conditions} ratings of their "
+                             f"{rows['item'].nunique()} items")
+        return notes
     for rater, rows in ratings.groupby("rater"):
         have = len(rows[["item", "condition"]].drop_duplicates())
         if have < expected:
@@ -634,13 +692,17 @@ def analyze_ratings(ratings: pd.DataFrame, name: str = "listening test", blocks:
         system_order: the order systems are listed and tested in (default alphabetical).
         screening_options: passed to :func:`post_screen` (thresholds, fractions).
     """
+    from earshot.results import attention as checks  # it reads this module's rule
+
+    ratings, check_rows = checks.split(ratings)  # attention checks are never part of the analysis
+    attention = checks.attention_raters(check_rows)
     ratings = normalise_ratings(ratings) if len(ratings) else pd.DataFrame(columns=RATING_COLUMNS)
     ratings = ratings[np.isfinite(ratings["score"].astype(float))] if len(ratings) else ratings
     if ratings.empty:
         return ListeningAnalysis(name, None, condition_summary(ratings), {"note": "no ratings"}, pd.DataFrame(),
                                  None, [f"{name}: no ratings yet"])
     notes = completeness_notes(ratings)
-    screening = post_screen(ratings, **screening_options)
+    screening = post_screen(ratings, attention=attention, **screening_options)
     kept = screening.ratings
     if screening.n_after == 0:
         # Still show the data, clearly marked: a test whose every rater fails the screening

@@ -445,6 +445,7 @@ def screening_sentence(screening) -> str:
 
 
 SCREENING_COLUMNS = ["rater", "items rated", "hidden reference low", "mid anchor high", "excluded", "reason"]
+ATTENTION_COLUMN = "attention checks passed"
 
 
 def _of(part, whole) -> str:
@@ -456,12 +457,19 @@ def screening_table(screening) -> Table:
     """Post-screening per rater: on how many items the hidden reference was rated low and the mid
     anchor high (thresholds in the caption), excluded (bold when yes) and why."""
     raters = screening.raters
+    checked = "attention_checks" in raters.columns  # a crowd test with attention checks
     rows = [[str(r["rater"]), count(r["items"]), _of(r["reference_below"], r["reference_items"]),
-             _of(r["mid_anchor_above"], r["mid_anchor_items"]), yes_no(r["excluded"]), str(r["reason"]) or MISSING]
+             _of(r["mid_anchor_above"], r["mid_anchor_items"]),
+             *([_of(r["attention_passed"], r["attention_checks"])] if checked else []),
+             yes_no(r["excluded"]), str(r["reason"]) or MISSING]
             for _, r in raters.iterrows()]
-    return Table(SCREENING_COLUMNS, rows, "post-screening per rater (ITU-R BS.1534-3 §4.1.2): items whose hidden "
-                 "reference was rated below the threshold, and whose mid anchor above it, of the items that had one",
-                 bold={(i, 4) for i, row in enumerate(rows) if row[4] == "yes"}, records=records(raters))
+    columns = SCREENING_COLUMNS[:4] + ([ATTENTION_COLUMN] if checked else []) + SCREENING_COLUMNS[4:]
+    excluded = columns.index("excluded")
+    caption = ("post-screening per rater (ITU-R BS.1534-3 §4.1.2): items whose hidden reference was rated below the "
+               "threshold, and whose mid anchor above it, of the items that had one"
+               + ("; attention checks passed of those answered" if checked else ""))
+    return Table(columns, rows, caption, bold={(i, excluded) for i, row in enumerate(rows) if row[excluded] == "yes"},
+                 records=records(raters))
 
 
 MUSHRA_GROUPS = ((("system",), "systems"), (("reference", "anchor"), "hidden reference and anchors"))
@@ -658,11 +666,14 @@ def tests_table(tests: list[dict]) -> Table:
     """The listening tests of a database: name, type (its ``title`` where given), status, run, anchors (MUSHRA's), loudness matching,
     and the ratings (ABX: answers) stored where a test's dict has ``ratings``."""
     with_ratings = any("ratings" in t for t in tests)
+    with_crowd = any(t.get("per_rater") for t in tests)  # a crowd design: subsets, attention checks
     rows = [[str(t["name"]), str(t.get("title") or t.get("type", "mushra").upper()), str(t["status"]), str(t["run_id"]),
              f"{number(t['anchor_low_hz'])} / {number(t['anchor_mid_hz'])}" if t.get("type", "mushra") == "mushra"
-             else MISSING, str(t["loudness"]), *([count(t.get("ratings"))] if with_ratings else [])] for t in tests]
+             else MISSING, str(t["loudness"]), *([count(t.get("ratings"))] if with_ratings else []),
+             *([t.get("per_rater") or "every trial"] if with_crowd else [])] for t in tests]
     return Table(["test", "type", "status", "run", "anchors (Hz)", "loudness matched by",
-                  *(["ratings"] if with_ratings else [])], rows, "listening tests", records=json_value(tests))
+                  *(["ratings"] if with_ratings else []), *(["each rater"] if with_crowd else [])], rows,
+                 "listening tests", records=json_value(tests))
 
 
 RATER_COLUMNS = {"name": "rater", "created": "invited (UTC)", "consented": "consented (UTC)"}
@@ -948,3 +959,28 @@ def mos_raters_table(raters: pd.DataFrame, high: float, low: float) -> Table:
                  f"gold questions per rater (ITU-T P.808): the clean reference must be rated at least {high:g} and "
                  f"the low anchor at most {low:g}; a rater who fails any is flagged, never dropped",
                  bold={(i, 3) for i, row in enumerate(rows) if row[3] == "yes"}, records=records(raters))
+
+
+# --- attention checks (results.attention): every test type ----------------------------------------
+
+
+def attention_table(checks: pd.DataFrame) -> Table:
+    """Per rater, the attention checks passed of those answered, and whether they are flagged (failed any)."""
+    rows = [[str(r["rater"]), f"{count(r['passed'])} of {count(r['checks'])}", yes_no(bool(r["failed"]))]
+            for _, r in checks.iterrows()]
+    return Table(["rater", ATTENTION_COLUMN, "flagged"], rows,
+                 "attention checks per rater (trials with a known answer, not part of the analysis); a rater who "
+                 "failed any is flagged", bold={(i, 2) for i, row in enumerate(rows) if row[2] == "yes"},
+                 records=records(checks))
+
+
+def attention_sentence(failed: list[str]) -> str:
+    """Who failed an attention check, and that they are flagged, not dropped."""
+    return (f"flagged: {', '.join(failed)} failed an attention check; the tables show every rater, and the first "
+            "again without them")
+
+
+def without_raters(table: Table, raters: list[str]) -> Table:
+    """``table`` recomputed without ``raters``, its caption saying so."""
+    return Table(table.columns, table.rows, f"{table.caption}, without the raters who failed an attention check "
+                 f"({', '.join(raters)})", table.bold, table.main, table.align_numbers, table.collapsed, table.records)

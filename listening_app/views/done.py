@@ -13,6 +13,7 @@ if state.notice:  # a last submit from a window that was behind
     st.warning(state.notice)
     state.notice = ""
 st.success(f"All {position.total} trials are submitted. You can close this page.")
-if test.settings.completion_code:
-    st.markdown("Your completion code:")
-    st.code(test.settings.completion_code, language=None)
+code = position.rater.completion_code or test.settings.completion_code  # raters from before codes were theirs
+if code:
+    st.markdown("Your completion code (if you came from a study platform, enter it there):")
+    st.code(code, language=None)

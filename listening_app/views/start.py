@@ -23,8 +23,10 @@ position = flow.locate(db_url(), token)
 if position.rater is None and token:
     st.error("This invitation link is not valid. Check that you copied all of it, or ask for a new one.")
     st.stop()
+participant = None  # a crowd platform's id, from the URL parameter the test names
 if position.rater is not None:
     rater, test = position.rater, position.test
+    participant = store.clean_participant_id(st.query_params.get(test.settings.participant_param))
     st.info(f"You are taking part as **{rater.name}**.")
 else:
     wanted = st.query_params.get("test")
@@ -34,7 +36,14 @@ else:
         st.warning("This test is by invitation: open it with the link from your invitation.")
         st.stop()
     test = candidates[0]
-    st.text_input("Your name or participant id", key="start_name", max_chars=200)
+    participant = store.clean_participant_id(st.query_params.get(test.settings.participant_param))
+    if participant is not None:
+        back = store.rater_by_participant(db_url(), test.id, participant)
+        if back is not None:  # the platform's link again: resume where they left off
+            go(flow.current(flow.locate(db_url(), back.token)).page, back.token)
+        st.info(f"You are taking part as participant **{participant}**.")
+    else:
+        st.text_input("Your name or participant id", key="start_name", max_chars=200)
 
 if testtypes.get(test.type).introduction:
     intro.markdown(testtypes.get(test.type).introduction)
@@ -42,12 +51,17 @@ if test.status != "open":
     st.warning("This test is closed.")
     st.stop()
 
-with st.expander("Set a comfortable level (calibration tone)"):
-    st.caption("A steady 1 kHz tone: set your volume so it is clearly audible but comfortable, then keep it.")
-    st.audio(calibration_tone(test.sample_rate), format="audio/wav")
+if not test.settings.level_check:  # with it, the next page sets the level and asks to keep it
+    with st.expander("Set a comfortable level (calibration tone)"):
+        st.caption("A steady 1 kHz tone: set your volume so it is clearly audible but comfortable, then keep it.")
+        st.audio(calibration_tone(test.sample_rate), format="audio/wav")
 
-consent = ("I agree to take part; my ratings are stored with the name or id I give." if position.rater is None else
-           "I agree to take part; my ratings are stored under this invitation.")
+if position.rater is not None:
+    consent = "I agree to take part; my ratings are stored under this invitation."
+elif participant is not None:
+    consent = "I agree to take part; my ratings are stored with my participant id."
+else:
+    consent = "I agree to take part; my ratings are stored with the name or id I give."
 st.checkbox(consent, key="start_consent")
 if st.button("Start", key="start_go", type="primary"):
     if not st.session_state.start_consent:
@@ -55,9 +69,12 @@ if st.button("Start", key="start_go", type="primary"):
         st.stop()
     if position.rater is None:
         try:
-            rater = store.add_rater(db_url(), test.name, st.session_state.get("start_name") or "", self_registered=True)
+            rater = store.add_rater(db_url(), test.name, participant or st.session_state.get("start_name") or "",
+                                    self_registered=True, participant_id=participant)
         except store.StoreError as error:
             st.error(str(error))
             st.stop()
+    else:
+        store.record_participant(db_url(), rater.id, participant)
     store.record_consent(db_url(), rater.id)
     go(flow.after("calibration", flow.Position(rater, test)).page, rater.token)

@@ -26,6 +26,16 @@ def save(test, token, view, answer) -> None:
     testtypes.get(test.type).save(db_url(), token, view.item_id, answer, time.time() - view.shown_at)
 
 
+def remember_device(rater, value) -> None:
+    """What the browser said about itself with the rater's first trial (unless a level check recorded it)."""
+    device = value.get("device")
+    if isinstance(device, dict):
+        try:
+            store.record_device(db_url(), rater.id, device.get("sample_rate"), device.get("user_agent"))
+        except store.StoreError:  # an implausible report is left unrecorded, never held against the answer
+            pass
+
+
 def received(state):
     """(view, value) of a submit not handled yet, from any trial this session has shown; else None."""
     for key, view in state.views.items():
@@ -66,6 +76,8 @@ if arrived is not None:
         else:
             del state.views[view.item_id]
             position = flow.progressed(db_url(), position)
+            if position.submitted == 1:
+                remember_device(position.rater, value)
 follow("trial", position)
 rater, test, item = position.rater, position.test, position.next_item
 if test.status != "open":

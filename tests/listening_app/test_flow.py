@@ -25,7 +25,7 @@ def position(consented: bool | None, submitted: int = 0, total: int = 3, trainin
 
 
 def test_the_steps_are_declared_in_order_and_the_pages_follow_them():
-    assert [s.name for s in flow.STEPS] == ["start", "consent", "calibration", "training", "trials", "done"]
+    assert [s.name for s in flow.STEPS] == ["start", "consent", "calibration", "level", "training", "trials", "done"]
     pages = [s.page for s in flow.STEPS]
     assert list(flow.PAGES) == list(dict.fromkeys(pages))  # app.py's pages, in the flow's order
     assert flow.step("trials").page == "trial"
@@ -45,8 +45,8 @@ def test_a_rater_is_at_the_first_step_they_are_not_past(where, expected):
 
 
 def test_each_step_leads_to_the_next_that_applies_to_the_test():
-    assert [flow.after(s.name, position(True)).name for s in flow.STEPS[:-1]] == \
-        ["consent", "calibration", "training", "trials", "done"]
+    assert [flow.after(s.name, position(True)).name for s in flow.STEPS[:-1] if s.name != "level"] == \
+        ["consent", "calibration", "training", "trials", "done"]  # no level check: a crowd option (test_crowd)
     assert flow.after("calibration", position(True, training=False)).name == "trials"
     # Stored before tests had a training item of their own: no training page (it would play a trial's audio).
     older = position(True)
