@@ -924,7 +924,7 @@ def export_frame(db_url: str | None, test: str | None = None) -> pd.DataFrame:
                       item_name, items.c.category, pa.c.condition, pa.c.kind, sa.null().label("score"),
                       pair_answers.c.play_count, pair_answers.c.play_seconds, pa.c.gain_db, trials.c.seconds_spent,
                       trials.c.submitted_at, trials.c.submissions, pa.c.condition.label("a"), pb.c.condition.label("b"),
-                      sa.null().label("x"), preferred.label("answer"),
+                      sa.null().label("x"), preferred.label("answer"), *_crowd_columns(),
                       tests.c.id.label("_test"), raters.c.id.label("_rater"), items.c.position.label("_position"),
                       pa.c.id.label("_stimulus"))
             .select_from(pair_answers.join(trials, pair_answers.c.trial_id == trials.c.id)

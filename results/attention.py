@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from earshot.results import abx, listening
+from earshot.results import ab, abx, listening, mos, ranking
 
 #: test type -> (one rater's rows of one attention trial) -> passed
 RULES = {
     "mushra": listening.attention_passed,
     "abx": abx.attention_passed,
+    "ab": ab.attention_passed,
+    "ranking": ranking.attention_passed,
+    "mos": mos.attention_passed,
 }
 
 COLUMNS = ["rater", "checks", "passed", "failed"]
