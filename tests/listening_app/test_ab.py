@@ -244,7 +244,7 @@ def test_prepare_and_analyze_from_the_command_line(sqlite_url, run_dir):
         for item in trial_items(sqlite_url, test):
             prefer(sqlite_url, rater, item, liked)
     listed = runner.invoke(listen_app, ["list", "--db", sqlite_url])
-    assert "cli-ab\tAB\topen" in listed.output and listed.output.rstrip().endswith("\t4")
+    assert "cli-ab\tA/B preference\topen" in listed.output and listed.output.rstrip().endswith("\t4")
     from earshot.benchmark.cli.app import app as earshot_app
 
     analysed = CliRunner().invoke(earshot_app, ["listen", "analyze", "cli-ab", "--db", sqlite_url, "--json"])

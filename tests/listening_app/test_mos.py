@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from earshot.listening_app import mos, store
 from earshot.listening_app.cli import listen_app
-from earshot.listening_app.prepare import PrepareError, prepare_test
+from earshot.listening_app.prepare import prepare_test
 from earshot.listening_app.settings import TestSettings
 from earshot.results.listening import RATINGS_TABLE_COLUMNS
 from tests.listening_app.test_app import app, texts
@@ -54,8 +54,6 @@ def test_prepare_makes_one_trial_per_excerpt_and_condition_and_gold_questions_of
     # The training page plays every version of an excerpt no trial uses, labelled.
     training = {s.condition for s in store.item_stimuli(sqlite_url, test.training_item_id)}
     assert {"reference", "anchor-low", *CONDITIONS} <= training
-    with pytest.raises(PrepareError, match="ABX tests have no attention trials"):
-        prepare_test(run_dir, sqlite_url, items=2, seconds=2.0, name="x", test_type="abx", attention=1)
 
 
 def test_the_rules_want_one_stimulus_per_trial_and_a_system_to_rate():
@@ -194,13 +192,14 @@ def test_prepare_and_analyze_from_the_command_line(sqlite_url, run_dir):
     made = runner.invoke(listen_app, ["prepare", str(run_dir), "--type", "mos", "--items", "2", "--seconds", "2",
                                       "--name", "cli-mos", "--attention", "2", "--open", "--db", sqlite_url])
     assert made.exit_code == 0, made.output
-    assert ("MOS (ACR) test cli-mos: 6 trials (2 items × 2 conditions: mse-seed0, bark-seed0; 2 gold questions), one "
-            "recording per page rated from Excellent to Bad") in " ".join(made.output.split())
+    shown = " ".join(made.output.split())
+    assert ("MOS (ACR) test cli-mos: 4 trials (2 items × 2 conditions: mse-seed0, bark-seed0), one recording per page "
+            "rated from Excellent to Bad") in shown and "each rater: 4 trials + 2 attention checks" in shown
     test = store.get_test(sqlite_url, "cli-mos")
     for name in ("r1", "r2"):
         rate_all(sqlite_url, test, store.add_rater(sqlite_url, test.name, name), careless=name == "r2")
     listed = runner.invoke(listen_app, ["list", "--db", sqlite_url])
-    assert "cli-mos\tMOS\topen" in listed.output
+    assert "cli-mos\tMOS (ACR)\topen" in listed.output
     from earshot.benchmark.cli.app import app as earshot_app
 
     analysed = CliRunner().invoke(earshot_app, ["listen", "analyze", "cli-mos", "--db", sqlite_url, "--json"])
@@ -215,9 +214,9 @@ def test_prepare_and_analyze_from_the_command_line(sqlite_url, run_dir):
     plain = runner.invoke(listen_app, ["prepare", str(run_dir), "--type", "mos", "--items", "2", "--seconds", "2",
                                        "--name", "plain", "--db", sqlite_url])
     assert "4 trials (2 items × 2 conditions: mse-seed0, bark-seed0)," in " ".join(plain.output.split())
-    refused = runner.invoke(listen_app, ["prepare", str(run_dir), "--type", "abx", "--attention", "1", "--db",
+    refused = runner.invoke(listen_app, ["prepare", str(run_dir), "--type", "mos", "--attention", "9", "--db",
                                          sqlite_url])
-    assert refused.exit_code != 0 and "ABX tests have no attention trials" in " ".join(refused.output.split())
+    assert refused.exit_code != 0 and "--attention 9: at most 2, one per item" in " ".join(refused.output.split())
     assert "Traceback" not in refused.output
 
 
