@@ -9,8 +9,6 @@ apart from A's and B's, so its bytes match neither.
 from __future__ import annotations
 
 import base64
-import itertools
-import json
 import secrets
 
 import numpy as np
@@ -19,8 +17,7 @@ from earshot.listening_app import store
 from earshot.listening_app.audio import blinded_wav
 from earshot.listening_app.mushra import attention_items
 from earshot.listening_app.rules import ItemPlan, timing_problems
-from earshot.listening_app.trial import (MAX_PLAY_SECONDS, MAX_VALUE_BYTES, TestType, TrialView, bounded_number,
-                                         seeded_rng)
+from earshot.listening_app.trial import TestType, TrialView, pair_items, play_record, seeded_rng, value_problem
 
 LETTERS = ["A", "B", "X"]
 
@@ -58,16 +55,9 @@ def make_view(db_url: str | None, rater: store.RaterInfo, test: store.TestInfo, 
 def check_submission(view: TrialView, value, settings) -> tuple[store.AbxAnswer | None, list[str]]:
     """The player's value as an answer to store, or what is missing or wrong (the value is hostile:
     size, shape, types and this session's keys are checked)."""
-    try:
-        size = len(json.dumps(value))
-    except (TypeError, ValueError):
-        return None, ["the player sent a value that is not valid"]
-    if size > MAX_VALUE_BYTES:
-        return None, ["the player sent a value that is too large"]
-    if not isinstance(value, dict) or not all(isinstance(value.get(f), dict) for f in ("seconds", "plays")):
-        return None, ["the player sent a value that is not valid"]
-    if value.get("nonce") != view.nonce:
-        return None, ["this answer belongs to another trial or session: reload the page"]
+    unreadable = value_problem(view, value)
+    if unreadable:
+        return None, [unreadable]
     seconds, plays = value["seconds"], value["plays"]
     if not set(seconds) | set(plays) <= set(view.keys):
         return None, ["the player sent a play record for stimuli that are not in this trial"]
@@ -76,10 +66,10 @@ def check_submission(view: TrialView, value, settings) -> tuple[store.AbxAnswer 
         return None, ["the answer must be A or B"]
     total_plays, total_seconds, unplayed = 0, 0.0, []
     for key, letter in zip(view.keys, view.letters):
-        played = bounded_number(seconds.get(key, 0), 0, MAX_PLAY_SECONDS)
-        count = plays.get(key, 0)
-        if played is None or isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 100_000:
+        record = play_record(value, key)
+        if record is None:
             return None, [f"the play record of {letter} is not valid"]
+        count, played = record
         total_plays, total_seconds = total_plays + count, total_seconds + played
         if count == 0:
             unplayed.append(letter)
@@ -104,14 +94,6 @@ def check_abx_items(plans: list[ItemPlan], sample_rate: int) -> list[str]:
     return problems
 
 
-def make_items(excerpt: dict, stimuli: list[store.NewStimulus], conditions: list[str]) -> list[store.NewItem]:
-    """One trial per pair of conditions: the pair's two stimuli, level-matched as in a MUSHRA trial."""
-    by_condition = {s.condition: s for s in stimuli}
-    return [store.NewItem(f"{excerpt['item']}: {a} vs {b}", excerpt["category"], [by_condition[a], by_condition[b]],
-                          excerpt=excerpt["item"])
-            for a, b in itertools.combinations(conditions, 2)]
-
-
 def _describe(conditions: list[str], items: int, trials: int) -> str:
     pairs = len(conditions) * (len(conditions) - 1) // 2
     return (f"{trials} trials ({items} items × {pairs} pair{'s' if pairs != 1 else ''} of {', '.join(conditions)}); "
@@ -125,7 +107,7 @@ TYPE = TestType(
     training_text=("Listen to every version of this excerpt. Here they are **labelled**: the reference and the "
                    "systems under test. In the test, each trial plays two of the systems as **A** and **B**, and one "
                    "of them again as **X**: you say which. Nothing here is recorded."),
-    make_items=make_items,
+    make_items=pair_items,
     check_items=lambda plans, rate, low_hz, mid_hz: check_abx_items(plans, rate),
     make_view=make_view,
     check_submission=check_submission,

@@ -10,7 +10,6 @@ raters by them. Nothing here imports Streamlit.
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 
 import numpy as np
@@ -18,7 +17,7 @@ import numpy as np
 from earshot.listening_app import store
 from earshot.listening_app.audio import blinded_wav
 from earshot.listening_app.rules import ItemPlan, timing_problems
-from earshot.listening_app.trial import (MAX_PLAY_SECONDS, MAX_VALUE_BYTES, TestType, TrialView, bounded_number)
+from earshot.listening_app.trial import TestType, TrialView, play_record, value_problem
 
 #: ITU-T P.800 Annex B, the listening-quality scale: (score, label), best first as the page lists them.
 SCALE = [(5, "Excellent"), (4, "Good"), (3, "Fair"), (2, "Poor"), (1, "Bad")]
@@ -50,16 +49,9 @@ def make_view(db_url: str | None, rater: store.RaterInfo, test: store.TestInfo, 
 def check_submission(view: TrialView, value, settings) -> tuple[list[store.Rating], list[str]]:
     """The player's value as the one rating to store, or what is missing or wrong (the value is hostile:
     size, shape, types and this session's key are checked; the score must be a whole 1 to 5)."""
-    try:
-        size = len(json.dumps(value))
-    except (TypeError, ValueError):
-        return [], ["the player sent a value that is not valid"]
-    if size > MAX_VALUE_BYTES:
-        return [], ["the player sent a value that is too large"]
-    if not isinstance(value, dict) or not all(isinstance(value.get(f), dict) for f in ("scores", "seconds", "plays")):
-        return [], ["the player sent a value that is not valid"]
-    if value.get("nonce") != view.nonce:
-        return [], ["this answer belongs to another trial or session: reload the page"]
+    unreadable = value_problem(view, value, ("scores", "seconds", "plays"))
+    if unreadable:
+        return [], [unreadable]
     scores, seconds, plays = value["scores"], value["seconds"], value["plays"]
     if not set(scores) | set(seconds) | set(plays) <= set(view.keys):
         return [], ["the player sent a rating for a recording that is not in this trial"]
@@ -67,10 +59,10 @@ def check_submission(view: TrialView, value, settings) -> tuple[list[store.Ratin
     score = scores.get(key)
     if score is not None and (isinstance(score, bool) or not isinstance(score, int) or score not in dict(SCALE)):
         return [], ["the rating must be a whole number from 1 (Bad) to 5 (Excellent)"]
-    played = bounded_number(seconds.get(key, 0), 0, MAX_PLAY_SECONDS)
-    count = plays.get(key, 0)
-    if played is None or isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 100_000:
+    record = play_record(value, key)
+    if record is None:
         return [], ["the play record of the recording is not valid"]
+    count, played = record
     messages, problems = rule_messages(settings.must_play_all), []
     if "unplayed" in messages and count == 0:  # first, as the page says it: play, then rate
         problems.append(messages["unplayed"])

@@ -11,7 +11,6 @@ reference above the anchor. Nothing here imports Streamlit.
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 import string
 from dataclasses import dataclass
@@ -22,8 +21,7 @@ from earshot.listening_app import store
 from earshot.listening_app.audio import blinded_wav
 from earshot.listening_app.rules import ItemPlan, timing_problems
 from earshot.listening_app.settings import MAX_STIMULI_PER_TRIAL
-from earshot.listening_app.trial import (MAX_PLAY_SECONDS, MAX_VALUE_BYTES, TestType, TrialView, bounded_number,
-                                         stimulus_order)
+from earshot.listening_app.trial import TestType, TrialView, play_record, stimulus_order, value_problem
 
 #: What a normal trial plays but does not rank: the labelled reference.
 UNRANKED = (store.REFERENCE,)
@@ -83,17 +81,9 @@ def make_view(db_url: str | None, rater: store.RaterInfo, test: store.TestInfo, 
 def check_submission(view: RankingView, value, settings) -> tuple[RankingAnswer | None, list[str]]:
     """The player's value (``order``: this session's keys, best first) as ranks to store, or what is
     missing or wrong; the value is hostile: size, shape, types and this session's keys are checked."""
-    try:
-        size = len(json.dumps(value))
-    except (TypeError, ValueError):
-        return None, ["the player sent a value that is not valid"]
-    if size > MAX_VALUE_BYTES:
-        return None, ["the player sent a value that is too large"]
-    if (not isinstance(value, dict) or not all(isinstance(value.get(f), dict) for f in ("seconds", "plays"))
-            or not isinstance(value.get("order"), list)):
-        return None, ["the player sent a value that is not valid"]
-    if value.get("nonce") != view.nonce:
-        return None, ["this answer belongs to another trial or session: reload the page"]
+    unreadable = value_problem(view, value)
+    if unreadable or not isinstance(value.get("order"), list):
+        return None, [unreadable or "the player sent a value that is not valid"]
     seconds, plays, order = value["seconds"], value["plays"], value["order"]
     if not set(seconds) | set(plays) <= set(view.keys):
         return None, ["the player sent a play record for stimuli that are not in this trial"]
@@ -102,10 +92,10 @@ def check_submission(view: RankingView, value, settings) -> tuple[RankingAnswer 
     rank = {k: place for place, k in enumerate(order, start=1)}
     ratings, unranked, unplayed = [], [], []
     for key, letter in zip(view.keys, view.letters):
-        played = bounded_number(seconds.get(key, 0), 0, MAX_PLAY_SECONDS)
-        count = plays.get(key, 0)
-        if played is None or isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 100_000:
+        record = play_record(value, key)
+        if record is None:
             return None, [f"the play record of {letter} is not valid"]
+        count, played = record
         if key not in rank:
             unranked.append(letter)
         if count == 0:

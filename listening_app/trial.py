@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import math
 import secrets
@@ -57,6 +58,14 @@ def rater_order(db_url: str | None, rater: store.RaterInfo, test: store.TestInfo
 def stimulus_order(found: list[store.StimulusInfo], token: str, order_seed: int, item_id: int) -> list[store.StimulusInfo]:
     order = seeded_rng("stimuli", order_seed, token, item_id).permutation(len(found))
     return [found[k] for k in order]
+
+
+def pair_items(excerpt: dict, stimuli: list[store.NewStimulus], conditions: list[str]) -> list[store.NewItem]:
+    """One trial per pair of conditions (ABX, A/B): the pair's two stimuli, level-matched as in a MUSHRA trial."""
+    by_condition = {s.condition: s for s in stimuli}
+    return [store.NewItem(f"{excerpt['item']}: {a} vs {b}", excerpt["category"], [by_condition[a], by_condition[b]],
+                          excerpt=excerpt["item"])
+            for a, b in itertools.combinations(conditions, 2)]
 
 
 def trial_number(db_url: str | None, rater: store.RaterInfo, test: store.TestInfo, item_id: int) -> int:
@@ -193,22 +202,43 @@ def bounded_number(value, low: float, high: float) -> float | None:
     return value if math.isfinite(value) and low <= value <= high else None
 
 
+def value_problem(view: TrialView, value, dicts: tuple[str, ...] = ("seconds", "plays")) -> str | None:
+    """Why the player's value cannot be read as an answer to this session's trial, or None.
+
+    The value comes from a browser, so its size, shape (``dicts`` are its fields that must be
+    objects) and nonce are checked before anything in it is read.
+    """
+    try:
+        size = len(json.dumps(value))
+    except (TypeError, ValueError):
+        return "the player sent a value that is not valid"
+    if size > MAX_VALUE_BYTES:
+        return "the player sent a value that is too large"
+    if not isinstance(value, dict) or not all(isinstance(value.get(f), dict) for f in dicts):
+        return "the player sent a value that is not valid"
+    if value.get("nonce") != view.nonce:
+        return "this answer belongs to another trial or session: reload the page"
+    return None
+
+
+def play_record(value: dict, key: str) -> tuple[int, float] | None:
+    """(plays, seconds listened) of one stimulus as the player reported them; None when not plausible."""
+    played = bounded_number(value["seconds"].get(key, 0), 0, MAX_PLAY_SECONDS)
+    count = value["plays"].get(key, 0)
+    if played is None or isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 100_000:
+        return None
+    return count, played
+
+
 def check_submission(view: TrialView, value, settings: TestSettings) -> Checked:
     """Turn the player's value into ratings, or say exactly what is missing or wrong.
 
     The value comes from a browser, so it is treated as hostile: size, shape and types are
     checked, and keys must be exactly this session's keys for this trial.
     """
-    try:
-        size = len(json.dumps(value))
-    except (TypeError, ValueError):
-        return Checked([], ["the player sent a value that is not valid"])
-    if size > MAX_VALUE_BYTES:
-        return Checked([], ["the player sent a value that is too large"])
-    if not isinstance(value, dict) or not all(isinstance(value.get(f), dict) for f in ("scores", "seconds", "plays")):
-        return Checked([], ["the player sent a value that is not valid"])
-    if value.get("nonce") != view.nonce:
-        return Checked([], ["this answer belongs to another trial or session: reload the page"])
+    unreadable = value_problem(view, value, ("scores", "seconds", "plays"))
+    if unreadable:
+        return Checked([], [unreadable])
     scores, seconds, plays = value["scores"], value["seconds"], value["plays"]
     if not set(scores) | set(seconds) | set(plays) <= set(view.keys):
         return Checked([], ["the player sent ratings for stimuli that are not in this trial"])
@@ -217,10 +247,10 @@ def check_submission(view: TrialView, value, settings: TestSettings) -> Checked:
         score = bounded_number(scores.get(key), 0, 100)
         if key in scores and score is None:
             return Checked([], [f"the rating of {letter} is not a number from 0 to 100"])
-        played = bounded_number(seconds.get(key, 0), 0, MAX_PLAY_SECONDS)
-        count = plays.get(key, 0)
-        if played is None or isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 100_000:
+        record = play_record(value, key)
+        if record is None:
             return Checked([], [f"the play record of {letter} is not valid"])
+        count, played = record
         result.append(store.Rating(view.stimulus_ids[key], score if score is not None else math.nan, count, played))
     messages = rule_messages(settings)
     unrated = [letter for letter, r in zip(view.letters, result) if math.isnan(r.score)]

@@ -3,11 +3,9 @@ raters, exported, analysed and reported."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
-from earshot.listening_app import ab, store, testtypes
+from earshot.listening_app import ab, store
 from earshot.listening_app.prepare import prepare_test
 from earshot.listening_app.settings import TestSettings
 from earshot.listening_app.trial import next_trial
@@ -23,18 +21,8 @@ LIKED = "mse-seed0"
 @pytest.fixture(scope="module")
 def served_ab(tmp_path_factory, run_dir):
     db = f"sqlite:///{tmp_path_factory.mktemp('ab-browser') / 'listening.sqlite'}"
-    # The type's attention trial mixed in after the first excerpt's pairs, as the crowd options will mix it.
-    first: list[str] = []
-
-    def with_attention(excerpt, stimuli, conditions):
-        first.append(excerpt["item"])
-        extra = ab.make_attention(excerpt, stimuli, conditions) if excerpt["item"] == first[0] else []
-        return ab.make_items(excerpt, stimuli, conditions) + extra
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(testtypes.TYPES, "ab", dataclasses.replace(ab.TYPE, make_items=with_attention))
-        prepare_test(run_dir, db, items=8, seconds=2.0, name="ab-9c2f", test_type="ab",
-                     settings=TestSettings(completion_code="AB-DONE"))
+    prepare_test(run_dir, db, items=8, seconds=2.0, name="ab-9c2f", test_type="ab",
+                 settings=TestSettings(completion_code="AB-DONE", attention=1))
     store.set_status(db, "ab-9c2f", "open")
     test = store.get_test(db, "ab-9c2f")
     server = Server(db).start()
@@ -134,7 +122,7 @@ def test_two_raters_take_an_ab_test_blind_and_their_answers_are_exported_analyse
 
     run, sections = build_sections(run_dir, ratings=[(test.name, exported)])
     text = render_markdown(run, sections, tmp_path)
-    assert f"test {test.name} (A/B preference)" in text and "2 attention-check trials" in text
+    assert f"test {test.name} (A/B preference)" in text and "careless failed an attention check" in text
     assert f"| {LIKED} vs bark-seed0 | 2 | {trials} / 0 | {trials} (50.0 %) | 100.0 % [" in text
 
     found = sorted({n for blob in seen for n in leaks(blob, secrets_of(run_dir, db, test))})

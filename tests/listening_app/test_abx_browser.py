@@ -1,4 +1,5 @@
-"""An ABX test in a real browser: prepared from a run, taken by two raters, exported and analysed."""
+"""An ABX test in a real browser: prepared from a run with an attention check, taken by two raters (one
+fails the check), exported, analysed and reported."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.exists(), reason
 def served_abx(tmp_path_factory, run_dir):
     db = f"sqlite:///{tmp_path_factory.mktemp('abx-browser') / 'listening.sqlite'}"
     prepare_test(run_dir, db, items=8, seconds=2.0, name="abx-5d1e", test_type="abx",
-                 settings=TestSettings(completion_code="ABX-DONE"))
+                 settings=TestSettings(completion_code="ABX-DONE", attention=1))
     store.set_status(db, "abx-5d1e", "open")
     test = store.get_test(db, "abx-5d1e")
     server = Server(db).start()
@@ -29,7 +30,8 @@ def served_abx(tmp_path_factory, run_dir):
 
 
 def take_test(page, server, db, test, rater, right: bool, shot: str | None = None) -> None:
-    """Consent, training, then every trial: play A, B and X, answer (right, or always "X is A"), submit."""
+    """Consent, training, then every trial: play A, B and X, answer (right, or "X is A" but on the
+    attention check, answered wrong), submit."""
     page.goto(f"{server.url}/?token={rater.token}")
     page.wait_for_selector(CONNECTED)
     page.get_by_text("I agree").click()
@@ -60,10 +62,10 @@ def take_test(page, server, db, test, rater, right: bool, shot: str | None = Non
             page.wait_for_timeout(150)
         frame.get_by_role("button", name="Pause").click()
         said = "A"
-        if right:  # the server's own draw, which the browser never sees
-            item = current_item(db, test, rater)
+        item = current_item(db, test, rater)
+        if right or item.attention:  # the server's own draw, which the browser never sees
             a, _, x = abx.assignment(store.item_stimuli(db, item.id), rater.token, test.settings.order_seed, item.id)
-            said = "A" if x.id == a.id else "B"
+            said = "A" if (x.id == a.id) == right else "B"
         frame.get_by_role("button", name=f"X is {said}").click()
         if shot and number == 1:
             page.screenshot(path=str(SHOTS / shot), full_page=True)
@@ -78,7 +80,11 @@ def current_item(db, test, rater) -> store.ItemInfo:
     return item
 
 
-def test_two_raters_take_an_abx_test_blind_and_their_answers_are_exported_and_analysed(browser, served_abx, run_dir):
+def test_two_raters_take_an_abx_test_blind_and_their_answers_are_exported_analysed_and_reported(
+        browser, served_abx, run_dir, tmp_path):
+    from earshot.results.analyses import analyze_test
+    from earshot.results.report import build_sections, render_markdown
+
     db, test, server = served_abx
     trials = len([i for i in store.test_items(db, test.id) if not i.training])
     seen = []
@@ -96,16 +102,25 @@ def test_two_raters_take_an_abx_test_blind_and_their_answers_are_exported_and_an
 
     exported = store.export_frame(db, test.name)
     assert len(exported) == 2 * trials and (exported["type"] == "abx").all()
-    assert (exported["play_count"] >= 3).all()
+    assert (exported["play_count"] >= 3).all() and exported["attention"].sum() == 2
     keen = exported[exported["rater"] == "keen"]
     assert keen["correct"].all()
-    guessing = exported[exported["rater"] == "guessing"]
+    guessing = exported[(exported["rater"] == "guessing") & ~exported["attention"]]
     assert (guessing["answer"] == guessing["a"]).all()
-    result = analyze_abx(exported, test.name)
+    assert not exported[(exported["rater"] == "guessing") & exported["attention"]]["correct"].any()
+    checked = exported[~exported["attention"]]
+    result = analyze_abx(checked, test.name)
     per_rater = result.raters.set_index("rater")
-    assert per_rater.loc["keen", "correct"] == trials
+    assert per_rater.loc["keen", "correct"] == trials - 1
     assert per_rater.loc["guessing", "correct"] == int(guessing["correct"].sum())
-    assert result.pairs["trials"].tolist() == [2 * trials]
+    assert result.pairs["trials"].tolist() == [2 * (trials - 1)]
+    # The attention check: guessing flagged, the pairs shown again without them; so in the report.
+    found = analyze_test(exported, test.name)
+    assert found.numbers["attention"]["failed"] == ["guessing"]
+    assert [k for k, _ in found.parts][:3] == ["attention", "abx-pairs", "abx-pairs-attentive"]
+    run, sections = build_sections(run_dir, ratings=[(test.name, exported)])
+    text = render_markdown(run, sections, tmp_path)
+    assert f"test {test.name} (ABX)" in text and "guessing failed an attention check" in text
     admin = browser.new_page(viewport={"width": 1200, "height": 1400})
     admin.goto(f"{server.url}/admin")
     admin.wait_for_selector(CONNECTED)

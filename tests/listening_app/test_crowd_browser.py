@@ -85,7 +85,7 @@ def take_test(page, server, db, test, participant: str, attentive: bool, shots: 
 
 
 def test_two_crowd_raters_one_inattentive_are_exported_and_the_inattentive_one_is_flagged(browser, served_crowd,
-                                                                                          run_dir):
+                                                                                          run_dir, tmp_path):
     db, test, server = served_crowd
     seen, codes = [], {}
     for participant, attentive in (("P-ann-61", True), ("P-bob-62", False)):
@@ -118,6 +118,11 @@ def test_two_crowd_raters_one_inattentive_are_exported_and_the_inattentive_one_i
     assert analysed.exit_code == 0, analysed.output
     out = " ".join(analysed.output.split())
     assert "failed an attention check (0 of 1 passed)" in out and "excluded: P-bob-62" in out
+    from earshot.results.report import build_sections, render_markdown
+
+    run, sections = build_sections(run_dir, ratings=[(NAME, exported)])
+    text = render_markdown(run, sections, tmp_path)
+    assert f"test {NAME} (MUSHRA)" in text and "failed an attention check (0 of 1 passed)" in text
     admin = browser.new_page(viewport={"width": 1200, "height": 1600})
     admin.goto(f"{server.url}/admin")
     admin.wait_for_selector(CONNECTED)

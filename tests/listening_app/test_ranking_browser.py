@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
-from earshot.listening_app import ranking, store, testtypes
+from earshot.listening_app import store
 from earshot.listening_app.prepare import prepare_test
 from earshot.listening_app.settings import TestSettings
 from earshot.listening_app.trial import next_trial, stimulus_order
@@ -23,17 +21,8 @@ BEST_FIRST = ["reference", "mse-seed0", "bark-seed0", "anchor-low"]
 @pytest.fixture(scope="module")
 def served_ranking(tmp_path_factory, run_dir):
     db = f"sqlite:///{tmp_path_factory.mktemp('ranking-browser') / 'listening.sqlite'}"
-    first = []
-
-    def with_attention(excerpt, stimuli, conditions):  # the first excerpt also gets an attention trial
-        first.append(excerpt["item"])
-        extra = ranking.make_attention(excerpt, stimuli, conditions) if len(first) == 1 else []
-        return ranking.make_items(excerpt, stimuli, conditions) + extra
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(testtypes.TYPES, "ranking", dataclasses.replace(ranking.TYPE, make_items=with_attention))
-        prepare_test(run_dir, db, items=3, seconds=2.0, name="rank-8c2e", test_type="ranking",
-                     settings=TestSettings(completion_code="RANK-DONE"))
+    prepare_test(run_dir, db, items=3, seconds=2.0, name="rank-8c2e", test_type="ranking",
+                 settings=TestSettings(completion_code="RANK-DONE", attention=1))
     store.set_status(db, "rank-8c2e", "open")
     test = store.get_test(db, "rank-8c2e")
     assert sum(i.attention for i in store.test_items(db, test.id)) == 1
@@ -140,7 +129,7 @@ def test_two_raters_rank_blind_and_their_ranks_are_exported_analysed_and_reporte
     assert len(exported) == 2 * 2 * len(items)  # two ranked per trial, the attention trial's too
     assert (exported["type"] == "ranking").all() and exported["score"].isna().all()
     assert (exported["play_count"] >= 1).all()
-    attention = exported[exported["item"].str.endswith("(attention)")]
+    attention = exported[exported["attention"]]
     passed = {name: attention_passed(rows) for name, rows in attention.groupby("rater")}
     assert passed == {"careful": True, "careless": False}
     careful = exported[(exported["rater"] == "careful") & ~exported.index.isin(attention.index)]
@@ -151,6 +140,7 @@ def test_two_raters_rank_blind_and_their_ranks_are_exported_analysed_and_reporte
     run, sections = build_sections(run_dir, ratings=[(test.name, exported)])
     text = render_markdown(run, sections, tmp_path)
     assert f"test {test.name} (Ranking)" in text and "Friedman test over the 2 conditions" in text
+    assert "careless failed an attention check" in text
 
     admin = browser.new_page(viewport={"width": 1280, "height": 1400})
     admin.goto(f"{server.url}/admin")

@@ -251,8 +251,7 @@ def test_a_burst_of_raters_through_the_proxy_loses_nothing_and_every_process_ser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")
 def test_two_browsers_through_the_proxy_each_stay_on_one_process_rate_and_resume(browser, db_url, run_dir, tmp_path):
     """Chromium loads the page, its scripts, the player's frame and the websocket through nginx:
-    all on the process its cookie names, the second browser on the other process; a reload
-    comes back to the same process and resumes."""
+    all on the process its cookie names; a reload comes back to the same process and resumes."""
     test = make_test(db_url, run_dir)
     raters = [store.add_rater(db_url, test.name) for _ in range(2)]
     server = CrowdServer(db_url, 2, tmp_path / "proxy")
@@ -282,11 +281,14 @@ def test_two_browsers_through_the_proxy_each_stay_on_one_process_rate_and_resume
         assert server.process.wait(60) == 0
     finally:
         server.kill()
-    assert sorted(routes) == ["1", "2"]
+    # Which process a new browser gets is nginx's turn, which any cookieless request also takes (the
+    # burst test shows the processes shared); what must hold is that each browser stays on its own.
+    assert set(routes) <= set(ports), routes
     log = _assert_each_request_on_its_process(server, ports)
     streams = [line for line in log if "/_stcore/stream" in line]
-    assert [line.count("route=1") for line in streams].count(1) == 2 and all(" 101 " in line for line in streams)
-    assert any("/component/" in line and "route=1" in line for line in log)  # the player's frame too
+    assert sorted(re.search(r"route=(\S+)", line).group(1) for line in streams) == sorted(routes * 2)
+    assert all(" 101 " in line for line in streams)
+    assert all(any("/component/" in line and f"route={r}" in line for line in log) for r in routes)  # the frame too
     frame = store.ratings_frame(db_url, test.name)
     assert frame.groupby("rater")["item"].nunique().tolist() == [1, 1]
 
