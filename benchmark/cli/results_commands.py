@@ -177,8 +177,9 @@ def analyze(
     mixed: bool = typer.Option(False, "--mixed/--no-mixed", help="Also fit the linear mixed model."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Post-screening, MUSHRA means with CIs, Friedman and pairwise Wilcoxon tests; for an ABX test, proportion
-    correct per pair with exact binomial tests, per rater and pooled."""
+    """Post-screening, MUSHRA means with CIs, Friedman and pairwise Wilcoxon tests; for every other test type its
+    own analysis (ABX: proportion correct per pair; A/B: preference shares and a Bradley–Terry scale; ranking:
+    mean ranks and Friedman; MOS: means with CIs over raters and items), and each rater's attention checks."""
     from earshot.results.analyses import analyze_test
     from earshot.results.listening import RatingsError, analyze_ratings, read_ratings
 
