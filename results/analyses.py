@@ -1,10 +1,11 @@
 """Every listening-test type's analysis, by the ``type`` column of the ratings table.
 
 MUSHRA's (post-screening, means, Friedman, pairwise tests, the mixed model) lives in
-:mod:`results.listening` and has its own path through the report and the CLI. Every other type is
-one module beside ``abx.py`` whose ``analysis(frame, name, order)`` returns a :class:`TestAnalysis`
-and one line in :data:`ANALYSES`; the report, ``listen analyze`` and the admin page show any of
-them the same way, in the order the analysis gives.
+:mod:`results.listening` and has its own path through the report and the CLI. Every other type's
+statistics are one module beside ``abx.py`` (``ab.py``, ``ranking.py``, ``mos.py``), and one line in
+:data:`ANALYSES` names the function that turns them into a :class:`TestAnalysis`; the report,
+``listen analyze`` and the admin page show any of them the same way, in the order the analysis
+gives, with the test's attention checks (:mod:`results.attention`) kept apart and shown first.
 """
 
 from __future__ import annotations
