@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from torch.utils._python_dispatch import TorchDispatchMode
 from typer.testing import CliRunner
 
 from earshot.benchmark.cli.app import app
@@ -108,6 +109,34 @@ def test_the_vmapped_pack_trains_as_each_job_alone_within_float32_noise(train_fi
         alone = tmp_path / "alone" / job.job_dir.name
         train_job(alone, config, job.loss, job.seed, files, CPU)
         _assert_same_training(job.job_dir, alone)
+
+
+class _Convolutions(TorchDispatchMode):
+    """Every forward convolution torch runs: its ``groups``."""
+
+    def __init__(self):
+        super().__init__()
+        self.groups = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten.convolution.default:
+            self.groups.append(args[8])
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_vmapped_pack_is_the_grouped_convolution_way_one_call_per_layer_for_all_jobs(train_files, tmp_path):
+    # The issue's two ways of stacking weights, grouped convolutions and vmap, are one: vmap's
+    # batching rule runs each layer's K convolutions as one convolution of K times the groups.
+    album, files = train_files
+    config, k = _config(album, steps=1), 3
+    seen = {}
+    for impl in ("loop", "vmap"):
+        jobs = [PackJob(tmp_path / impl / f"mse-{seed}", "mse", seed) for seed in range(k)]
+        with _Convolutions() as spy:
+            assert [o.status for o in train_pack(jobs, config, files, CPU, impl=impl)] == ["done"] * k
+        seen[impl] = spy.groups
+    assert seen["loop"] and len(seen["loop"]) == k * len(seen["vmap"])
+    assert sorted(seen["vmap"]) == sorted(k * g for g in seen["loop"][:len(seen["vmap"])])
 
 
 def test_the_vmapped_pack_trains_adversarial_jobs_as_each_alone_within_float32_noise(train_files, tmp_path):
