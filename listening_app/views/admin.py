@@ -101,9 +101,9 @@ for note in view.notes:
     st.caption(note)
 if view.too_few:
     st.caption(view.too_few)
-for table, key in zip(view.summary, ("admin_summary", "admin_summary_controls")):
+for number, table in enumerate(view.summary):  # every table: A/B has four with its attention checks
     st.caption(table.caption)
-    st.dataframe(table.frame(), hide_index=True, key=key)
+    st.dataframe(table.frame(), hide_index=True, key=f"admin_summary_{number}")
 if test.type == "mushra":  # ABX has no reference to screen raters by
     st.subheader("Post-screening (ITU-R BS.1534-3)")
 if view.raters is not None:

@@ -283,6 +283,32 @@ def test_the_admin_page_shows_an_ab_tests_preferences_and_scale(sqlite_url, run_
     assert frames["system"]["system"].tolist() == ["mse-seed0", "bark-seed0"]
 
 
+def test_the_admin_page_shows_every_table_of_an_ab_test_with_an_attention_check(sqlite_url, run_dir, monkeypatch):
+    # Four tables: the attention checks, the pairs, the pairs without the flagged rater, the scale.
+    from tests.listening_app.test_admin import _log_in
+
+    monkeypatch.setenv("EARSHOT_DB", sqlite_url)
+    monkeypatch.setenv("EARSHOT_ADMIN_PASSWORD", "pw")
+    test = make_ab(sqlite_url, run_dir, attention=1)
+    for name, liked in (("ann", "mse-seed0"), ("bob", None)):
+        rater = store.add_rater(sqlite_url, test.name, name)
+        for item in trial_items(sqlite_url, test):
+            prefer(sqlite_url, rater, item, ("reference" if liked else "anchor-low") if item.attention else liked)
+    at = _log_in(app(page="views/admin.py"))
+    assert not at.exception
+    assert any("bob failed an attention check" in c.value for c in at.caption)
+    frames = [df.value for df in at.dataframe]
+    by_first_column = {}
+    for frame in frames:
+        by_first_column.setdefault(frame.columns[0], []).append(frame)
+    assert by_first_column["rater"][-1]["rater"].tolist() == ["ann", "bob"]  # the attention table
+    every, attentive = by_first_column["pair (first vs second)"]
+    n = len(trial_items(sqlite_url, test)) - 1
+    assert every.values.tolist()[0][1:4] == ["2", f"{n} / 0", f"{n} (50.0 %)"]
+    assert attentive.values.tolist()[0][1:4] == ["1", f"{n} / 0", "0 (0.0 %)"]
+    assert by_first_column["system"][0]["system"].tolist() == ["mse-seed0", "bark-seed0"]
+
+
 def test_the_report_shows_an_ab_test_its_figure_and_the_metrics_against_its_scale(sqlite_url, run_dir, tmp_path):
     from earshot.results.report import build_sections, render_markdown
 

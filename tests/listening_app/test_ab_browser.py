@@ -10,9 +10,10 @@ from earshot.listening_app.prepare import prepare_test
 from earshot.listening_app.settings import TestSettings
 from earshot.listening_app.trial import next_trial
 from earshot.results.ab import analyze_ab, attention_passed
+from earshot.results.analyses import analyze_test
 from tests.listening_app.conftest import Server
-from tests.listening_app.test_browser import (CHROMIUM, CONNECTED, SHOTS, browser, leaks, missing,  # noqa: F401
-                                              player, record, secrets_of)
+from tests.listening_app.test_browser import (CHROMIUM, CONNECTED, SHOTS, admin_tables_drawn, browser, leaks,  # noqa: F401
+                                              missing, player, record, secrets_of)
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")]
 LIKED = "mse-seed0"
@@ -108,15 +109,14 @@ def test_two_raters_take_an_ab_test_blind_and_their_answers_are_exported_analyse
     # keen's wins plus half of careless's ties: mse-seed0 1.5 trials' worth for every 0.5 of bark-seed0.
     assert result.scale["condition"].tolist() == [LIKED, "bark-seed0"]
 
-    admin = browser.new_page(viewport={"width": 1280, "height": 2000})
+    admin = browser.new_page(viewport={"width": 1280, "height": 3200})
     admin.goto(f"{server.url}/admin")
     admin.wait_for_selector(CONNECTED)
     admin.get_by_label("Password", exact=True).fill(server.password)
     admin.get_by_role("button", name="Log in").click()
     admin.get_by_text("Live summary (preference shares per pair, Bradley–Terry scale)").wait_for(timeout=20_000)
     admin.get_by_text(f"{2 * len(items)} answers from 2 raters").wait_for()
-    admin.locator('[data-testid="stDataFrame"]').last.wait_for()
-    admin.wait_for_function("document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0")
+    admin_tables_drawn(admin, analyze_test(exported, test.name))  # every table, drawn for the screenshot
     admin.screenshot(path=str(SHOTS / "ab-admin.png"), full_page=True)
     admin.close()
 

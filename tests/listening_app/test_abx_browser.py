@@ -10,8 +10,8 @@ from earshot.listening_app.prepare import prepare_test
 from earshot.listening_app.settings import TestSettings
 from earshot.results.abx import analyze_abx
 from tests.listening_app.conftest import Server
-from tests.listening_app.test_browser import (CHROMIUM, CONNECTED, SHOTS, browser, leaks, missing,  # noqa: F401
-                                              player, record, secrets_of)
+from tests.listening_app.test_browser import (CHROMIUM, CONNECTED, SHOTS, admin_tables_drawn, browser, leaks,  # noqa: F401
+                                              missing, player, record, secrets_of)
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")]
 
@@ -121,15 +121,14 @@ def test_two_raters_take_an_abx_test_blind_and_their_answers_are_exported_analys
     run, sections = build_sections(run_dir, ratings=[(test.name, exported)])
     text = render_markdown(run, sections, tmp_path)
     assert f"test {test.name} (ABX)" in text and "guessing failed an attention check" in text
-    admin = browser.new_page(viewport={"width": 1200, "height": 1400})
+    admin = browser.new_page(viewport={"width": 1200, "height": 2600})
     admin.goto(f"{server.url}/admin")
     admin.wait_for_selector(CONNECTED)
     admin.get_by_label("Password", exact=True).fill(server.password)
     admin.get_by_role("button", name="Log in").click()
     admin.get_by_text("Live summary (proportion correct per pair, exact binomial tests)").wait_for(timeout=20_000)
     admin.get_by_text(f"{2 * trials} answers from 2 raters").wait_for()
-    admin.locator('[data-testid="stDataFrame"]').last.wait_for()  # the tables drawn, for the screenshot
-    admin.wait_for_function("document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0")
+    admin_tables_drawn(admin, analyze_test(exported, test.name))  # every table, drawn for the screenshot
     admin.screenshot(path=str(SHOTS / "abx-admin.png"), full_page=True)
     admin.close()
     found = sorted({n for blob in seen for n in leaks(blob, secrets_of(run_dir, db, test))})

@@ -110,6 +110,18 @@ def player(page, previous: str | None = None):
     return page.frame_locator("iframe").last
 
 
+def admin_tables_drawn(admin, analysis) -> None:
+    """Wait until the admin page shows every table of the test's analysis (each by its caption's
+    start, as often as the analysis has it: a table again without flagged raters shares it), drawn."""
+    from earshot.results.present import Table
+
+    starts = [part.caption[:40] for _, part in analysis.parts if isinstance(part, Table)]
+    assert starts
+    for start in set(starts):
+        admin.get_by_text(start).nth(starts.count(start) - 1).wait_for(timeout=20_000)
+    admin.wait_for_function("document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0")
+
+
 def nonce_of(frame) -> str:
     return frame.locator("body").get_attribute("data-nonce")
 

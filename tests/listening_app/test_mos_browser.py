@@ -10,9 +10,10 @@ from earshot.listening_app.prepare import prepare_test
 from earshot.listening_app.settings import TestSettings
 from earshot.listening_app.trial import next_trial
 from earshot.results.mos import analyze_mos
+from earshot.results.analyses import analyze_test
 from tests.listening_app.conftest import Server
-from tests.listening_app.test_browser import (CHROMIUM, CONNECTED, SHOTS, browser, leaks, missing,  # noqa: F401
-                                              player, record, secrets_of)
+from tests.listening_app.test_browser import (CHROMIUM, CONNECTED, SHOTS, admin_tables_drawn, browser, leaks,  # noqa: F401
+                                              missing, player, record, secrets_of)
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")]
 #: What each rater answers, by the condition the server knows the trial plays (the browser never does).
@@ -129,8 +130,7 @@ def test_two_raters_take_a_mos_test_blind_and_the_gold_questions_flag_the_carele
     admin.get_by_role("button", name="Log in").click()
     admin.get_by_text("Live summary (mean opinion score per condition, gold questions)").wait_for(timeout=20_000)
     admin.get_by_text("rater careless failed 1 of 2 gold questions").wait_for()
-    admin.locator('[data-testid="stDataFrame"]').last.wait_for()  # the tables drawn, for the screenshot
-    admin.wait_for_function("document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0")
+    admin_tables_drawn(admin, analyze_test(exported, test.name))  # every table, drawn for the screenshot
     admin.screenshot(path=str(SHOTS / "mos-admin.png"), full_page=True)
     admin.close()
     found = sorted({n for blob in seen for n in leaks(blob, secrets_of(run_dir, db, test))})

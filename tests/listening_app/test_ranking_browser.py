@@ -10,9 +10,10 @@ from earshot.listening_app.prepare import prepare_test
 from earshot.listening_app.settings import TestSettings
 from earshot.listening_app.trial import next_trial, stimulus_order
 from earshot.results.ranking import analyze_ranking, attention_passed
+from earshot.results.analyses import analyze_test
 from tests.listening_app.conftest import Server
-from tests.listening_app.test_browser import (CHROMIUM, CONNECTED, SHOTS, browser, leaks, missing,  # noqa: F401
-                                              player, record, secrets_of)
+from tests.listening_app.test_browser import (CHROMIUM, CONNECTED, SHOTS, admin_tables_drawn, browser, leaks,  # noqa: F401
+                                              missing, player, record, secrets_of)
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")]
 BEST_FIRST = ["reference", "mse-seed0", "bark-seed0", "anchor-low"]
@@ -142,14 +143,13 @@ def test_two_raters_rank_blind_and_their_ranks_are_exported_analysed_and_reporte
     assert f"test {test.name} (Ranking)" in text and "Friedman test over the 2 conditions" in text
     assert "careless failed an attention check" in text
 
-    admin = browser.new_page(viewport={"width": 1280, "height": 1400})
+    admin = browser.new_page(viewport={"width": 1280, "height": 2600})
     admin.goto(f"{server.url}/admin")
     admin.wait_for_selector(CONNECTED)
     admin.get_by_label("Password", exact=True).fill(server.password)
     admin.get_by_role("button", name="Log in").click()
     admin.get_by_text("Live summary (mean rank per condition, Friedman test)").wait_for(timeout=20_000)
-    admin.locator('[data-testid="stDataFrame"]').last.wait_for()
-    admin.wait_for_function("document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0")
+    admin_tables_drawn(admin, analyze_test(exported, test.name))  # every table, drawn for the screenshot
     admin.screenshot(path=str(SHOTS / "ranking-admin.png"), full_page=True)
     admin.close()
     found = sorted({n for blob in seen for n in leaks(blob, secrets_of(run_dir, db, test))})
