@@ -6,7 +6,8 @@ prefer, or (where the test offers it) that they have no preference, exported as 
 Per pair of conditions: how often each was preferred and how often neither; the share of the
 *decided* trials that preferred the first, with a Wilson score interval
 (``scipy.stats.binomtest(...).proportion_ci(method="wilson")``), and an exact two-sided binomial test
-of that share against 1/2. The share of "no preference" answers is reported beside it.
+of that share against 1/2, Holm-adjusted over the test's pairs for the verdict (several pairs are
+several questions). The share of "no preference" answers is reported beside it.
 
 Over all conditions: a Bradley–Terry scale (Bradley & Terry 1952), P(i preferred over j) =
 p_i / (p_i + p_j), fitted by maximum likelihood with Hunter's MM algorithm (Ann. Statist. 32, 2004).
@@ -33,6 +34,7 @@ from scipy import stats
 from scipy.sparse.csgraph import connected_components
 
 from earshot.results.listening import condition_kind
+from earshot.results.stats import holm
 
 ALPHA = 0.05  # a two-sided p below this: one side of the pair is preferred
 NO_PREFERENCE = "none"
@@ -40,7 +42,7 @@ MM_TOLERANCE = 1e-12  # largest change of a log strength between MM steps at con
 MM_MAX_STEPS = 100_000
 
 PAIR_COLUMNS = ["pair", "first", "second", "raters", "trials", "prefer_first", "prefer_second", "no_preference",
-                "share_first", "ci_low", "ci_high", "no_preference_share", "pvalue", "preferred"]
+                "share_first", "ci_low", "ci_high", "no_preference_share", "pvalue", "p_holm", "preferred"]
 SCALE_COLUMNS = ["condition", "comparisons", "wins", "scale", "se", "ci_low", "ci_high"]
 
 
@@ -193,13 +195,16 @@ def analyze_ab(frame: pd.DataFrame, name: str = "A/B test", order: list[str] | N
         wins[i, j] += to_first + neither / 2
         wins[j, i] += to_second + neither / 2
         result = share_test(to_first, to_first + to_second, confidence)
-        preferred = (first if result["share"] > 0.5 else second) if result["pvalue"] < alpha else ""
         pairs.append({"pair": f"{first} vs {second}", "first": first, "second": second,
                       "raters": group["rater"].nunique(), "trials": len(group), "prefer_first": to_first,
                       "prefer_second": to_second, "no_preference": neither, "share_first": result["share"],
                       "ci_low": result["ci_low"], "ci_high": result["ci_high"],
-                      "no_preference_share": neither / len(group), "pvalue": result["pvalue"], "preferred": preferred})
-    pairs_frame = pd.DataFrame(pairs, columns=PAIR_COLUMNS)
+                      "no_preference_share": neither / len(group), "pvalue": result["pvalue"]})
+    pairs_frame = pd.DataFrame(pairs).assign(p_holm=lambda f: holm(f["pvalue"]))
+    # Several pairs are several questions: the verdict reads p Holm-adjusted over the test's pairs.
+    pairs_frame["preferred"] = [(r.first if r.share_first > 0.5 else r.second) if r.p_holm < alpha else ""
+                                for r in pairs_frame.itertuples()]
+    pairs_frame = pairs_frame[PAIR_COLUMNS]
     pairs_frame = pairs_frame.sort_values(["first", "second"], key=lambda s: s.map(index), kind="stable")
     fit = bradley_terry(conditions, wins, confidence)
     if fit.note:

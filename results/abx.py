@@ -8,6 +8,8 @@ alternative ``greater``), with the two-sided Clopper–Pearson interval of the p
 Per rater, the test says whether that rater could tell the pair apart; pooled over raters, whether
 listeners in general can (the pooled test counts every trial as independent, so a few very
 sensitive raters can carry it: the count of raters who could tell says how widespread it is).
+A test of several pairs asks several questions at once, so the pooled verdict reads the p-values
+Holm-adjusted over the test's pairs (one pair: the same p).
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 from scipy import stats
 
+from earshot.results.stats import holm
+
 ALPHA = 0.05  # a one-sided p below this: the pair was told apart
 CHANCE = 0.5
 
 PAIR_COLUMNS = ["pair", "raters", "raters_told_apart", "trials", "correct", "proportion", "ci_low", "ci_high", "pvalue",
-                "told_apart"]
+                "p_holm", "told_apart"]
 RATER_COLUMNS = ["pair", "rater", "trials", "correct", "proportion", "ci_low", "ci_high", "pvalue", "told_apart"]
 
 
@@ -90,8 +94,9 @@ def analyze_abx(frame: pd.DataFrame, name: str = "ABX test", confidence: float =
         result = binomial(correct, trials, confidence)
         mine = raters[raters["pair"] == pair]
         pooled.append({"pair": pair, "raters": len(mine), "raters_told_apart": int(mine["told_apart"].sum()),
-                       "trials": trials, "correct": correct, **result, "told_apart": bool(result["pvalue"] < alpha)})
-    pairs = pd.DataFrame(pooled, columns=PAIR_COLUMNS)
+                       "trials": trials, "correct": correct, **result})
+    pairs = pd.DataFrame(pooled).assign(p_holm=lambda f: holm(f["pvalue"]))
+    pairs = pairs.assign(told_apart=pairs["p_holm"] < alpha)[PAIR_COLUMNS]
     return AbxAnalysis(name, pairs, raters, alpha)
 
 

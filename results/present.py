@@ -572,15 +572,16 @@ def proportion_interval(proportion, low, high) -> str:
 
 def abx_pairs_table(pairs: pd.DataFrame, alpha: float = 0.05) -> Table:
     """ABX pooled over raters, one row per pair: how many raters could tell it apart, correct of trials,
-    proportion [95 % CI], one-sided p; a pair told apart in bold."""
+    proportion [95 % CI], one-sided p and Holm's; a pair told apart (by Holm's p) in bold."""
     rows = [[str(r["pair"]), f"{count(r['raters_told_apart'])} of {count(r['raters'])}",
              f"{count(r['correct'])} of {count(r['trials'])}", proportion_interval(r["proportion"], r["ci_low"], r["ci_high"]),
-             p_value(r["pvalue"]), yes_no(r["told_apart"])] for _, r in pairs.iterrows()]
-    return Table(["pair", "raters who told it apart", "correct", "proportion correct [95 % CI]", "p", "told apart"],
+             p_value(r["pvalue"]), p_value(r["p_holm"]), yes_no(r["told_apart"])] for _, r in pairs.iterrows()]
+    return Table(["pair", "raters who told it apart", "correct", "proportion correct [95 % CI]", "p", "p (Holm)",
+                  "told apart"],
                  rows, f"ABX, every rater's trials pooled: proportion of trials where X was named right, exact "
-                       f"Clopper–Pearson interval, exact one-sided binomial test against chance (50 %), α = {alpha:g}; "
-                       f"a rater told a pair apart when their own test says so",
-                 bold={(i, 5) for i, row in enumerate(rows) if row[5] == "yes"}, records=records(pairs))
+                       f"Clopper–Pearson interval, exact one-sided binomial test against chance (50 %), Holm-corrected "
+                       f"over the pairs, α = {alpha:g}; a rater told a pair apart when their own test says so",
+                 bold={(i, 6) for i, row in enumerate(rows) if row[6] == "yes"}, records=records(pairs))
 
 
 def abx_raters_table(raters: pd.DataFrame, alpha: float = 0.05) -> Table:
@@ -848,16 +849,17 @@ def pack_bench_table(result: dict) -> Table:
 
 def ab_pairs_table(pairs: pd.DataFrame, alpha: float = 0.05) -> Table:
     """A/B preference per pair of systems: the answers each way, no preference (count and share), the
-    first's share of the decided trials [95 % CI], two-sided p; the preferred system in bold."""
+    first's share of the decided trials [95 % CI], two-sided p and Holm's; the preferred system in bold."""
     rows = [[str(r["pair"]), count(r["raters"]), f"{count(r['prefer_first'])} / {count(r['prefer_second'])}",
              f"{count(r['no_preference'])} ({percent(r['no_preference_share'])})",
              proportion_interval(r["share_first"], r["ci_low"], r["ci_high"]), p_value(r["pvalue"]),
-             str(r["preferred"]) or MISSING] for _, r in pairs.iterrows()]
+             p_value(r["p_holm"]), str(r["preferred"]) or MISSING] for _, r in pairs.iterrows()]
     return Table(["pair (first vs second)", "raters", "prefer first / second", "no preference",
-                  "first preferred [95 % CI]", "p", "preferred"], rows,
+                  "first preferred [95 % CI]", "p", "p (Holm)", "preferred"], rows,
                  f"A/B preference, every rater's trials pooled: the first system's share of the trials with a "
-                 f"preference, Wilson score interval, exact two-sided binomial test against 50 %, α = {alpha:g}",
-                 bold={(i, 6) for i, row in enumerate(rows) if row[6] != MISSING}, records=records(pairs))
+                 f"preference, Wilson score interval, exact two-sided binomial test against 50 %, Holm-corrected "
+                 f"over the pairs, α = {alpha:g}",
+                 bold={(i, 7) for i, row in enumerate(rows) if row[7] != MISSING}, records=records(pairs))
 
 
 def ab_scale_table(scale: pd.DataFrame) -> Table:

@@ -253,7 +253,7 @@ def test_prepare_and_analyze_from_the_command_line(sqlite_url, run_dir):
     (pairs,) = [t for t in document["tables"] if t["key"] == "ab-pairs"]
     # In the run's order mse-seed0 comes first; 2 of 4 preferred it: p = 1.
     assert pairs["rows"][0] == ["mse-seed0 vs bark-seed0", "2", "2 / 2", "0 (0.0 %)", "50.0 % [15.0, 85.0]", "1.000",
-                                "–"]
+                                "1.000", "–"]
     (scale,) = [t for t in document["tables"] if t["key"] == "ab-scale"]
     # Two wins each of four: scale 0; information 4 · 1/2 · 1/2 = 1, the centred scale half the
     # difference: se 1/2, interval ±1.96 · 0.5.

@@ -58,6 +58,16 @@ def test_a_clear_preference_is_significant_and_named():
     assert pair["pvalue"] == pytest.approx(2 * 21 / 2 ** 20) and pair["preferred"] == "good"
 
 
+def test_several_pairs_name_a_preference_only_where_the_holm_adjusted_p_allows():
+    # Two-sided p by hand: X vs Z 10 of 10: 2/1024; X vs Y 8 of 9: 2 (9 + 1)/512; Y vs Z 7 of 10:
+    # 2 (120 + 45 + 10 + 1)/1024. Holm: 3 · 2/1024, max(2 · 20/512, that), max(352/1024, that).
+    frame = pd.DataFrame(rows("X", "Z", 10, 0) + rows("X", "Y", 8, 1) + rows("Y", "Z", 7, 3))
+    pairs = ab.analyze_ab(frame, "t", order=["X", "Y", "Z"]).pairs.set_index("pair")
+    assert pairs["pvalue"].to_dict() == pytest.approx({"X vs Y": 20 / 512, "X vs Z": 2 / 1024, "Y vs Z": 352 / 1024})
+    assert pairs["p_holm"].to_dict() == pytest.approx({"X vs Y": 40 / 512, "X vs Z": 6 / 1024, "Y vs Z": 352 / 1024})
+    # X vs Y's raw p (0.039) is below 0.05, its Holm p (0.078) is not: no preference named.
+    assert pairs["preferred"].to_dict() == {"X vs Y": "", "X vs Z": "X", "Y vs Z": ""}
+
 def test_the_bradley_terry_scale_solves_its_score_equations_on_three_conditions():
     # Counts that a BT model with strengths 4 : 2 : 1 fits exactly: X beats Y 4 of 6 (4/(4+2)),
     # X beats Z 4 of 5 (4/(4+1)), Y beats Z 2 of 3 (2/(2+1)). The score equations
@@ -112,7 +122,8 @@ def test_the_registered_analysis_gives_tables_a_figure_and_system_level_scores()
     assert (found.type, found.title) == ("ab", "A/B preference")
     assert [k for k, _ in found.parts] == ["ab-pairs", "ab-scale"] and all(isinstance(p, Table) for _, p in found.parts)
     pairs, scale = found.parts[0][1], found.parts[1][1]
-    assert pairs.rows[0] == ["X vs Y", "1", "4 / 2", "0 (0.0 %)", "66.7 % [30.0, 90.3]", "0.688", "–"]
+    # Holm over the three pairs (p 0.6875, 0.375 and 1): 0.375 · 3 and 0.6875 · 2 both above 1, so 1.
+    assert pairs.rows[0] == ["X vs Y", "1", "4 / 2", "0 (0.0 %)", "66.7 % [30.0, 90.3]", "0.688", "1.000", "–"]
     assert pairs.records[0]["trials"] == 6
     assert scale.rows[0] == ["X", "11", "8.0", "0.69 [-0.21, 1.60]"]
     assert [slug for slug, _, _ in found.figures] == ["ab-scale"]

@@ -63,12 +63,28 @@ def test_chance_performance_is_not_told_apart_and_a_perfect_rater_has_an_upper_b
     assert raters.loc["ears", "ci_low"] == pytest.approx(0.025 ** (1 / 6), abs=1e-9)  # p^6 = 0.025
 
 
+def test_several_pairs_are_judged_by_holm_adjusted_p_values():
+    # Three pairs, one rater: p = 11/1024 (9 of 10), 9/256 (7 of 8), 1/32 (5 of 5). Holm by hand:
+    # the smallest times 3, the next times 2 (and at least the one before), the largest times 1.
+    frame = pd.DataFrame(_answers("r1", 9, 10, "mse", "bark") + _answers("r1", 7, 8, "mse", "stft")
+                         + _answers("r1", 5, 5, "bark", "stft"))
+    pairs = analyze_abx(frame, "t").pairs.set_index("pair")
+    p = {"bark vs mse": 11 / 1024, "mse vs stft": 9 / 256, "bark vs stft": 1 / 32}
+    assert pairs["pvalue"].to_dict() == pytest.approx(p)
+    holm = {"bark vs mse": 3 * 11 / 1024, "bark vs stft": 2 / 32, "mse vs stft": max(9 / 256, 2 / 32)}
+    assert pairs["p_holm"].to_dict() == pytest.approx(holm)
+    # Each raw p is below 0.05; after Holm only the first pair is told apart.
+    assert pairs["told_apart"].to_dict() == {"bark vs mse": True, "bark vs stft": False, "mse vs stft": False}
+    table = present.abx_pairs_table(analyze_abx(frame, "t").pairs)
+    assert [row[4:] for row in table.rows] == [["0.011", "0.032", "yes"], ["0.031", "0.062", "no"],
+                                               ["0.035", "0.062", "no"]]
+
 def test_mushra_rows_are_not_abx_and_the_tables_say_who_told_pairs_apart():
     assert not is_abx(pd.DataFrame({"type": ["mushra"], "rater": ["r"]}))
     result = analyze_abx(pd.DataFrame(_answers("r1", 8, 10) + _answers("r2", 9, 10)), "t")
     pairs = present.abx_pairs_table(result.pairs)
-    assert pairs.rows == [["bark vs mse", "1 of 2", "17 of 20", "85.0 % [62.1, 96.8]", "0.001", "yes"]]
-    assert (0, 5) in pairs.bold
+    assert pairs.rows == [["bark vs mse", "1 of 2", "17 of 20", "85.0 % [62.1, 96.8]", "0.001", "0.001", "yes"]]
+    assert (0, 6) in pairs.bold
     per_rater = present.abx_raters_table(result.raters)
     assert [row[1:3] + row[4:] for row in per_rater.rows] == [["r1", "8 of 10", "0.055", "no"],
                                                               ["r2", "9 of 10", "0.011", "yes"]]
