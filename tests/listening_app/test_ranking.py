@@ -111,9 +111,10 @@ def test_the_view_is_blind_stable_per_token_and_plays_the_reference_labelled_but
     assert sorted(kinds[i] for i in first.stimulus_ids.values()) == ["system", "system"]
     args = first.component_args
     assert args["mode"] == "ranking" and [s["label"] for s in args["stimuli"]] == ["A", "B"]
-    # Two raters do not all see the systems in one order (the order is drawn per token).
+    # Raters do not all see the systems in one order (the order is drawn per token; 40 raters all
+    # drawing one order of two: a chance of 2 in 2^40).
     orders = {tuple(ranking.make_view(sqlite_url, store.add_rater(sqlite_url, test.name), test, item, 0.0)
-                    .stimulus_ids.values()) for _ in range(12)}
+                    .stimulus_ids.values()) for _ in range(40)}
     assert len(orders) == 2
     sent = json.dumps({**args, "reference": None,
                        "stimuli": [{k: v for k, v in s.items() if k != "audio"} for s in args["stimuli"]]})
