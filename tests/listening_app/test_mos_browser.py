@@ -9,8 +9,8 @@ from earshot.listening_app import store
 from earshot.listening_app.prepare import prepare_test
 from earshot.listening_app.settings import TestSettings
 from earshot.listening_app.trial import next_trial
-from earshot.results.mos import analyze_mos
 from earshot.results.analyses import analyze_test
+from earshot.results.mos import analyze_mos
 from tests.listening_app.conftest import Server
 from tests.listening_app.test_browser import (CHROMIUM, CONNECTED, SHOTS, admin_tables_drawn, browser, leaks,  # noqa: F401
                                               missing, player, record, secrets_of)

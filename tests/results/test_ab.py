@@ -68,6 +68,7 @@ def test_several_pairs_name_a_preference_only_where_the_holm_adjusted_p_allows()
     # X vs Y's raw p (0.039) is below 0.05, its Holm p (0.078) is not: no preference named.
     assert pairs["preferred"].to_dict() == {"X vs Y": "", "X vs Z": "X", "Y vs Z": ""}
 
+
 def test_the_bradley_terry_scale_solves_its_score_equations_on_three_conditions():
     # Counts that a BT model with strengths 4 : 2 : 1 fits exactly: X beats Y 4 of 6 (4/(4+2)),
     # X beats Z 4 of 5 (4/(4+1)), Y beats Z 2 of 3 (2/(2+1)). The score equations

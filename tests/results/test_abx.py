@@ -68,16 +68,18 @@ def test_several_pairs_are_judged_by_holm_adjusted_p_values():
     # the smallest times 3, the next times 2 (and at least the one before), the largest times 1.
     frame = pd.DataFrame(_answers("r1", 9, 10, "mse", "bark") + _answers("r1", 7, 8, "mse", "stft")
                          + _answers("r1", 5, 5, "bark", "stft"))
-    pairs = analyze_abx(frame, "t").pairs.set_index("pair")
+    found = analyze_abx(frame, "t")
+    pairs = found.pairs.set_index("pair")
     p = {"bark vs mse": 11 / 1024, "mse vs stft": 9 / 256, "bark vs stft": 1 / 32}
     assert pairs["pvalue"].to_dict() == pytest.approx(p)
     holm = {"bark vs mse": 3 * 11 / 1024, "bark vs stft": 2 / 32, "mse vs stft": max(9 / 256, 2 / 32)}
     assert pairs["p_holm"].to_dict() == pytest.approx(holm)
     # Each raw p is below 0.05; after Holm only the first pair is told apart.
     assert pairs["told_apart"].to_dict() == {"bark vs mse": True, "bark vs stft": False, "mse vs stft": False}
-    table = present.abx_pairs_table(analyze_abx(frame, "t").pairs)
+    table = present.abx_pairs_table(found.pairs)
     assert [row[4:] for row in table.rows] == [["0.011", "0.032", "yes"], ["0.031", "0.062", "no"],
                                                ["0.035", "0.062", "no"]]
+
 
 def test_mushra_rows_are_not_abx_and_the_tables_say_who_told_pairs_apart():
     assert not is_abx(pd.DataFrame({"type": ["mushra"], "rater": ["r"]}))
