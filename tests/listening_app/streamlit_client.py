@@ -158,6 +158,8 @@ class RaterClient:
             page.components.append((body.id, json.loads(body.json_args)))
         elif kind in ("alert", "markdown"):
             page.texts.append(body.body)
+        elif kind == "exception":  # a page that raised: its error names the cause of a short page
+            page.texts.append(f"{body.type}: {body.message}")
         widget_id = getattr(body, "id", "")
         if widget_id.startswith("$$ID-") and widget_id.count("-") >= 2:
             page.widgets[widget_id.split("-", 2)[2]] = widget_id
